@@ -1,0 +1,247 @@
+// Package store is the daemon's SQLite database, the one source of truth for
+// a message's state (DESIGN.md). SQL lives only here.
+//
+// One writer connection serialises writes (SQLite allows one writer; queueing
+// in Go beats SQLITE_BUSY retries); a small pool of read-only connections
+// serves reads concurrently under WAL.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+
+	"github.com/efm-go/efm/internal/logattr"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrSchemaTooNew is returned by Open when the database was migrated by a newer
+// binary: running an older one on it could lose what it does not understand
+// (operations.md §4.4 rule M1).
+var ErrSchemaTooNew = errors.New("store schema is newer than this binary knows")
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	w   *sql.DB // the one writer
+	r   *sql.DB // readers
+	log *slog.Logger
+	now func() time.Time
+}
+
+// Config says where the database lives.
+type Config struct {
+	Path   string       // file path; created if missing
+	Logger *slog.Logger // must not be nil
+}
+
+// Open opens (creating if needed) and migrates the database.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	// _txlock=immediate takes the write lock at BEGIN, so a transaction never
+	// fails half-way on an upgrade from reader to writer.
+	q := url.Values{
+		"_journal_mode": {"WAL"},
+		"_busy_timeout": {"5000"},
+		"_foreign_keys": {"on"},
+		"_synchronous":  {"NORMAL"},
+		"_txlock":       {"immediate"},
+	}
+	w, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	q.Set("mode", "ro")
+	q.Del("_txlock")
+	r, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("opening store for reading: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{w: w, r: r, log: cfg.Logger.With(logattr.Component("store")), now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close checkpoints the WAL into the main file and closes the database, so a
+// backup of store.db alone is complete after a clean stop.
+func (s *Store) Close() error {
+	if _, err := s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		s.log.Warn("checkpointing wal", logattr.Err(err))
+	}
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func knownMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, name, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", e.Name())
+		}
+		b, err := migrations.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 && ms[len(ms)-1].version != v-1 {
+			return nil, fmt.Errorf("migration %s: versions must be consecutive", e.Name())
+		}
+		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the newest migration this binary knows.
+func SchemaVersion() int {
+	ms, err := knownMigrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := knownMigrations()
+	if err != nil {
+		return fmt.Errorf("reading embedded migrations: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	var have int
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if want := SchemaVersion(); have > want {
+		return fmt.Errorf("%w: database is at %d, this binary knows up to %d", ErrSchemaTooNew, have, want)
+	}
+	for _, m := range ms {
+		if m.version <= have {
+			continue
+		}
+		err := s.Write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, s.now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("applying migration %04d_%s: %w", m.version, m.name, err)
+		}
+		s.log.Info("migration applied", slog.Int("version", m.version), slog.String("name", m.name))
+	}
+	return nil
+}
+
+// Write runs fn in one write transaction: committed when fn returns nil,
+// rolled back otherwise.
+func (s *Store) Write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning write: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+// Check reports whether the store can still take a write: what health's
+// store component shows.
+func (s *Store) Check(ctx context.Context) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO installation (key, value) VALUES ('health_check', '') ON CONFLICT (key) DO NOTHING`)
+		return err
+	})
+}
+
+// InstallationID returns the installation's random id, made on first call and
+// kept: the central log names installations by it, never by hostname.
+func (s *Store) InstallationID(ctx context.Context) (string, error) {
+	id := uuid.Must(uuid.NewRandomFromReader(rand.Reader)).String()
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO installation (key, value) VALUES ('installation_id', ?) ON CONFLICT (key) DO NOTHING`, id); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM installation WHERE key = 'installation_id'`).Scan(&id)
+	})
+	if err != nil {
+		return "", fmt.Errorf("reading installation id: %w", err)
+	}
+	return id, nil
+}
+
+// UnfinishedOutgoing lists the message ids of outgoing messages that have not
+// reached a final status, oldest first: what the daemon re-enqueues at start.
+func (s *Store) UnfinishedOutgoing(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT message_id FROM conversation
+		WHERE direction = 'OUTGOING' AND finished = 0 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing unfinished messages: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing unfinished messages: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Counts are the unfinished messages per direction: the health details the
+// reference calls outgoing and incoming.
+type Counts struct {
+	Outgoing, Incoming int
+}
+
+// Unfinished counts unfinished messages per direction.
+func (s *Store) Unfinished(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := s.r.QueryRowContext(ctx, `SELECT
+		COUNT(*) FILTER (WHERE direction = 'OUTGOING'),
+		COUNT(*) FILTER (WHERE direction = 'INCOMING')
+		FROM conversation WHERE finished = 0`).Scan(&c.Outgoing, &c.Incoming)
+	if err != nil {
+		return c, fmt.Errorf("counting unfinished messages: %w", err)
+	}
+	return c, nil
+}
