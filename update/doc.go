@@ -1,0 +1,17 @@
+// Package update keeps the daemon current from a signed release manifest
+// (operations.md §4): it verifies the manifest, picks a version by strict semver
+// ordering and the operator's policy, stages and verifies the artifact, runs
+// the new binary's self-test, swaps the executable with
+// github.com/minio/selfupdate keeping the old one, and after the restart holds
+// the new version on probation, rolling back to the old one if it does not
+// come up healthy.
+//
+// The daemon runs it as a library: New, then Boot first thing in `run`
+// (crash-loop detection must happen before anything that could crash), then
+// Run beside the rest of the daemon. Run returns ErrRestart when the process
+// must exit with the restart status so the service manager starts the swapped
+// binary.
+//
+// It must not import the core (integrasjonspunkt/...): health, configuration
+// and events come in through Config as plain values and functions.
+package update
