@@ -1,0 +1,217 @@
+// Package queue is the daemon's work queue: an embedded NATS JetStream server
+// with a work-queue stream. The queue only says "work on message X now"; the
+// store says what X is and where it got to (DESIGN.md), so the queue can be
+// rebuilt from the store at any start.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/efm-go/efm/internal/logattr"
+)
+
+const (
+	streamName = "OUTGOING"
+	subject    = "efm.outgoing"
+	consumer   = "pipeline"
+	// dedupWindow covers a crash between the store commit and the publish and
+	// the re-enqueue at the next start: the same message id published twice
+	// within it is stored once.
+	dedupWindow = 10 * time.Minute
+)
+
+// Config says where the queue keeps its files and whether it listens.
+type Config struct {
+	Dir    string       // JetStream store dir; must not be empty
+	Port   int          // TCP port on loopback for external tools; 0 opens none
+	Logger *slog.Logger // must not be nil
+}
+
+// Queue is the running embedded server and its in-process client.
+type Queue struct {
+	ns  *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	st  jetstream.Stream
+	log *slog.Logger
+}
+
+// Open starts the embedded server, connects in process and makes sure the
+// stream exists.
+func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	log := cfg.Logger.With(logattr.Component("queue"))
+	opts := &server.Options{
+		ServerName:         "integrasjonspunkt",
+		JetStream:          true,
+		JetStreamMaxMemory: 64 << 20,
+		StoreDir:           cfg.Dir,
+		NoSigs:             true, // the daemon owns signals
+		DontListen:         cfg.Port == 0,
+		Host:               "127.0.0.1",
+		Port:               cfg.Port,
+		MaxPayload:         64 << 10, // entries are message ids, never payloads
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("configuring embedded nats: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{log}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats did not become ready within 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("integrasjonspunkt"))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("connecting to embedded nats: %w", err)
+	}
+	q := &Queue{ns: ns, nc: nc, log: log}
+	if q.js, err = jetstream.New(nc); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("opening jetstream: %w", err)
+	}
+	q.st, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       streamName,
+		Subjects:   []string{subject},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: dedupWindow,
+		Discard:    jetstream.DiscardNew,
+	})
+	if err != nil {
+		q.Close()
+		return nil, fmt.Errorf("creating stream %s: %w", streamName, err)
+	}
+	return q, nil
+}
+
+// Close drains the client and shuts the server down cleanly, so JetStream's
+// files are consistent for the next start.
+func (q *Queue) Close() error {
+	if q.nc != nil {
+		q.nc.Close()
+	}
+	q.ns.Shutdown()
+	q.ns.WaitForShutdown()
+	return nil
+}
+
+// Enqueue asks for work on a message. The message id is the deduplication id.
+func (q *Queue) Enqueue(ctx context.Context, messageID string) error {
+	if _, err := q.js.Publish(ctx, subject, []byte(messageID), jetstream.WithMsgID(messageID)); err != nil {
+		return fmt.Errorf("enqueueing message: %w", err)
+	}
+	return nil
+}
+
+// Pending is the number of entries waiting in the stream.
+func (q *Queue) Pending(ctx context.Context) (uint64, error) {
+	info, err := q.st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading stream info: %w", err)
+	}
+	return info.State.Msgs, nil
+}
+
+// Check reports whether JetStream runs and the stream exists: health's queue
+// component.
+func (q *Queue) Check(ctx context.Context) error {
+	if !q.ns.JetStreamEnabled() {
+		return errors.New("jetstream is not running")
+	}
+	_, err := q.Pending(ctx)
+	return err
+}
+
+// Handler works on one message. Returning nil acknowledges the entry; an error
+// puts it back after the returned delay (or after a default back-off when the
+// error is not a *RetryError).
+type Handler func(ctx context.Context, messageID string) error
+
+// RetryError asks for redelivery after Delay.
+type RetryError struct {
+	Delay time.Duration
+	Err   error
+}
+
+func (e *RetryError) Error() string { return e.Err.Error() }
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// Consume runs h on entries with at most concurrency at a time until ctx is
+// done; then it stops fetching, lets running handlers finish, and returns.
+func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
+	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       5 * time.Minute,
+		MaxAckPending: concurrency,
+		MaxDeliver:    -1, // the store decides when a message is given up (dead letters, TTL)
+	})
+	if err != nil {
+		return fmt.Errorf("creating consumer: %w", err)
+	}
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		batch, err := c.Fetch(concurrency, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			q.log.Warn("fetching from queue", logattr.Err(err))
+			time.Sleep(time.Second)
+			continue
+		}
+		for m := range batch.Messages() {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				q.handle(ctx, m, h)
+			}()
+		}
+	}
+	return nil
+}
+
+func (q *Queue) handle(ctx context.Context, m jetstream.Msg, h Handler) {
+	id := string(m.Data())
+	// A handler already running finishes its step even while the daemon stops
+	// (the drain of operations.md §1.8); only fetching stops at ctx.
+	err := h(context.WithoutCancel(ctx), id)
+	if err == nil {
+		if err := m.Ack(); err != nil {
+			q.log.Warn("acknowledging queue entry", logattr.MessageID(id), logattr.Err(err))
+		}
+		return
+	}
+	delay := 5 * time.Second
+	var re *RetryError
+	if errors.As(err, &re) {
+		delay = re.Delay
+	}
+	if err := m.NakWithDelay(delay); err != nil {
+		q.log.Warn("returning queue entry", logattr.MessageID(id), logattr.Err(err))
+	}
+}
+
+// natsLogger adapts the embedded server's logger to slog.
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l natsLogger) Tracef(f string, v ...any)  {}

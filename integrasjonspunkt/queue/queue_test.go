@@ -1,0 +1,75 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func open(t *testing.T, dir string) *Queue {
+	t.Helper()
+	q, err := Open(context.Background(), Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	return q
+}
+
+func TestQueue_DeduplicatesAndSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	q := open(t, dir)
+	require.NoError(t, q.Enqueue(ctx, "m1"))
+	require.NoError(t, q.Enqueue(ctx, "m1"))
+	require.NoError(t, q.Enqueue(ctx, "m2"))
+	n, err := q.Pending(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "the same message id twice must be stored once")
+	require.NoError(t, q.Close())
+
+	q = open(t, dir)
+	defer q.Close()
+	n, err = q.Pending(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "entries must survive a restart")
+	require.NoError(t, q.Check(ctx))
+}
+
+func TestQueue_ConsumeAcksAndRetries(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := open(t, t.TempDir())
+	defer q.Close()
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, q.Enqueue(ctx, id))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, 2, func(_ context.Context, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[id]++
+			if id == "b" && seen[id] == 1 {
+				return &RetryError{Delay: 10 * time.Millisecond, Err: errors.New("channel down")}
+			}
+			return nil
+		})
+	}()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["a"] == 1 && seen["b"] == 2 && seen["c"] == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		n, err := q.Pending(ctx)
+		return err == nil && n == 0
+	}, 5*time.Second, 20*time.Millisecond, "acknowledged entries leave the work queue")
+	cancel()
+	require.NoError(t, <-done)
+}
