@@ -49,7 +49,9 @@ func (PersonID) MarshalText() ([]byte, error) { return []byte(Mask), nil }
 
 // IsDNumber reports a D-number (first digit 4–7: day + 40), given to people without a
 // fødselsnummer.
-func (p PersonID) IsDNumber() bool { return len(p.digits) == 11 && p.digits[0] >= '4' && p.digits[0] <= '7' }
+func (p PersonID) IsDNumber() bool {
+	return len(p.digits) == 11 && p.digits[0] >= '4' && p.digits[0] <= '7'
+}
 
 // IsHNumber reports an H-number (month + 40), an auxiliary number used in health care. NAV's
 // synthetic numbers use the same +40 offset and cannot be told apart; they count as H-numbers
