@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/efm-go/efm/addressing/ident"
 	"github.com/google/uuid"
 )
 
@@ -14,25 +15,19 @@ import (
 // and counts the loss; the error names the field, never its value.
 var ErrRedactedRequired = errors.New("scan removed a required field")
 
-// Person is a national identity number held by a type that only reveals it on
-// purpose (addressing's person identifier). The builder turns it into the
-// keyed pseudonym and nothing else.
-type Person interface {
-	Reveal() string
-}
-
 // Receiver is the typed receiver of a message: an organisation or a person.
 // Make one with OrganisationReceiver or PersonReceiver; the zero value is invalid.
 type Receiver struct {
 	orgnr  string
-	person Person
+	person ident.PersonID
 }
 
 // OrganisationReceiver is a receiver with a 9-digit organisation number.
 func OrganisationReceiver(orgnr string) Receiver { return Receiver{orgnr: orgnr} }
 
-// PersonReceiver is a citizen receiver; p must not be nil.
-func PersonReceiver(p Person) Receiver { return Receiver{person: p} }
+// PersonReceiver is a citizen receiver. Only a parsed ident.PersonID is
+// accepted, so a number can reach an event only through the pseudonym.
+func PersonReceiver(p ident.PersonID) Receiver { return Receiver{person: p} }
 
 // BuilderConfig holds what every event of one installation carries.
 type BuilderConfig struct {
@@ -141,7 +136,7 @@ func (b *Builder) MessageStatus(in StatusInput) (Type, []byte, error) {
 		Client:             in.Client,
 	}
 	switch {
-	case in.Receiver.person != nil:
+	case !in.Receiver.person.IsZero():
 		p, err := b.cfg.Key.Pseudonym(in.Receiver.person.Reveal())
 		if err != nil {
 			return "", nil, fmt.Errorf("pseudonymising receiver: %w", err)

@@ -10,7 +10,7 @@ import (
 // bytes again, and (once the scan is clean) carries no person number.
 func FuzzDecode(f *testing.F) {
 	b := testBuilder(f)
-	_, body, _ := b.MessageStatus(statusInput())
+	_, body, _ := b.MessageStatus(statusInput(f))
 	f.Add(body)
 	_, body, _ = b.InstallationHeartbeat([]ServiceCount{{DPO, 1}}, b.cfg.Now())
 	f.Add(body)
