@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/kardianos/service"
+
+	"github.com/efm-go/efm/integrasjonspunkt"
+	"github.com/efm-go/efm/integrasjonspunkt/api"
+	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/internal/sandbox"
+)
+
+func init() {
+	commands = append(commands,
+		command{"run", "run in the foreground (what the service manager calls); --sandbox for simulated services", runCmd},
+		command{"version", "print version, commit, build time, Go version and API majors", versionCmd},
+		command{"config check", "validate the configuration, print every problem and the effective settings", configCheckCmd},
+	)
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	loc := devLocations()
+	fs := newFlags("run", stderr)
+	loc.flags(fs)
+	withSandbox := fs.Bool("sandbox", false, "start every simulated external service on loopback and use it")
+	seedFile := fs.String("sandbox-seed", "", "seed `file` for the simulated registers (default: the built-in seed)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	loc, err := loc.abs()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(loc.data, 0o750); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	// Until the configuration is read the level is unknown; start at info.
+	log := newLogger(stderr, "info")
+
+	opts := integrasjonspunkt.Options{Logger: log, Started: processStart}
+	overrides := map[string]string{}
+	if *withSandbox {
+		sb, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(loc.data, "sandbox"), SeedFile: *seedFile, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer sb.Close()
+		overrides = sb.Overrides
+		opts.Sandbox = []api.SandboxService{}
+		for _, s := range sb.Services {
+			opts.Sandbox = append(opts.Sandbox, api.SandboxService{Name: s.Name, BaseURL: s.BaseURL, Description: s.Description, Credentials: s.Credentials})
+		}
+	} else if *seedFile != "" {
+		return &exitError{code: exitUsage, err: errors.New("--sandbox-seed needs --sandbox")}
+	}
+	cfg, warns, err := config.Load(config.Source{File: loc.config, Env: os.Environ(), Overrides: overrides, DataDir: loc.data})
+	for _, w := range warns {
+		log.Warn("configuration", slog.String("key", w.Key), slog.String("warning", w.Msg))
+	}
+	if err != nil {
+		return fmt.Errorf("configuration has problems (run 'integrasjonspunkt config check'):\n%w", err)
+	}
+	opts.Config = cfg
+	opts.Logger = newLogger(stderr, cfg.LogLevel)
+
+	p := &program{opts: opts}
+	svc, err := service.New(p, serviceConfig(loc, "", cfg.ShutdownDrain))
+	if err != nil {
+		return fmt.Errorf("preparing service: %w", err)
+	}
+	if service.Interactive() {
+		return p.runInteractive(ctx)
+	}
+	if err := svc.Run(); err != nil {
+		return err
+	}
+	return p.err
+}
+
+// program adapts the daemon to the service manager: Start returns at once and
+// Stop waits for the drain (STYLE.md §2).
+type program struct {
+	opts      integrasjonspunkt.Options
+	cancel    context.CancelFunc
+	skipDrain chan struct{}
+	done      chan error
+	err       error
+}
+
+func (p *program) Start(service.Service) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done, p.skipDrain = cancel, make(chan error, 1), make(chan struct{})
+	p.opts.SkipDrain = p.skipDrain
+	go func() { p.done <- integrasjonspunkt.Run(ctx, p.opts) }()
+	return nil
+}
+
+func (p *program) Stop(service.Service) error {
+	p.cancel()
+	p.err = <-p.done
+	return p.err
+}
+
+// runInteractive runs in a console: the first SIGINT/SIGTERM starts the drain,
+// a second skips it (operations.md §1.8).
+func (p *program) runInteractive(ctx context.Context) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := p.Start(nil); err != nil {
+		return err
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+	case <-sigs:
+	}
+	p.cancel()
+	go func() {
+		<-sigs
+		close(p.skipDrain)
+	}()
+	return <-p.done
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,74 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/efm-go/efm/internal/logattr"
+)
+
+// Error is an error answer in the body of local-api.md §2.7. Exception is the
+// stable identifier from the §15.3 catalogue, verbatim.
+type Error struct {
+	Status      int
+	Exception   string
+	Message     string
+	Description string
+	Errors      []FieldError
+}
+
+// FieldError is one constraint violation (local-api.md §2.7 errors[]).
+type FieldError struct {
+	Codes          []string `json:"codes"`
+	Code           string   `json:"code"`
+	DefaultMessage string   `json:"defaultMessage"`
+	ObjectName     string   `json:"objectName"`
+	Field          string   `json:"field"`
+	RejectedValue  any      `json:"rejectedValue,omitempty"`
+	BindingFailure bool     `json:"bindingFailure"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+type errorBody struct {
+	Timestamp   string       `json:"timestamp"`
+	Status      int          `json:"status"`
+	Error       string       `json:"error"`
+	Exception   string       `json:"exception,omitempty"`
+	Message     string       `json:"message"`
+	Path        string       `json:"path"`
+	Description string       `json:"description,omitempty"`
+	Errors      []FieldError `json:"errors,omitempty"`
+}
+
+// writeError writes err as the contract's error body. Anything that is not an
+// *Error is a 500 whose text stays in the log: internal error text never
+// reaches a client.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		log.ErrorContext(r.Context(), "request failed", logattr.Route(r.Pattern), logattr.Err(err))
+		e = &Error{Status: http.StatusInternalServerError, Message: "internal error; see the integration point's log"}
+	}
+	writeJSON(w, e.Status, errorBody{
+		Timestamp:   time.Now().Format(time.RFC3339),
+		Status:      e.Status,
+		Error:       http.StatusText(e.Status),
+		Exception:   e.Exception,
+		Message:     e.Message,
+		Path:        r.URL.Path,
+		Description: e.Description,
+		Errors:      e.Errors,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}

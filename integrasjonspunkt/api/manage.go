@@ -1,0 +1,94 @@
+package api
+
+import (
+	"context"
+	"net/http"
+)
+
+// Health is the answer of /manage/health: an overall status and one entry per
+// component (operations.md §2.2).
+type Health struct {
+	Status     string               `json:"status"`
+	Components map[string]Component `json:"components,omitempty"`
+}
+
+// Component is one part's health. Details are small and carry no personal data.
+type Component struct {
+	Status  string         `json:"status"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// Health states. DEGRADED means something outside is failing; the daemon
+// still does its job as far as it can.
+const (
+	Up       = "UP"
+	Degraded = "DEGRADED"
+	Down     = "DOWN"
+)
+
+// Overall folds component states: any DOWN is DOWN, else any DEGRADED is DEGRADED.
+func Overall(cs map[string]Component) string {
+	st := Up
+	for _, c := range cs {
+		switch c.Status {
+		case Down:
+			return Down
+		case Degraded:
+			st = Degraded
+		}
+	}
+	return st
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /manage/health", s.health)
+	s.mux.HandleFunc("GET /manage/health/liveness", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, Health{Status: Up})
+	})
+	s.mux.HandleFunc("GET /manage/health/readiness", s.readiness)
+	s.mux.HandleFunc("GET /manage/info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.d.Info())
+	})
+	s.mux.Handle("GET /manage/sandbox", s.handle(s.sandbox))
+	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Status: http.StatusNotFound, Message: "no handler for " + r.Method + " " + r.URL.Path}
+	}))
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	h := s.d.Health(ctx)
+	code := http.StatusOK
+	if h.Status == Down {
+		code = http.StatusServiceUnavailable
+	}
+	if r.URL.Query().Get("verbose") == "false" {
+		h.Components = nil
+	}
+	writeJSON(w, code, h)
+}
+
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, Health{Status: Down, Components: map[string]Component{
+			"shutdown": {Status: Down, Details: map[string]any{"reason": "draining"}},
+		}})
+		return
+	}
+	if err := s.d.Ready(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, Health{Status: Down, Components: map[string]Component{
+			"readiness": {Status: Down, Details: map[string]any{"reason": err.Error()}},
+		}})
+		return
+	}
+	writeJSON(w, http.StatusOK, Health{Status: Up})
+}
+
+func (s *Server) sandbox(w http.ResponseWriter, r *http.Request) error {
+	if s.d.Sandbox == nil {
+		return &Error{Status: http.StatusNotFound, Message: "not running in sandbox mode"}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": s.d.Sandbox})
+	return nil
+}
