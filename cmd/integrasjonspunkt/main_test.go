@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func runCLI(t *testing.T, args ...string) (stdout string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	code = exitOK
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+	case err != nil:
+		code = exitFailure
+	}
+	return out.String() + errb.String(), code
+}
+
+func TestConfigCheck_PrintsEveryErrorWithItsKey(t *testing.T) {
+	out, code := runCLI(t, "config", "check", "--config", "testdata/java-mistakes.properties")
+	assert.Equal(t, exitFailure, code)
+	for _, key := range []string{
+		"difi.move.org.number", "difi.move.org.keystore.type", "difi.move.feature.enableDPO",
+		"server.port", "difi.move.fiks.inn.username", "difi.move.fiks.inn.password",
+		"difi.move.fiks.ut.username", "difi.move.fiks.ut.password",
+	} {
+		assert.Contains(t, out, "error: "+key, "no error line for %s in:\n%s", key, out)
+	}
+	assert.Contains(t, out, "warning: difi.move.org.keystore.alias: trailing whitespace trimmed (line 4)")
+	assert.NotContains(t, out, "hemmelig", "a secret reached the output")
+}
+
+func TestConfigCheck_GoodFilePrintsEffectiveConfigMasked(t *testing.T) {
+	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "hemmelig")
+	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties")
+	require.Equal(t, exitOK, code, out)
+	assert.Contains(t, out, "configuration OK: organisation 910077473")
+	assert.Contains(t, out, "difi.move.org.keystore.password")
+	assert.NotContains(t, out, "hemmelig")
+}
+
+func TestRun_UnknownCommandIsUsageError(t *testing.T) {
+	out, code := runCLI(t, "frobnicate")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, out, "usage: integrasjonspunkt")
+}
+
+func TestSystemdUnit_HasTheHardeningOfOperations12(t *testing.T) {
+	unit := systemdUnit(unitParams{
+		Exe:   "/opt/integrasjonspunkt/bin/integrasjonspunkt",
+		Args:  []string{"run", "--data", "/var/lib/integrasjonspunkt", "--config", "/etc/integrasjonspunkt/my config.properties"},
+		User:  "integrasjonspunkt",
+		Data:  "/var/lib/integrasjonspunkt",
+		Drain: 30 * time.Second,
+	})
+	lines := map[string]bool{}
+	for _, l := range strings.Split(unit, "\n") {
+		lines[l] = true
+	}
+	for _, want := range []string{
+		"[Unit]", "[Service]", "[Install]",
+		`ExecStart=/opt/integrasjonspunkt/bin/integrasjonspunkt run --data /var/lib/integrasjonspunkt --config "/etc/integrasjonspunkt/my config.properties"`,
+		"User=integrasjonspunkt",
+		"Restart=always",
+		"RestartSec=5",
+		"NoNewPrivileges=yes",
+		"ProtectSystem=strict",
+		"ReadWritePaths=/var/lib/integrasjonspunkt /opt/integrasjonspunkt/bin",
+		"PrivateTmp=yes",
+		"TimeoutStopSec=45",
+		"WorkingDirectory=/var/lib/integrasjonspunkt",
+		"WantedBy=multi-user.target",
+	} {
+		assert.True(t, lines[want], "unit lacks %q:\n%s", want, unit)
+	}
+	assert.NotContains(t, unit, "{{", "the unit is passed to kardianos pre-rendered")
+	again := systemdUnit(unitParams{Exe: "/opt/integrasjonspunkt/bin/integrasjonspunkt",
+		Args: []string{"run", "--data", "/var/lib/integrasjonspunkt", "--config", "/etc/integrasjonspunkt/my config.properties"},
+		User: "integrasjonspunkt", Data: "/var/lib/integrasjonspunkt", Drain: 30 * time.Second})
+	assert.Equal(t, unit, again, "rendering must be deterministic for idempotent install")
+}
+
+func TestSystemdQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"/plain/path": "/plain/path",
+		"/a b":        `"/a b"`,
+		`/a"b`:        `"/a\"b"`,
+		"/100%":       `"/100%%"`,
+		"$HOME":       `"$$HOME"`,
+	} {
+		assert.Equal(t, want, systemdQuote(in), in)
+	}
+}
