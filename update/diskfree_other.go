@@ -1,0 +1,5 @@
+//go:build !unix && !windows
+
+package update
+
+func checkFreeSpace(string, int64) error { return nil }
