@@ -35,7 +35,7 @@ type Manager struct {
 	mu     sync.Mutex
 	exits  []Exit
 	starts int
-	cmd    *exec.Cmd
+	proc   *os.Process
 	out    *tail
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -59,7 +59,7 @@ func (m *Manager) loop(ctx context.Context) {
 	defer close(m.done)
 	for {
 		m.mu.Lock()
-		if m.starts >= m.MaxStarts {
+		if m.starts >= m.MaxStarts || ctx.Err() != nil {
 			m.mu.Unlock()
 			return
 		}
@@ -69,10 +69,13 @@ func (m *Manager) loop(ctx context.Context) {
 		cmd.Dir = m.Dir
 		out := &tail{max: 256 << 10}
 		cmd.Stdout, cmd.Stderr = out, out
-		m.cmd, m.out = cmd, out
-		m.mu.Unlock()
-
+		// Start under the lock: Stop reads the process, which Start writes.
 		err := cmd.Start()
+		m.out = out
+		if err == nil {
+			m.proc = cmd.Process
+		}
+		m.mu.Unlock()
 		code := 0
 		if err == nil {
 			err = cmd.Wait()
@@ -101,15 +104,15 @@ func (m *Manager) loop(ctx context.Context) {
 func (m *Manager) Stop() {
 	m.cancel()
 	m.mu.Lock()
-	cmd := m.cmd
+	proc := m.proc
 	m.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = terminate(cmd.Process)
+	if proc != nil {
+		_ = terminate(proc)
 		select {
 		case <-m.done:
 			return
 		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = proc.Kill()
 		}
 	}
 	<-m.done
