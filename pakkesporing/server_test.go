@@ -432,7 +432,7 @@ func TestRetention(t *testing.T) {
 	rb := newBuilder(t, receiverOrg, nil)
 
 	old, kept, open, openRecent, ancient := newMessage(), newMessage(), newMessage(), newMessage(), newMessage()
-	handledOld := now.AddDate(0, -24, -1)  // 24 months and one day ago
+	handledOld := now.AddDate(0, -24, -1) // 24 months and one day ago
 	handledKept := now.AddDate(0, -23, 0) // 23 months ago
 	code, _ := post(t, ps.Client(t, senderOrg), ps.URL,
 		old.sent(t, sb, events.Sendt, handledOld.Add(-time.Hour)),
