@@ -143,8 +143,8 @@ func walkDER(el cryptobyte.String, depth int) error {
 		if prevOctet && t == cbasn1.INTEGER {
 			var n int64
 			c := child
-			if !c.ReadASN1Integer(&n) || n > maxIterations || n < 0 {
-				return fmt.Errorf("%w: key derivation iteration count over %d", ErrMalformed, maxIterations)
+			if !c.ReadASN1Integer(&n) || n > int64(iterationCap) || n < 0 {
+				return fmt.Errorf("%w: key derivation iteration count over %d", ErrMalformed, iterationCap)
 			}
 		}
 		prevOctet = t == cbasn1.OCTET_STRING
