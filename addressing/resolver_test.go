@@ -351,7 +351,8 @@ func TestRegistryFailures(t *testing.T) {
 			assert.NotContains(t, err.Error(), "06068700602")
 			assert.Equal(t, int64(1), e.res.Metrics().RegistryFailures.Load())
 
-			e.sims.SR.SetDelay(0)
+			e.sims.SR.Reset()
+			e.sims.KRR.Reset()
 			rt, err := e.res.Resolve(ctx, mustID(t, tt.id), processFor(tt.id))
 			require.NoError(t, err, "the retry succeeds once the registry recovers")
 			assert.NotEmpty(t, rt.Service)

@@ -6,7 +6,7 @@ import (
 	"github.com/efm-go/efm/addressing/seed"
 )
 
-func faultDrop(path string) simctl.Fault { return simctl.Fault{Path: path, Drop: true, Times: 1} }
+func faultDrop(path string) simctl.Fault { return simctl.Fault{Path: path, Drop: true, Times: 2} }
 func faultMalformed(path string) simctl.Fault {
 	return simctl.Fault{Path: path, Malformed: true, Times: 1}
 }
