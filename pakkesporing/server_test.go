@@ -57,7 +57,7 @@ func newBuilder(t testing.TB, org string, now func() time.Time) *events.Builder 
 	k, err := events.NewPseudonymKey(key)
 	require.NoError(t, err)
 	b, err := events.NewBuilder(events.BuilderConfig{
-		InstallationID: uuid.NewString(), OrgNr: org, Version: "1.2.3", Key: k, Now: now,
+		InstallationID: events.NewID(), OrgNr: org, Version: "1.2.3", Key: k, Now: now,
 	})
 	require.NoError(t, err)
 	return b
@@ -69,7 +69,7 @@ type message struct {
 	id, conv string
 }
 
-func newMessage() message { return message{id: uuid.NewString(), conv: uuid.NewString()} }
+func newMessage() message { return message{id: events.NewID(), conv: events.NewID()} }
 
 func (m message) sent(t testing.TB, b *events.Builder, st events.Status, at time.Time) []byte {
 	t.Helper()
@@ -95,6 +95,15 @@ func (m message) received(t testing.TB, b *events.Builder, st events.Status, at 
 	})
 	require.NoError(t, err)
 	return body
+}
+
+// newV7 is a fresh event id that does not trip the scan by chance.
+func newV7() string {
+	for {
+		if id := uuid.Must(uuid.NewV7()).String(); !events.ContainsPersonNumber(id) {
+			return id
+		}
+	}
 }
 
 func gz(t testing.TB, lines ...[]byte) []byte {
@@ -192,7 +201,7 @@ func TestIngest_MessageRoadAndDuplicates(t *testing.T) {
 	var cv pakkesporing.ConversationView
 	require.Equal(t, http.StatusOK, query(t, ps, "/v1/conversations/"+m.conv, &cv))
 	assert.Len(t, cv.Events, 5)
-	assert.Equal(t, http.StatusNotFound, query(t, ps, "/v1/messages/"+uuid.NewString(), nil))
+	assert.Equal(t, http.StatusNotFound, query(t, ps, "/v1/messages/"+events.NewID(), nil))
 }
 
 func TestIngest_HandledAtMovesWithLaterLest(t *testing.T) {
@@ -267,7 +276,7 @@ func TestIngest_RejectsSingleEventsNamingTheField(t *testing.T) {
 		var obj map[string]any
 		require.NoError(t, json.Unmarshal(body, &obj))
 		obj[key] = value
-		obj["event_id"] = uuid.Must(uuid.NewV7()).String()
+		obj["event_id"] = newV7()
 		out, err := json.Marshal(obj)
 		require.NoError(t, err)
 		return out
@@ -393,7 +402,7 @@ func TestQueryAPI_Pseudonym(t *testing.T) {
 	key := bytes.Repeat([]byte{3}, events.KeySize)
 	k, err := events.NewPseudonymKey(key)
 	require.NoError(t, err)
-	b, err := events.NewBuilder(events.BuilderConfig{InstallationID: uuid.NewString(), OrgNr: senderOrg, Version: "1.2.3", Key: k})
+	b, err := events.NewBuilder(events.BuilderConfig{InstallationID: events.NewID(), OrgNr: senderOrg, Version: "1.2.3", Key: k})
 	require.NoError(t, err)
 	fnr := "01019012480"
 	person, err := ident.ParsePersonID(fnr)

@@ -77,8 +77,35 @@ func NewBuilder(cfg BuilderConfig) (*Builder, error) {
 // Redactions is efm_central_log_redactions_total: fields the scan dropped.
 func (b *Builder) Redactions() int64 { return b.redactions.Load() }
 
+// NewID returns a random UUID (v4) whose text never trips the scan. About
+// one random UUID in 11 000 has an all-digit last group holding 11 digits
+// that pass the person-number checksum; the scan would drop such a field.
+// Use it for every id the daemon makes that reaches an event: the
+// installation id, and message and conversation ids it chooses itself.
+func NewID() string {
+	for {
+		if id := uuid.NewString(); !ContainsPersonNumber(id) {
+			return id
+		}
+	}
+}
+
+// newEventID is a UUIDv7 (time-ordered, so central indexes stay local) that
+// never trips the scan, for the reason NewID gives.
+func newEventID() (string, error) {
+	for {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return "", err
+		}
+		if s := id.String(); !ContainsPersonNumber(s) {
+			return s, nil
+		}
+	}
+}
+
 func (b *Builder) header(t Type, at time.Time) (Header, error) {
-	id, err := uuid.NewV7()
+	id, err := newEventID()
 	if err != nil {
 		return Header{}, fmt.Errorf("making event id: %w", err)
 	}
@@ -88,7 +115,7 @@ func (b *Builder) header(t Type, at time.Time) (Header, error) {
 	return Header{
 		SchemaVersion:  SchemaVersion,
 		Type:           t,
-		EventID:        id.String(),
+		EventID:        id,
 		OccurredAt:     at.UTC(),
 		InstallationID: b.cfg.InstallationID,
 		OrgNr:          b.cfg.OrgNr,

@@ -150,6 +150,9 @@ type Options struct {
 	Addr string
 	// Config fields to carry over; DBPath, ClientCAs and QueryToken are set by New.
 	Config pakkesporing.Config
+	// Middleware wraps the real handler, for injecting faults (a lost
+	// answer, a proxy's bare 400) in front of it; nil serves it as is.
+	Middleware func(http.Handler) http.Handler
 }
 
 // New starts a pakkesporing on loopback and stops it at t's cleanup.
@@ -180,7 +183,23 @@ func New(t testing.TB, opts Options) *Instance {
 	in.URL = "https://" + in.Addr
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
-	go func() { in.done <- srv.Serve(ctx, tls.NewListener(ln, srv.TLSConfig(opts.CA.ServerCert(t)))) }()
+	ln = tls.NewListener(ln, srv.TLSConfig(opts.CA.ServerCert(t)))
+	if opts.Middleware == nil {
+		go func() { in.done <- srv.Serve(ctx, ln) }()
+	} else {
+		hs := &http.Server{Handler: opts.Middleware(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			go func() {
+				<-ctx.Done()
+				hs.Close()
+			}()
+			err := hs.Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			in.done <- err
+		}()
+	}
 	t.Cleanup(func() { in.Stop(t) })
 	return in
 }
