@@ -233,4 +233,3 @@ func TestIdentifierMasks(t *testing.T) {
 	assert.Equal(t, "910075918", sr.Identifier("910075918").String(), "organisation numbers print in full")
 	assert.Equal(t, "06068700602", rec.OrganisationNumber.Reveal())
 }
-
