@@ -415,4 +415,3 @@ func TestNewShipper_Config(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
-
