@@ -57,7 +57,7 @@ type envOpt func(*Config, *sr.Config)
 
 // newEnv starts every register simulator from the default seed, with throwaway certificates for
 // the organisations that need one, and a resolver whose SR client goes over real HTTP.
-func newEnv(t *testing.T, consumer string, opts ...envOpt) *env {
+func newEnv(t testing.TB, consumer string, opts ...envOpt) *env {
 	t.Helper()
 	s, err := seed.Default()
 	require.NoError(t, err)
@@ -97,7 +97,7 @@ func newEnv(t *testing.T, consumer string, opts ...envOpt) *env {
 	return &env{sims: sims, seed: s, sr: c, res: res, logs: logs}
 }
 
-func (e *env) enableBrreg(t *testing.T) {
+func (e *env) enableBrreg(t testing.TB) {
 	b, err := brreg.New(brreg.Config{BaseURL: e.sims.BrregURL})
 	require.NoError(t, err)
 	e.res.cfg.Brreg = b

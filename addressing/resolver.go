@@ -156,7 +156,17 @@ type Route struct {
 	SecurityLevel int
 }
 
-// LogValue keeps a Route that reaches a log line free of personal data.
+// String, Format and LogValue keep a Route that reaches a log line free of personal data: only
+// the service, process and (masked) receiver are printed, never the record's mailbox, contact
+// data or certificate.
+func (rt Route) String() string {
+	return "route{" + rt.Service + " " + rt.Process + " " + rt.Receiver.String() + "}"
+}
+
+// Format prints String for every verb.
+func (rt Route) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(rt.String())) }
+
+// LogValue is the slog form of String.
 func (rt Route) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("service", rt.Service), slog.String("process", rt.Process),
 		slog.String("receiver", rt.Receiver.String()))

@@ -140,19 +140,25 @@ func (c *Client) DocumentTypes(ctx context.Context, orgnr string) ([]string, err
 	}
 	var out []string
 	for _, ref := range sg.References {
-		i := strings.LastIndex(ref.Href, "/services/")
-		if i < 0 {
-			continue
-		}
-		raw, err := url.QueryUnescape(ref.Href[i+len("/services/"):])
-		if err != nil {
-			continue
-		}
-		if dt, ok := strings.CutPrefix(raw, DocumentScheme+"::"); ok {
+		if dt, ok := DocumentTypeFromHref(ref.Href); ok {
 			out = append(out, dt)
 		}
 	}
 	return out, nil
+}
+
+// DocumentTypeFromHref extracts the document type from a ServiceMetadataReference href
+// ({smp}/{participant}/services/{urlencoded busdox-docid-qns::<type>}).
+func DocumentTypeFromHref(href string) (string, bool) {
+	i := strings.LastIndex(href, "/services/")
+	if i < 0 {
+		return "", false
+	}
+	raw, err := url.QueryUnescape(href[i+len("/services/"):])
+	if err != nil {
+		return "", false
+	}
+	return strings.CutPrefix(raw, DocumentScheme+"::")
 }
 
 // Processes returns the process identifiers registered for one document type (step 2): per
