@@ -57,8 +57,8 @@ type Config struct {
 	EnabledServices map[string]bool
 	// DefaultProcess is difi.move.arkivmelding.default-process; default the administrasjon process.
 	DefaultProcess string
-	// PrintLookup mirrors difi.move.feature.enableDsfPrintLookup; it is the SR client's
-	// DisablePrintLookup negated and only feeds the cache key here.
+	// DisablePrintLookup must equal the SR client's DisablePrintLookup
+	// (difi.move.feature.enableDsfPrintLookup=false); here it only feeds the cache key (§5.3).
 	DisablePrintLookup bool
 	// OrgCacheTTL defaults to and is capped at MaxOrgCacheTTL; negative disables the cache.
 	OrgCacheTTL time.Duration
