@@ -49,8 +49,15 @@ type Options struct {
 	SRSigningCertificate  *x509.Certificate
 	KRRSigningKey         *rsa.PrivateKey
 	KRRSigningCertificate *x509.Certificate
-	// Host to listen on; default 127.0.0.1. Ports are chosen by the system.
+	// Host to listen on; default 127.0.0.1. Ports are chosen by the system unless Addrs names them.
 	Host string
+	// Addrs fixes listen addresses ("127.0.0.1:9101"); empty fields get a free loopback port.
+	Addrs Addrs
+}
+
+// Addrs are optional fixed listen addresses, one per simulator.
+type Addrs struct {
+	SR, KRR, ELMA, Brreg, Folkereg, SvarUt string
 }
 
 // Set is a running assembly.
@@ -96,8 +103,11 @@ func Start(opts Options) (*Set, error) {
 		MaskinportenJWKSURL: opts.MaskinportenJWKSURL}); err != nil {
 		return nil, err
 	}
-	serve := func(h http.Handler) (string, error) {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	serve := func(h http.Handler, addr string) (string, error) {
+		if addr == "" {
+			addr = net.JoinHostPort(host, "0")
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return "", fmt.Errorf("regsim: listening: %w", err)
 		}
@@ -107,10 +117,12 @@ func Start(opts Options) (*Set, error) {
 		return "http://" + ln.Addr().String(), nil
 	}
 	for _, x := range []struct {
-		h   http.Handler
-		dst *string
-	}{{s.Brreg, &s.BrregURL}, {s.ELMA, &s.ELMAURL}, {s.SvarUt, &s.SvarUtURL}, {s.Folkereg, &s.FolkeregURL}, {s.KRR, &s.KRRURL}} {
-		if *x.dst, err = serve(x.h); err != nil {
+		h    http.Handler
+		addr string
+		dst  *string
+	}{{s.Brreg, opts.Addrs.Brreg, &s.BrregURL}, {s.ELMA, opts.Addrs.ELMA, &s.ELMAURL}, {s.SvarUt, opts.Addrs.SvarUt, &s.SvarUtURL},
+		{s.Folkereg, opts.Addrs.Folkereg, &s.FolkeregURL}, {s.KRR, opts.Addrs.KRR, &s.KRRURL}} {
+		if *x.dst, err = serve(x.h, x.addr); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -132,7 +144,7 @@ func Start(opts Options) (*Set, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.SRURL, err = serve(s.SR); err != nil {
+	if s.SRURL, err = serve(s.SR, opts.Addrs.SR); err != nil {
 		s.Close()
 		return nil, err
 	}
