@@ -15,8 +15,12 @@ import (
 
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/integrasjonspunkt/payload"
 	"github.com/efm-go/efm/integrasjonspunkt/queue"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/integrasjonspunkt/webhook"
 	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/internal/logattr"
 )
@@ -38,6 +42,15 @@ type Options struct {
 	// Listening, when set, is told the API's address once it accepts
 	// connections (tests bind port 0).
 	Listening func(addr net.Addr)
+
+	// Registry answers capabilities and channel lookups for the local API
+	// (an addressing resolver through message.ResolverRegistry); nil refuses
+	// every lookup.
+	Registry message.Registry
+
+	// Core, when set, is given the message core once it runs: the pipeline's
+	// entry points (SetStatus, Receive, ...) for tests and embedders.
+	Core func(*message.Service, *queue.Queue)
 }
 
 // Run runs the daemon until ctx is done, then drains and closes everything in
@@ -63,6 +76,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	core, hooks, err := openCore(ctx, cfg, st, q, o.Registry, log)
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", cfg.Server.Addr())
 	if err != nil {
 		return fmt.Errorf("listening on %s (server.port, server.address): %w", cfg.Server.Addr(), err)
@@ -76,6 +94,12 @@ func Run(ctx context.Context, o Options) error {
 		Loopback:     cfg.Server.Loopback(),
 		AllowedHosts: cfg.Server.AllowedHosts,
 		PublicHealth: cfg.PublicHealth,
+
+		Messages:          core,
+		Store:             st,
+		Webhooks:          hooks,
+		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
+		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 	}
 	if cfg.Server.BasicAuth {
 		deps.BasicAuth = &api.BasicAuth{User: cfg.Server.User, Password: cfg.Server.Password}
@@ -84,6 +108,11 @@ func Run(ctx context.Context, o Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
+	g.Go(func() error { return hooks.Run(gctx) })
+	g.Go(func() error { return core.Run(gctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second)) })
+	if o.Core != nil {
+		o.Core(core, q)
+	}
 
 	log.Info("integrasjonspunkt started",
 		slog.String("version", buildinfo.Version),
@@ -162,4 +191,38 @@ func infoOf(cfg *config.Config) func() any {
 			"channels":    append([]string{}, cfg.Enabled...),
 		}
 	}
+}
+
+// openCore builds the local API's core: the central-log event builder (its
+// pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
+// the message service.
+func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, log *slog.Logger) (*message.Service, *webhook.Notifier, error) {
+	secrets := filepath.Join(cfg.DataDir, "secrets")
+	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading pseudonym key: %w", err)
+	}
+	inst, err := st.InstallationID(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	builder, err := events.NewBuilder(events.BuilderConfig{InstallationID: inst, OrgNr: cfg.OrgNumber, Version: buildinfo.Version, Key: key})
+	if err != nil {
+		return nil, nil, fmt.Errorf("building event builder: %w", err)
+	}
+	payloads, err := payload.Open(filepath.Join(cfg.DataDir, "payload"), filepath.Join(secrets, "payload.key"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening payload store: %w", err)
+	}
+	hooks := webhook.New(webhook.Config{Store: st, Logger: log, Backoff: cfg.Duration("efm.webhook.backoff", time.Second)})
+	if reg == nil {
+		reg = message.NoRegistry{}
+	}
+	mc := message.Settings(cfg)
+	mc.Store, mc.Payloads, mc.Queue, mc.Events, mc.Registry, mc.Notifier, mc.Logger = st, payloads, q, builder, reg, hooks, log
+	core, err := message.New(mc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return core, hooks, nil
 }

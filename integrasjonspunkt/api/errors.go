@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/integrasjonspunkt/sbd"
+	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/logattr"
 )
 
@@ -49,12 +52,29 @@ type errorBody struct {
 // reaches a client.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	var me *message.Error
+	var se *store.SortError
+	switch {
+	case errors.As(err, &me):
+		e = &Error{Status: me.Status, Exception: me.Exception(), Message: me.Message, Description: me.Description}
+		for _, v := range me.Violations {
+			e.Errors = append(e.Errors, FieldError{Codes: []string{v.Code}, Code: v.Code, DefaultMessage: v.Message,
+				ObjectName: v.Path, Field: fieldPath(v.Path), RejectedValue: v.Rejected})
+		}
+	case errors.As(err, &se):
+		e = &Error{Status: http.StatusBadRequest, Exception: message.NamePropertyReference,
+			Message: "No property '" + se.Property + "' found"}
+	}
+	if e == nil && !errors.As(err, &e) {
 		log.ErrorContext(r.Context(), "request failed", logattr.Route(r.Pattern), logattr.Err(err))
 		e = &Error{Status: http.StatusInternalServerError, Message: "internal error; see the integration point's log"}
 	}
+	if e.Status == http.StatusNoContent {
+		w.WriteHeader(http.StatusNoContent) // never a body on 204 (local-api.md §2.7, D2)
+		return
+	}
 	writeJSON(w, e.Status, errorBody{
-		Timestamp:   time.Now().Format(time.RFC3339),
+		Timestamp:   sbd.FormatTime(time.Now()),
 		Status:      e.Status,
 		Error:       http.StatusText(e.Status),
 		Exception:   e.Exception,
@@ -66,9 +86,28 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	if status >= 400 || w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}
+
+// fieldPath strips container element markers ("[0]") from a property path.
+func fieldPath(p string) string {
+	var b []byte
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch {
+		case p[i] == '[':
+			depth++
+		case p[i] == ']' && depth > 0:
+			depth--
+		case depth == 0:
+			b = append(b, p[i])
+		}
+	}
+	return string(b)
 }

@@ -50,9 +50,8 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, s.d.Info())
 	})
 	s.mux.Handle("GET /manage/sandbox", s.handle(s.sandbox))
-	s.mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return &Error{Status: http.StatusNotFound, Message: "no handler for " + r.Method + " " + r.URL.Path}
-	}))
+	s.apiRoutesRegistered()
+	s.mux.Handle("/", s.handle(s.notFound))
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

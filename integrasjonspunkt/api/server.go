@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/integrasjonspunkt/webhook"
 	"github.com/efm-go/efm/internal/logattr"
 )
 
@@ -31,6 +34,15 @@ type Deps struct {
 	AllowedHosts []string // extra Host values accepted besides the local names
 	BasicAuth    *BasicAuth
 	PublicHealth bool // efm.manage.public-health
+
+	// The local API's core; when Messages is nil only /manage is served.
+	Messages *message.Service
+	Store    *store.Store
+	Webhooks *webhook.Notifier // must not be nil when Messages is set
+	// MaxMultipartBytes caps a one-step send request (default 500 MB, 413 above).
+	MaxMultipartBytes int64
+	// StrictPing makes a failed subscription ping a 400 (local-api.md §9.2).
+	StrictPing bool
 }
 
 // BasicAuth is the one user of difi.security.* that /api requires when enabled.

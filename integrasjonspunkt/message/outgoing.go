@@ -1,0 +1,814 @@
+package message
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/efm-go/efm/addressing/ident"
+	"github.com/efm-go/efm/integrasjonspunkt/sbd"
+	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/internal/logattr"
+)
+
+// MultipartPartLimit is the one-step send's limit per file: 5 MiB, exactly
+// 5 242 880 bytes allowed (local-api.md §5.4).
+const MultipartPartLimit = 5 << 20
+
+// arkivmeldingXMLLimit caps how much of arkivmelding.xml is kept in memory
+// for parsing; a Noark 5 arkivmelding is a few kilobytes.
+const arkivmeldingXMLLimit = 16 << 20
+
+// prepared is a validated, normalised message ready to persist.
+type prepared struct {
+	doc      *sbd.Document
+	service  string
+	sender   ident.ID
+	receiver *ident.ID
+	expiry   time.Time
+	client   string
+}
+
+func newUUID() string { return uuid.New().String() }
+
+// prepare runs E2's steps 1–6 (local-api.md §5.1) without writing anything.
+func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string) (*prepared, error) {
+	now := s.cfg.Now()
+	s.normaliseSender(doc)
+	if vs := sbd.ValidateHeader(doc, now); len(vs) > 0 {
+		return nil, Violation(vs)
+	}
+	p := &prepared{doc: doc, client: client}
+	p.sender, _ = ident.ParseID(doc.SenderValue())
+	if rv := doc.ReceiverValue(); rv != "" {
+		id, err := ident.ParseID(rv)
+		if err != nil {
+			return nil, Violation(sbd.Violations{{Path: "standardBusinessDocumentHeader.receiver[0].identifier.value",
+				Code: "ReceiverValue", Message: "must be a valid party identifier: " + errText(err)}})
+		}
+		p.receiver = &id
+	}
+	svc, err := s.channelFor(ctx, doc, p.receiver)
+	if err != nil {
+		return nil, err
+	}
+	p.service = svc
+	s.applyDefaults(doc, svc, now)
+	p.expiry, _ = sbd.ParseTime(doc.ExpectedResponse())
+
+	// Semantic checks in the order of local-api.md §15.2.
+	if err := s.checkDuplicate(ctx, doc); err != nil {
+		return nil, err
+	}
+	if !s.cfg.Lenient {
+		if vs := sbd.ValidateBusiness(doc); len(vs) > 0 {
+			return nil, Violation(vs)
+		}
+	}
+	if svc == "UNKNOWN" || !s.cfg.Enabled(svc) {
+		return nil, bad(NameServiceNotEnabled, "Service %s is not enabled", svc)
+	}
+	if doc.Type == sbd.TypePrint {
+		if err := checkPrintAddresses(doc); err != nil {
+			return nil, err
+		}
+	}
+	if di := doc.DocID(); !sbd.StandardFits(di.Standard, di.Type) {
+		return nil, bad(NameTypeDoesNotFitDocumentType, "Message type '%s' does not fit document type '%s'", di.Type, di.Standard)
+	}
+	if svc == "DPO" && s.cfg.MessageChannel != "" {
+		if mc := doc.Scope(sbd.ScopeMessageChannel); mc != nil && mc.Identifier != s.cfg.MessageChannel {
+			return nil, bad(NameMessageChannelInvalid, "Message channel '%s' differs from the configured '%s'", mc.Identifier, s.cfg.MessageChannel)
+		}
+	}
+	return p, nil
+}
+
+// errText is an identifier error's text; ident never puts the number in it.
+func errText(err error) string { return err.Error() }
+
+// normaliseSender applies local-api.md §11.5.
+func (s *Service) normaliseSender(doc *sbd.Document) {
+	h := doc.Header
+	if h == nil || s.cfg.OrgNumber == "" {
+		return
+	}
+	own := ident.ICDNorwegianOrg + ":" + s.cfg.OrgNumber
+	if len(h.Sender) == 0 {
+		h.Sender = []sbd.Partner{{Identifier: &sbd.PartnerIdentification{Value: own, Authority: sbd.AuthorityISO6523}}}
+		return
+	}
+	pi := h.Sender[0].Identifier
+	if pi == nil || pi.Value == "" || doc.Type == sbd.TypePublisering {
+		return
+	}
+	id, err := ident.ParseID(pi.Value)
+	if err != nil || id.Kind() != ident.KindOrganisation {
+		return
+	}
+	if _, part := id.Part(); part {
+		return // the legacy on-behalf-of form is kept as is
+	}
+	if o, _ := id.Org(); o.String() != s.cfg.OrgNumber {
+		pi.Value = own + ":" + o.String()
+	} else {
+		pi.Value = own
+	}
+}
+
+// channelFor is E2 step 4: the first registry record that accepts the
+// document type decides the channel.
+func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *ident.ID) (string, error) {
+	di := doc.DocID()
+	if receiver == nil {
+		if doc.Type == sbd.TypePrint {
+			return "DPI", nil
+		}
+		return "UNKNOWN", nil
+	}
+	q := CapabilityQuery{Process: doc.Process(), ConversationID: doc.ConversationID()}
+	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
+		q.SecurityLevel = lvl
+	}
+	refuse := func(desc string) error {
+		return &Error{Status: http.StatusBadRequest, Name: NameReceiverDoesNotAcceptProcess,
+			Message:     fmt.Sprintf("Receiver %s does not accept process '%s' with document type '%s'", receiver, q.Process, di.Standard),
+			Description: desc}
+	}
+	caps, err := s.cfg.Registry.Capabilities(ctx, receiver.RevealPrimary(), q)
+	if err != nil {
+		var re *RegistryError
+		switch {
+		case errors.As(err, &re) && re.Description != "":
+			return "", refuse(re.Description)
+		case errors.Is(err, ErrUnknownReceiver):
+			return "", refuse("The receiver is not registered in the service registry")
+		case errors.Is(err, ErrInvalidReceiver):
+			return "", refuse("The receiver identifier is not valid")
+		}
+		s.log.Warn("service registry lookup failed", logattr.Err(err))
+		return "", refuse("The service registry could not be asked: " + lookupFailure)
+	}
+	for _, c := range caps {
+		if c.Process != "" && c.Process != q.Process {
+			continue
+		}
+		for _, dt := range c.DocumentTypes {
+			if strings.EqualFold(dt.Standard, di.Standard) {
+				// A standard that does not fit the type is reported later, as
+				// MessageTypeDoesNotFitDocumentTypeException (§15.2 step 7).
+				if chs, ok := channelOfType[doc.Type]; ok && !slices.Contains(chs, c.ServiceIdentifier) && sbd.StandardFits(di.Standard, doc.Type) {
+					return "", bad(NameUnknownMessageType, "Message type '%s' cannot be sent over %s; valid types: %s",
+						doc.Type, c.ServiceIdentifier, strings.Join(sbd.Types, ", "))
+				}
+				return c.ServiceIdentifier, nil
+			}
+		}
+	}
+	desc := fmt.Sprintf("The receiver has no service record for process %s with document type %s", q.Process, di.Standard)
+	for _, c := range caps {
+		if c.Description != "" {
+			desc = c.Description
+		}
+	}
+	return "", refuse(desc)
+}
+
+const lookupFailure = "registry unreachable or failing"
+
+// applyDefaults is local-api.md §11.4.
+func (s *Service) applyDefaults(doc *sbd.Document, svc string, now time.Time) {
+	di := doc.DocID()
+	if di.InstanceIdentifier == "" {
+		di.InstanceIdentifier = newUUID()
+	} else {
+		di.InstanceIdentifier = strings.ToLower(di.InstanceIdentifier)
+	}
+	if di.CreationDateAndTime == "" {
+		di.CreationDateAndTime = sbd.FormatTime(now)
+	}
+	bs := doc.Header.BusinessScope
+	for i := range bs.Scope {
+		if bs.Scope[i].InstanceIdentifier == "" {
+			bs.Scope[i].InstanceIdentifier = newUUID()
+		}
+	}
+	cs := doc.ConversationScope()
+	cs.InstanceIdentifier = strings.ToLower(cs.InstanceIdentifier)
+	if doc.ExpectedResponse() == "" {
+		ttl := s.cfg.DefaultTTL
+		if t, ok := s.cfg.TTL[svc]; ok && t > 0 {
+			ttl = t
+		}
+		exp := sbd.FormatTime(now.Add(ttl))
+		if len(cs.ScopeInformation) == 0 {
+			cs.ScopeInformation = []sbd.ScopeInformation{{}}
+		}
+		cs.ScopeInformation[0].ExpectedResponseDateTime = exp
+	}
+	if svc == "DPO" && s.cfg.MessageChannel != "" {
+		if mc := doc.Scope(sbd.ScopeMessageChannel); mc == nil {
+			bs.Scope = append(bs.Scope, sbd.Scope{Type: sbd.ScopeMessageChannel, InstanceIdentifier: newUUID(), Identifier: s.cfg.MessageChannel})
+		} else if mc.Identifier == "" {
+			mc.Identifier = s.cfg.MessageChannel
+		}
+	}
+	if doc.Type == sbd.TypePrint {
+		setDefault(doc.Business, "utskriftsfarge", "SORT_HVIT")
+		setDefault(doc.Business, "posttype", "B_OEKONOMI")
+		if doc.ReceiverValue() != "" {
+			if _, ok := doc.Business["mottaker"].(map[string]any); !ok {
+				doc.Business["mottaker"] = map[string]any{}
+			}
+			r, ok := doc.Business["retur"].(map[string]any)
+			if !ok {
+				r = map[string]any{}
+				doc.Business["retur"] = r
+			}
+			setDefault(r, "returhaandtering", "DIREKTE_RETUR")
+			if _, ok := r["mottaker"].(map[string]any); !ok {
+				r["mottaker"] = map[string]any{}
+			}
+		} else if r, ok := doc.Business["retur"].(map[string]any); ok {
+			setDefault(r, "returhaandtering", "DIREKTE_RETUR")
+		}
+	}
+}
+
+func setDefault(m map[string]any, k, v string) {
+	if s, _ := m[k].(string); s == "" {
+		m[k] = v
+	}
+}
+
+func checkPrintAddresses(doc *sbd.Document) error {
+	check := func(prefix string, a map[string]any) error {
+		if a == nil {
+			return bad(NameMissingAddressInformation, "Missing address information: %s", prefix)
+		}
+		str := func(k string) string { s, _ := a[k].(string); return strings.TrimSpace(s) }
+		land := strings.ToLower(str("land"))
+		norwegian := land == "" || land == "norge" || land == "norway"
+		if str("adresselinje1") == "" {
+			return bad(NameMissingAddressInformation, "Missing address information: %s.adresselinje1", prefix)
+		}
+		if norwegian && str("postnummer") == "" {
+			return bad(NameMissingAddressInformation, "Missing address information: %s.postnummer", prefix)
+		}
+		if norwegian && str("poststed") == "" {
+			return bad(NameMissingAddressInformation, "Missing address information: %s.poststed", prefix)
+		}
+		return nil
+	}
+	if err := check("mottaker", doc.Object("mottaker")); err != nil {
+		return err
+	}
+	r := doc.Object("retur")
+	if r == nil {
+		return bad(NameMissingAddressInformation, "Missing address information: retur")
+	}
+	rm, _ := r["mottaker"].(map[string]any)
+	return check("retur", rm)
+}
+
+func (s *Service) checkDuplicate(ctx context.Context, doc *sbd.Document) error {
+	id := doc.MessageID()
+	if _, err := s.st.GetOutgoing(ctx, id); err == nil {
+		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", id)
+	}
+	if doc.Type == sbd.TypeStatus {
+		return nil
+	}
+	var exists bool
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		exists, err = tx.ConversationExists(id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if exists {
+		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", id)
+	}
+	return nil
+}
+
+// Create is E2: validate, normalise and store a new outgoing message with
+// status OPPRETTET. doc is updated in place and is the answer's body.
+func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) error {
+	p, err := s.prepare(ctx, doc, client)
+	if err != nil {
+		return err
+	}
+	var evs []StatusEvent
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		evs, err = s.persist(tx, p, store.StateCreated)
+		return err
+	})
+	if err != nil {
+		return s.persistError(err, doc)
+	}
+	s.after(evs, nil)
+	return nil
+}
+
+func (s *Service) persistError(err error, doc *sbd.Document) error {
+	if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		// Two creates of one messageId raced past the read check.
+		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", doc.MessageID())
+	}
+	return err
+}
+
+func (s *Service) persist(tx *store.Tx, p *prepared, state string) ([]StatusEvent, error) {
+	doc := p.doc
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	senderID, receiverID := "", ""
+	if p.sender.Kind() != ident.KindUnknown {
+		senderID = p.sender.PartOrPrimary().String()
+		if p.sender.Kind() != ident.KindOrganisation {
+			senderID = p.sender.RevealPrimary()
+		}
+	}
+	if p.receiver != nil {
+		receiverID = p.receiver.RevealPrimary()
+	}
+	o := &store.Outgoing{MessageID: doc.MessageID(), ConversationID: doc.ConversationID(), ProcessIdentifier: doc.Process(),
+		SenderIdentifier: senderID, ReceiverIdentifier: receiverID, ServiceIdentifier: p.service, DocumentType: doc.Type,
+		SBD: body, State: state, Expiry: p.expiry, LastUpdated: now}
+	if err := tx.InsertOutgoing(o); err != nil {
+		return nil, err
+	}
+	c := &store.Conversation{MessageID: o.MessageID, ConversationID: o.ConversationID, Direction: Outgoing,
+		Sender: doc.SenderValue(), SenderIdentifier: senderID, Receiver: doc.ReceiverValue(), ReceiverIdentifier: receiverID,
+		ProcessIdentifier: o.ProcessIdentifier, DocumentIdentifier: doc.DocID().Standard, MessageReference: o.ConversationID,
+		ServiceIdentifier: p.service, Client: p.client, Status: "OPPRETTET", Expiry: p.expiry, LastUpdate: now}
+	if err := tx.InsertConversation(c); err != nil {
+		return nil, err
+	}
+	evs, _, err := s.record(tx, c, Change{MessageID: o.MessageID, Status: "OPPRETTET", At: now})
+	return evs, err
+}
+
+// Upload is the metadata of one attachment upload (E3).
+type Upload struct {
+	Filename string
+	Title    string
+	MimeType string
+}
+
+// Staged is a file written to the payload store but not yet owned by a
+// message: the one-step send streams its parts first and decides after.
+type Staged struct {
+	Upload
+	File string
+	Size int64
+	xml  []byte // arkivmelding.xml's content, kept for parsing
+}
+
+// Stage streams r into a new encrypted file, refusing more than max bytes
+// with ErrTooLarge. It is E5's first step.
+func (s *Service) Stage(r io.Reader, u Upload, max int64) (*Staged, error) {
+	w, err := s.cfg.Payloads.Create()
+	if err != nil {
+		return nil, &Error{Status: http.StatusInternalServerError, Name: NameMessagePersist, Message: "could not store " + u.Filename}
+	}
+	var xmlBuf *bytes.Buffer
+	src := io.LimitReader(r, max+1)
+	if u.Filename == "arkivmelding.xml" {
+		xmlBuf = &bytes.Buffer{}
+		src = io.TeeReader(src, &limitedBuffer{b: xmlBuf, max: arkivmeldingXMLLimit})
+	}
+	n, err := w.ReadFrom(src)
+	if err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("receiving %s: %w", u.Filename, err)
+	}
+	if n > max {
+		w.Abort()
+		return nil, ErrTooLarge
+	}
+	if err := w.Close(); err != nil {
+		return nil, &Error{Status: http.StatusInternalServerError, Name: NameMessagePersist, Message: "could not store " + u.Filename}
+	}
+	st := &Staged{Upload: u, File: w.Name(), Size: n}
+	if xmlBuf != nil {
+		st.xml = xmlBuf.Bytes()
+	}
+	return st, nil
+}
+
+// Discard removes staged files that did not become part of a message.
+func (s *Service) Discard(staged ...*Staged) {
+	var names []string
+	for _, st := range staged {
+		if st != nil {
+			names = append(names, st.File)
+		}
+	}
+	if err := s.cfg.Payloads.Remove(names...); err != nil {
+		s.log.Warn("removing staged files", logattr.Err(err))
+	}
+}
+
+// ErrTooLarge is Stage refusing a file over its limit.
+var ErrTooLarge = errors.New("file larger than the limit")
+
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// UploadFile is E3: stream one attachment of a created message to disk,
+// encrypted, within the channel's size limit (local-api.md §5.2).
+func (s *Service) UploadFile(ctx context.Context, messageID string, u Upload, body io.Reader) error {
+	o, err := s.st.GetOutgoing(ctx, messageID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Already handed to its channel: a repeated send is still a no-op (D6).
+		if c, err := s.st.ConversationByMessageID(ctx, messageID, Outgoing); err == nil &&
+			slices.ContainsFunc(c.Statuses, func(st store.Status) bool { return st.Status == "SENDT" }) {
+			return nil
+		}
+		return messageNotFound(messageID)
+	}
+	if err != nil {
+		return err
+	}
+	if o.State == store.StateQueued {
+		return bad(NameMessageAlreadySent, "Message with messageId=%s has already been sent", messageID)
+	}
+	doc, err := sbd.Decode(o.SBD)
+	if err != nil {
+		return fmt.Errorf("reading stored sbd: %w", err)
+	}
+	atts, err := s.st.Attachments(ctx, messageID)
+	if err != nil {
+		return err
+	}
+	if err := checkUpload(doc, o.ServiceIdentifier, u, atts); err != nil {
+		return err
+	}
+	limit := s.sizeLimit(o.ServiceIdentifier)
+	var used int64
+	for _, a := range atts {
+		used += a.Size
+	}
+	st, err := s.Stage(body, u, max(limit-used, 0))
+	if errors.Is(err, ErrTooLarge) {
+		return tooLarge(o.ServiceIdentifier, limit)
+	}
+	if err != nil {
+		return err
+	}
+	var evs []StatusEvent
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Outgoing(messageID)
+		if errors.Is(err, store.ErrNotFound) {
+			return messageNotFound(messageID)
+		}
+		if err != nil {
+			return err
+		}
+		if cur.State == store.StateQueued {
+			return bad(NameMessageAlreadySent, "Message with messageId=%s has already been sent", messageID)
+		}
+		return s.attach(tx, doc, messageID, st)
+	})
+	if err != nil {
+		s.Discard(st)
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+			return bad(NameDuplicateFilename, "A file named %s is already attached", u.Filename)
+		}
+		return err
+	}
+	s.after(evs, nil)
+	return nil
+}
+
+func (s *Service) sizeLimit(svc string) int64 {
+	if l, ok := s.cfg.SizeLimits[svc]; ok && l > 0 {
+		return l
+	}
+	return 1 << 30
+}
+
+func tooLarge(svc string, limit int64) *Error {
+	l := fmt.Sprintf("%d bytes", limit)
+	if limit >= 1<<20 {
+		l = fmt.Sprintf("%d MB", limit>>20)
+	}
+	return bad(NameMaxFileSizeExceeded, "The total size of the attachments exceeds the limit of %s for %s", l, svc)
+}
+
+// checkUpload applies E3's checks that need no bytes (local-api.md §5.2).
+func checkUpload(doc *sbd.Document, svc string, u Upload, atts []store.Attachment) error {
+	if u.Filename == "" {
+		return bad(NameMissingHTTPHeader, "Missing header Content-Disposition with a filename")
+	}
+	for _, a := range atts {
+		if a.Filename == u.Filename {
+			return bad(NameDuplicateFilename, "A file named %s is already attached", u.Filename)
+		}
+	}
+	main := doc.String("hoveddokument")
+	if main != "" && u.Filename == main && slices.ContainsFunc(atts, func(a store.Attachment) bool { return a.Primary }) {
+		return bad(NameMultiplePrimaryDocuments, "Multiple primary documents are not allowed")
+	}
+	if u.Title == "" {
+		switch svc {
+		case "DPV":
+			return bad(NameMissingFileTitle, "A file title is required for %s", svc)
+		case "DPI":
+			if u.Filename != main && !isMetadataFile(doc, u.Filename) {
+				return bad(NameMissingFileTitle, "A file title is required for %s", svc)
+			}
+		}
+	}
+	return nil
+}
+
+func isMetadataFile(doc *sbd.Document, name string) bool {
+	for _, v := range doc.Object("metadataFiler") {
+		if s, _ := v.(string); s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// attach records a staged file on a message, and for arkivmelding.xml
+// updates the conversation's title and reference.
+func (s *Service) attach(tx *store.Tx, doc *sbd.Document, messageID string, st *Staged) error {
+	a := &store.Attachment{MessageID: messageID, Filename: st.Filename, Title: st.Title, MimeType: st.MimeType,
+		Size: st.Size, Primary: st.Filename == doc.String("hoveddokument") && st.Filename != "", File: st.File}
+	if err := tx.InsertAttachment(a); err != nil {
+		return err
+	}
+	if st.Filename != "arkivmelding.xml" {
+		return nil
+	}
+	am, err := parseArkivmelding(st.xml)
+	if err != nil {
+		return bad(NameUnmarshalArkivmelding, "Could not read arkivmelding.xml: %v", err)
+	}
+	c, err := tx.Conversation(messageID, Outgoing)
+	if err != nil {
+		return err
+	}
+	if am.Title != "" {
+		c.MessageTitle = am.Title
+	}
+	if ref := am.Reference(); ref != "" {
+		c.MessageReference = ref
+	}
+	return tx.UpdateConversation(c)
+}
+
+// Send is E4: check the message is complete and queue it. A repeated send of
+// a queued message is a no-op (local-api.md §5.3, D6).
+func (s *Service) Send(ctx context.Context, messageID string) error {
+	o, err := s.st.GetOutgoing(ctx, messageID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Already handed to its channel: a repeated send is still a no-op (D6).
+		if c, err := s.st.ConversationByMessageID(ctx, messageID, Outgoing); err == nil &&
+			slices.ContainsFunc(c.Statuses, func(st store.Status) bool { return st.Status == "SENDT" }) {
+			return nil
+		}
+		return messageNotFound(messageID)
+	}
+	if err != nil {
+		return err
+	}
+	if o.State == store.StateQueued {
+		return s.cfg.Queue.Enqueue(ctx, messageID) // dedup: the queue keeps one entry
+	}
+	doc, err := sbd.Decode(o.SBD)
+	if err != nil {
+		return fmt.Errorf("reading stored sbd: %w", err)
+	}
+	if !o.Expiry.IsZero() && !o.Expiry.After(s.cfg.Now()) {
+		if err := s.SetStatus(ctx, Change{MessageID: messageID, Status: "LEVETID_UTLOPT"}); err != nil {
+			return err
+		}
+		return bad(NameTimeToLive, "The message expired at %s", sbd.FormatTime(o.Expiry))
+	}
+	atts, err := s.st.Attachments(ctx, messageID)
+	if err != nil {
+		return err
+	}
+	if err := s.checkSend(doc, o.ServiceIdentifier, atts, nil); err != nil {
+		return err
+	}
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		return tx.SetOutgoingState(messageID, store.StateQueued, s.cfg.Now())
+	})
+	if err != nil {
+		return err
+	}
+	return s.cfg.Queue.Enqueue(ctx, messageID)
+}
+
+// checkSend applies E4's checks (local-api.md §5.3). xmls holds
+// arkivmelding.xml's bytes when the caller has them (E5); otherwise the
+// stored file is read back.
+func (s *Service) checkSend(doc *sbd.Document, svc string, atts []store.Attachment, xml []byte) error {
+	if len(atts) == 0 && !sbd.NeedsNoAttachment(doc.Type) {
+		return bad(NameMissingFile, "The message has no attachments")
+	}
+	names := make(map[string]bool, len(atts))
+	for _, a := range atts {
+		names[a.Filename] = true
+	}
+	if doc.Type == sbd.TypeArkivmelding {
+		i := slices.IndexFunc(atts, func(a store.Attachment) bool { return a.Filename == "arkivmelding.xml" })
+		if i < 0 {
+			return bad(NameMissingArkivmelding, "The message has no arkivmelding.xml")
+		}
+		if xml == nil {
+			b, err := s.readAll(atts[i].File, arkivmeldingXMLLimit)
+			if err != nil {
+				return err
+			}
+			xml = b
+		}
+		am, err := parseArkivmelding(xml)
+		if err != nil {
+			return bad(NameUnmarshalArkivmelding, "Could not read arkivmelding.xml: %v", err)
+		}
+		var missing []string
+		for _, f := range am.Files {
+			if !names[f] && !slices.Contains(missing, f) {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) > 0 {
+			return bad(NameMissingArkivmeldingFile, "Files referenced from arkivmelding.xml are not attached: %s", strings.Join(missing, ", "))
+		}
+	}
+	if doc.Type == sbd.TypeDigital {
+		var missing []string
+		for k, v := range doc.Object("metadataFiler") {
+			vs, _ := v.(string)
+			for _, n := range []string{k, vs} {
+				if n != "" && !names[n] && !slices.Contains(missing, n) {
+					missing = append(missing, n)
+				}
+			}
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			return notFound(NameFileNotFound, "Metadata files are not attached: %s", strings.Join(missing, ", "))
+		}
+	}
+	if svc == "DPI" || doc.Type == sbd.TypeDialogmelding {
+		if !slices.ContainsFunc(atts, func(a store.Attachment) bool { return a.Primary }) {
+			return bad(NameMissingPrimaryDocument, "No attachment is the main document %q", doc.String("hoveddokument"))
+		}
+	}
+	return nil
+}
+
+func (s *Service) readAll(file string, max int64) ([]byte, error) {
+	r, err := s.cfg.Payloads.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("opening attachment: %w", err)
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, max))
+}
+
+// CreateAndSend is E5 after its parts are staged: E2, E3 for each file in
+// part order, E4 and queueing, all or nothing (local-api.md §5.4, D6). On
+// error nothing is persisted; the caller discards the staged files.
+func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []*Staged, client string) error {
+	p, err := s.prepare(ctx, doc, client)
+	if err != nil {
+		return err
+	}
+	limit := s.sizeLimit(p.service)
+	var atts []store.Attachment
+	var total int64
+	var xml []byte
+	main := doc.String("hoveddokument")
+	for _, f := range files {
+		if err := checkUpload(doc, p.service, f.Upload, atts); err != nil {
+			return err
+		}
+		if total += f.Size; total > limit {
+			return tooLarge(p.service, limit)
+		}
+		if f.Filename == "arkivmelding.xml" {
+			if _, err := parseArkivmelding(f.xml); err != nil {
+				return bad(NameUnmarshalArkivmelding, "Could not read arkivmelding.xml: %v", err)
+			}
+			xml = f.xml
+		}
+		atts = append(atts, store.Attachment{Filename: f.Filename, Size: f.Size, Primary: main != "" && f.Filename == main, File: f.File})
+	}
+	if err := s.checkSend(doc, p.service, atts, xml); err != nil {
+		return err
+	}
+	var evs []StatusEvent
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		evs, err = s.persist(tx, p, store.StateQueued)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if err := s.attach(tx, doc, doc.MessageID(), f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.persistError(err, doc)
+	}
+	s.after(evs, nil)
+	if err := s.cfg.Queue.Enqueue(ctx, doc.MessageID()); err != nil {
+		// Committed: the start-up re-enqueue picks it up if this failed.
+		s.log.Warn("enqueueing message", logattr.MessageID(doc.MessageID()), logattr.Err(err))
+	}
+	return nil
+}
+
+// GetOutgoing returns a message of the outgoing store as its SBD JSON.
+func (s *Service) GetOutgoing(ctx context.Context, messageID string) (json.RawMessage, error) {
+	o, err := s.st.GetOutgoing(ctx, messageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, messageNotFound(messageID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o.SBD, nil
+}
+
+// DeleteOutgoing is E8: remove an unsent message and its files; unknown ids
+// are not an error. The conversation stays.
+func (s *Service) DeleteOutgoing(ctx context.Context, messageID string) error {
+	var files []string
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		files, err = tx.DeleteOutgoing(messageID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.after(nil, files)
+	return nil
+}
+
+// Message is an outgoing message as the pipeline reads it.
+type Message struct {
+	Document    *sbd.Document
+	Service     string
+	State       string
+	Expiry      time.Time
+	Attachments []store.Attachment
+}
+
+// Outgoing returns a message of the outgoing store for the pipeline;
+// store.ErrNotFound once it has left the store.
+func (s *Service) Outgoing(ctx context.Context, messageID string) (*Message, error) {
+	o, err := s.st.GetOutgoing(ctx, messageID)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := sbd.Decode(o.SBD)
+	if err != nil {
+		return nil, fmt.Errorf("reading stored sbd: %w", err)
+	}
+	atts, err := s.st.Attachments(ctx, messageID)
+	if err != nil {
+		return nil, err
+	}
+	return &Message{Document: doc, Service: o.ServiceIdentifier, State: o.State, Expiry: o.Expiry, Attachments: atts}, nil
+}
+
+// OpenAttachment returns the decrypted content of an attachment.
+func (s *Service) OpenAttachment(a store.Attachment) (io.ReadCloser, error) {
+	return s.cfg.Payloads.Open(a.File)
+}

@@ -1,0 +1,367 @@
+// Package message is the core of the local API: the outgoing store (create,
+// upload, send), the incoming queue (receive, peek, pop, acknowledge), and the
+// message state machine of local-api.md §14.
+//
+// Every status change goes through one function, (*Service).record, inside
+// one SQLite transaction that also writes the central-log outbox row
+// (operations.md §5.4) and the status-queue entry, so no status exists without
+// its event. Webhook events are handed to the Notifier after the commit and
+// never block the caller.
+//
+// The pipeline (channels) drives messages with SetStatus, Outgoing,
+// OpenAttachment and Receive; it never writes the store itself.
+package message
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/efm-go/efm/addressing/ident"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/payload"
+	"github.com/efm-go/efm/integrasjonspunkt/sbd"
+	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/internal/logattr"
+)
+
+// Enqueuer is what the service needs from the work queue.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, messageID string) error
+}
+
+// Notifier receives every newly recorded status, after its commit. It must
+// not block (webhook delivery is asynchronous, local-api.md §9.5).
+type Notifier interface {
+	Notify(ev StatusEvent)
+}
+
+// StatusEvent is a newly recorded status, as webhooks report it.
+type StatusEvent struct {
+	MessageID, ConversationID, Direction, Service, Status, Description string
+	At                                                                 time.Time
+}
+
+// Directions.
+const (
+	Outgoing = "OUTGOING"
+	Incoming = "INCOMING"
+)
+
+// Config holds the service's dependencies and settings.
+type Config struct {
+	Store    *store.Store    // must not be nil
+	Payloads *payload.Store  // must not be nil
+	Queue    Enqueuer        // must not be nil
+	Events   *events.Builder // must not be nil
+	Registry Registry        // must not be nil
+	Notifier Notifier        // nil: no webhooks
+	Logger   *slog.Logger    // must not be nil
+
+	OrgNumber string               // the daemon's own organisation number
+	Enabled   func(ch string) bool // whether a channel is enabled
+	// SizeLimits is the total attachment size per channel (local-api.md §5.8).
+	SizeLimits map[string]int64
+	// TTL is the default time to live per channel; DefaultTTL covers the rest.
+	TTL        map[string]time.Duration
+	DefaultTTL time.Duration
+	// StatusQueueIncludes lists the channels whose statuses go on the status
+	// queue of E21 (difi.move.feature.statusQueueIncludes; default none).
+	StatusQueueIncludes []string
+	// LockTimeout is how long a peek locks an incoming message (default 5 min).
+	LockTimeout time.Duration
+	// MessageChannel is difi.move.dpo.message-channel ("" for none).
+	MessageChannel string
+	// Lenient skips the required-field checks of business messages (D8).
+	Lenient bool
+	// DPIPolling says the DPI channel polls for status, which makes DPI
+	// conversations pollable after SENDT (local-api.md §14.4).
+	DPIPolling bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service is the message core. It is safe for concurrent use.
+type Service struct {
+	cfg Config
+	st  *store.Store
+	log *slog.Logger
+}
+
+// New checks cfg and returns the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Payloads == nil || cfg.Queue == nil || cfg.Events == nil || cfg.Registry == nil || cfg.Logger == nil {
+		return nil, errors.New("message: store, payloads, queue, events, registry and logger are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = 5 * time.Minute
+	}
+	if cfg.DefaultTTL <= 0 {
+		cfg.DefaultTTL = 24 * time.Hour
+	}
+	if cfg.Enabled == nil {
+		cfg.Enabled = func(string) bool { return false }
+	}
+	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger.With(logattr.Component("message"))}, nil
+}
+
+// Change is one status report for a message.
+type Change struct {
+	MessageID   string
+	Direction   string // OUTGOING (default) or INCOMING
+	Status      string
+	Description string
+	RawReceipt  string
+	At          time.Time         // when it happened at the channel; zero: now
+	Reason      events.ReasonCode // for FEIL, ANNET, LEVETID_UTLOPT; empty picks a default
+}
+
+// ErrUnknownMessage means no conversation exists for the message.
+var ErrUnknownMessage = errors.New("no conversation for message")
+
+// SetStatus records a status on a message's conversation: the pipeline's
+// one way to move a message (local-api.md §14.2). A status the conversation
+// already has is ignored. SENDT, FEIL and LEVETID_UTLOPT on an outgoing
+// message remove it and its files from the outgoing store.
+func (s *Service) SetStatus(ctx context.Context, ch Change) error {
+	if ch.Direction == "" {
+		ch.Direction = Outgoing
+	}
+	var evs []StatusEvent
+	var files []string
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		c, err := tx.Conversation(ch.MessageID, ch.Direction)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w %s", ErrUnknownMessage, ch.MessageID)
+		}
+		if err != nil {
+			return err
+		}
+		evs, files, err = s.record(tx, c, ch)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording status %s: %w", ch.Status, err)
+	}
+	s.after(evs, files)
+	return nil
+}
+
+// after runs what follows a commit: file removal and webhook events.
+func (s *Service) after(evs []StatusEvent, files []string) {
+	if len(files) > 0 {
+		if err := s.cfg.Payloads.Remove(files...); err != nil {
+			s.log.Warn("removing payload files", logattr.Err(err))
+		}
+	}
+	if s.cfg.Notifier != nil {
+		for _, ev := range evs {
+			s.cfg.Notifier.Notify(ev)
+		}
+	}
+}
+
+var finalStatuses = []string{"LEVERT", "LEST", "FEIL", "LEVETID_UTLOPT", "INNKOMMENDE_LEVERT"}
+
+// record is the one function that writes a status (local-api.md §14.2): the
+// status row, the conversation's summary, the central-log outbox row and the
+// status-queue entry, in the caller's transaction. It returns the webhook
+// events to send and the payload files to remove once committed.
+func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]StatusEvent, []string, error) {
+	now := s.cfg.Now()
+	at := ch.At
+	if at.IsZero() {
+		at = now
+	}
+	have := func(st string) bool {
+		return slices.ContainsFunc(c.Statuses, func(x store.Status) bool { return x.Status == st })
+	}
+	if have(ch.Status) {
+		return nil, nil, nil
+	}
+	var evs []StatusEvent
+	var files []string
+	steps := []store.Status{{Status: ch.Status, Description: ch.Description, RawReceipt: ch.RawReceipt, LastUpdate: at}}
+	if ch.Status == "LEVERT" && c.ServiceIdentifier == "DPI" && c.Direction == Outgoing && !have("MOTTATT") {
+		// DPI may report delivery before receipt; the history still reads in
+		// order (local-api.md §14.2).
+		steps = append([]store.Status{{Status: "MOTTATT", LastUpdate: at.Add(-time.Second)}}, steps...)
+	}
+	for _, st := range steps {
+		st.ConvID = c.ID
+		if err := tx.InsertStatus(&st); err != nil {
+			return nil, nil, err
+		}
+		st.MessageID, st.ConversationID = c.MessageID, c.ConversationID
+		c.Statuses = append(c.Statuses, st)
+		c.Status = st.Status
+		c.LastUpdate = now
+		if slices.Contains(finalStatuses, st.Status) {
+			c.Finished = true
+		}
+		c.Pollable = s.pollable(c, st.Status)
+		if err := s.writeEvent(tx, c, st, ch.Reason); err != nil {
+			return nil, nil, err
+		}
+		if slices.Contains(s.cfg.StatusQueueIncludes, c.ServiceIdentifier) {
+			if err := tx.QueueStatus(st.ID); err != nil {
+				return nil, nil, fmt.Errorf("queueing status: %w", err)
+			}
+		}
+		evs = append(evs, StatusEvent{MessageID: c.MessageID, ConversationID: c.ConversationID, Direction: c.Direction,
+			Service: c.ServiceIdentifier, Status: st.Status, Description: st.Description, At: now})
+	}
+	if err := tx.UpdateConversation(c); err != nil {
+		return nil, nil, err
+	}
+	if c.Direction == Outgoing && slices.Contains([]string{"SENDT", "FEIL", "LEVETID_UTLOPT"}, ch.Status) {
+		fs, err := tx.DeleteOutgoing(c.MessageID)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = fs
+	}
+	return evs, files, nil
+}
+
+// pollable applies local-api.md §14.4.
+func (s *Service) pollable(c *store.Conversation, status string) bool {
+	switch status {
+	case "SENDT":
+		switch c.ServiceIdentifier {
+		case "DPF", "DPV", "DPH":
+			return true
+		case "DPI":
+			return s.cfg.DPIPolling
+		}
+	case "LEST", "FEIL", "LEVETID_UTLOPT", "INNKOMMENDE_LEVERT":
+		return false
+	case "MOTTATT":
+		if c.ServiceIdentifier == "DPI" {
+			return false
+		}
+	case "LEVERT":
+		if c.ServiceIdentifier == "DPI" || c.ServiceIdentifier == "DPH" {
+			return false
+		}
+	}
+	return c.Pollable
+}
+
+func (s *Service) writeEvent(tx *store.Tx, c *store.Conversation, st store.Status, reason events.ReasonCode) error {
+	if reason == "" {
+		switch st.Status {
+		case "LEVETID_UTLOPT":
+			reason = events.ReasonTTLExpired
+		case "FEIL":
+			reason = events.ReasonChannelRejected
+		case "ANNET":
+			reason = events.ReasonUnknown
+		}
+	}
+	in := events.StatusInput{
+		OccurredAt:         st.LastUpdate,
+		MessageID:          c.MessageID,
+		ConversationID:     c.ConversationID,
+		Direction:          events.Direction(c.Direction),
+		Service:            events.ServiceID(c.ServiceIdentifier),
+		ProcessIdentifier:  c.ProcessIdentifier,
+		DocumentIdentifier: c.DocumentIdentifier,
+		Status:             events.Status(st.Status),
+		Reason:             reason,
+		Client:             c.Client,
+	}
+	if id, err := ident.ParseID(c.Sender); err == nil {
+		if o, ok := id.Org(); ok {
+			in.SenderOrgNr = o.String()
+		}
+		if p, ok := id.Part(); ok {
+			in.OnBehalfOf = p.String()
+		}
+	}
+	if id, err := ident.ParseID(c.Receiver); err == nil {
+		if o, ok := id.Org(); ok {
+			in.Receiver = events.OrganisationReceiver(o.String())
+		} else if p, ok := id.Person(); ok {
+			in.Receiver = events.PersonReceiver(p)
+		}
+	}
+	typ, body, err := s.cfg.Events.MessageStatus(in)
+	if err != nil {
+		// The status stands even when its event cannot be built (a receiver
+		// the schema has no form for, or a field the scan emptied): losing
+		// the tracking line is better than losing the message's history.
+		s.log.Warn("central-log event not written", logattr.MessageID(c.MessageID), logattr.Status(st.Status), logattr.Err(err))
+		return nil
+	}
+	return tx.InsertEvent(string(typ), body, s.cfg.Now())
+}
+
+// channelOfType lists the channels each business message may travel over
+// (local-api.md §13.3).
+var channelOfType = map[string][]string{
+	sbd.TypeArkivmelding:            {"DPO", "DPF", "DPV"},
+	sbd.TypeArkivmeldingKvittering:  {"DPO", "DPF", "DPV"},
+	sbd.TypeAvtalt:                  {"DPO"},
+	sbd.TypeDigital:                 {"DPI"},
+	sbd.TypeDigitalDPV:              {"DPV"},
+	sbd.TypePrint:                   {"DPI"},
+	sbd.TypeInnsynskrav:             {"DPE"},
+	sbd.TypePublisering:             {"DPE"},
+	sbd.TypeEinnsynKvittering:       {"DPE"},
+	sbd.TypeStatus:                  {"DPO", "DPE", "DPF", "DPV"},
+	sbd.TypeDialogmelding:           {"DPH"},
+	sbd.TypeDialogmeldingKvittering: {"DPH"},
+}
+
+// Channels are the service identifiers of local-api.md §13.1.
+var Channels = []string{"DPO", "DPV", "DPI", "DPF", "DPE", "DPH", "DPFIO", "UNKNOWN"}
+
+// Sweep applies the deadlines of local-api.md §14.5 once: unfinished outgoing
+// messages past expiry get LEVETID_UTLOPT; incoming ones past expiry leave
+// the queue and get LEVETID_UTLOPT.
+func (s *Service) Sweep(ctx context.Context) error {
+	now := s.cfg.Now()
+	out, err := s.st.ExpiredOutgoing(ctx, now)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range out {
+		errs = append(errs, s.SetStatus(ctx, Change{MessageID: id, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired}))
+	}
+	in, err := s.st.ExpiredIncoming(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range in {
+		errs = append(errs, s.dropIncoming(ctx, id, Change{MessageID: id, Direction: Incoming, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired}))
+	}
+	return errors.Join(errs...)
+}
+
+// Run sweeps deadlines every interval until ctx ends (checked at least every
+// 30 s, local-api.md §14.5).
+func (s *Service) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("deadline sweep", logattr.Err(err))
+			}
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package message
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/efm-go/efm/integrasjonspunkt/config"
+)
+
+// sizeKeys are the per-channel upload limits with the contract's defaults
+// (local-api.md §5.8; units binary).
+var sizeKeys = []struct {
+	channel, key string
+	def          int64
+}{
+	{"DPO", "difi.move.dpo.upload-size-limit", 1 << 30},
+	{"DPV", "difi.move.dpv.upload-size-limit", 250 << 20},
+	{"DPI", "difi.move.dpi.upload-size-limit", 50 << 20},
+	{"DPF", "difi.move.fiks.ut.upload-size-limit", 1 << 30},
+	{"DPE", "difi.move.nextmove.service-bus.upload-size-limit", 2 << 20},
+	{"DPH", "difi.move.dph.upload-size-limit", 18 << 20},
+}
+
+var ttlKeys = map[string]string{
+	"DPO": "difi.move.dpo.default-ttl-hours",
+	"DPV": "difi.move.dpv.default-ttl-hours",
+	"DPI": "difi.move.dpi.default-ttl-hours",
+	"DPF": "difi.move.fiks.ut.default-ttl-hours",
+	"DPE": "difi.move.nextmove.serviceBus.default-ttl-hours",
+	"DPH": "difi.move.dph.default-ttl-hours",
+}
+
+// Settings fills the configuration-derived fields of Config from the
+// daemon's configuration; the caller adds the dependencies.
+//
+// Keys read besides the reference's: efm.incoming.lock-timeout (duration,
+// default 5m), compat.lenientBusinessMessageValidation (D8).
+func Settings(c *config.Config) Config {
+	s := Config{
+		OrgNumber:      c.OrgNumber,
+		Enabled:        c.Enables,
+		SizeLimits:     map[string]int64{},
+		TTL:            map[string]time.Duration{},
+		DefaultTTL:     hours(c.Value("difi.move.nextmove.default-ttl-hours"), 24*time.Hour),
+		LockTimeout:    c.Duration("efm.incoming.lock-timeout", 5*time.Minute),
+		MessageChannel: c.Value("difi.move.dpo.message-channel"),
+		Lenient:        strings.EqualFold(c.Value("compat.lenientBusinessMessageValidation"), "true"),
+		DPIPolling:     c.Value("difi.move.dpi.pollingrate") != "",
+	}
+	if m, err := strconv.Atoi(c.Value("difi.move.nextmove.lockTimeoutMinutes")); err == nil && m > 0 && c.Value("efm.incoming.lock-timeout") == "" {
+		s.LockTimeout = time.Duration(m) * time.Minute
+	}
+	defaults := map[string]bool{}
+	for _, e := range c.Effective() {
+		if e[2] == "default" {
+			defaults[strings.ToLower(e[0])] = true
+		}
+	}
+	for _, k := range sizeKeys {
+		// A built-in default of the configuration layer is not a choice the
+		// operator made: the contract's default applies (DPE: 2 MB).
+		if c.Value(k.key) == "" || defaults[strings.ToLower(k.key)] {
+			s.SizeLimits[k.channel] = k.def
+		} else {
+			s.SizeLimits[k.channel] = c.Size(k.key, k.def)
+		}
+	}
+	for ch, k := range ttlKeys {
+		if d := hours(c.Value(k), 0); d > 0 {
+			s.TTL[ch] = d
+		}
+	}
+	for ch := range strings.SplitSeq(c.Value("difi.move.feature.statusQueueIncludes"), ",") {
+		if ch = strings.ToUpper(strings.TrimSpace(ch)); ch != "" {
+			s.StatusQueueIncludes = append(s.StatusQueueIncludes, ch)
+		}
+	}
+	return s
+}
+
+func hours(v string, def time.Duration) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return def
+	}
+	return time.Duration(n) * time.Hour
+}
