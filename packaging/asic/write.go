@@ -11,10 +11,37 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/efm-go/efm/packaging/cms"
+	"github.com/klauspost/compress/flate"
 )
+
+// flateWriters are reused across entries and containers: a deflate writer holds about a
+// megabyte of window and tables, which a container of 200 attachments would otherwise
+// allocate 200 times.
+var flateWriters sync.Pool
+
+type pooledFlate struct{ *flate.Writer }
+
+func (p pooledFlate) Close() error {
+	err := p.Writer.Close()
+	flateWriters.Put(p.Writer)
+	return err
+}
+
+func pooledCompressor(out io.Writer) (io.WriteCloser, error) {
+	if w, ok := flateWriters.Get().(*flate.Writer); ok {
+		w.Reset(out)
+		return pooledFlate{w}, nil
+	}
+	w, err := flate.NewWriter(out, flate.DefaultCompression)
+	if err != nil {
+		return nil, err
+	}
+	return pooledFlate{w}, nil
+}
 
 type entryDigest struct {
 	name   string
@@ -34,6 +61,10 @@ type zipWriter struct {
 
 func newZipWriter(w io.Writer, modTime time.Time) (*zipWriter, error) {
 	z := &zipWriter{zw: zip.NewWriter(w), modTime: modTime, names: map[string]bool{}}
+	// klauspost/compress's deflate (already in the build through NATS) writes the same
+	// format several times faster than compress/flate; documents are often PDFs that barely
+	// compress, where the standard library's default level spends the most for the least.
+	z.zw.RegisterCompressor(zip.Deflate, pooledCompressor)
 	if err := z.zw.SetComment(zipComment); err != nil {
 		return nil, err
 	}
