@@ -386,3 +386,20 @@ func newID() string {
 	rand.Read(b)
 	return fmt.Sprintf("%x", b)
 }
+
+// SandboxScopes are every scope the integration point asks for (channels.md §1.7,
+// addressing.md §3.1), current and older names, so a sandbox client is refused nothing.
+var SandboxScopes = []string{
+	"eformidling:dpo", "eformidling:dpe", "eformidling:dpv", "eformidling:dpf", "eformidling:dpi", "eformidling:dph",
+	"move/dpo.read", "move/dpe.read", "move/dpi.read", "move/dpf.read", "move/dpv.read",
+	"digitalpostinnbygger:send", "altinn:broker.write", "altinn:broker.read", "ks:fiks",
+	"global/kontaktinformasjon.read", "global/sikkerdigitalpost.read", "global/varslingsstatus.read",
+	"global/sertifikat.read", "global/navn.read", "global/postadresse.read",
+	"krr:global/kontaktinformasjon.read", "krr:global/digitalpost.read",
+}
+
+// SandboxClient is the client the reference's default difi.move.oidc.clientId names for org
+// (MOVE_IP_<orgnr>), granted SandboxScopes.
+func SandboxClient(org string) Client {
+	return Client{ID: "MOVE_IP_" + org, OrgNumber: org, Scopes: slices.Clone(SandboxScopes)}
+}
