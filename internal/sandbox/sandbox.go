@@ -46,7 +46,7 @@ type Sandbox struct {
 	// its test certificate: configuration keys and values.
 	Overrides map[string]string
 
-	servers []*http.Server
+	closers []func() error
 }
 
 // Start makes (or reuses) the test PKI, loads the seed and starts every
@@ -74,11 +74,9 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 			"difi.move.identifier.synthetic.allow": "true",
 		},
 	}
-	for _, sim := range simulators(sb) {
-		if err := sb.serve(sim, o.Logger); err != nil {
-			sb.Close()
-			return nil, err
-		}
+	if err := sb.startSimulators(o.Logger); err != nil {
+		sb.Close()
+		return nil, err
 	}
 	return sb, nil
 }
@@ -103,15 +101,11 @@ type simulator struct {
 	credentials       map[string]string
 }
 
-// simulators lists what exists; each channel's issue adds its own here.
-func simulators(sb *Sandbox) []simulator {
-	return nil
-}
-
-func (sb *Sandbox) serve(sim simulator, log *slog.Logger) error {
+// serve starts one simulator on a free loopback port and returns its base URL.
+func (sb *Sandbox) serve(sim simulator, log *slog.Logger) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("starting simulator %s: %w", sim.name, err)
+		return "", fmt.Errorf("starting simulator %s: %w", sim.name, err)
 	}
 	base := "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: sim.handler, ReadHeaderTimeout: 10 * time.Second,
@@ -121,19 +115,24 @@ func (sb *Sandbox) serve(sim simulator, log *slog.Logger) error {
 			log.Error("simulator stopped", slog.String("simulator", sim.name), slog.Any("error", err))
 		}
 	}()
-	sb.servers = append(sb.servers, srv)
+	sb.closers = append(sb.closers, srv.Close)
+	sb.add(sim, base)
+	return base, nil
+}
+
+// add lists a running simulator and points the daemon's keys at it.
+func (sb *Sandbox) add(sim simulator, base string) {
 	for k, p := range sim.keys {
 		sb.Overrides[k] = base + p
 	}
 	sb.Services = append(sb.Services, Service{Name: sim.name, BaseURL: base, Description: sim.description, Credentials: sim.credentials})
-	return nil
 }
 
 // Close stops every simulator.
 func (sb *Sandbox) Close() error {
 	var errs []error
-	for _, s := range sb.servers {
-		errs = append(errs, s.Close())
+	for i := len(sb.closers) - 1; i >= 0; i-- {
+		errs = append(errs, sb.closers[i]())
 	}
 	return errors.Join(errs...)
 }
