@@ -119,15 +119,6 @@ func TestLoad_MissingFile(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
-func TestValidOrgNumber(t *testing.T) {
-	for in, want := range map[string]bool{
-		"910077473": true, "910075918": true, "974760673": true,
-		"910077474": false, "91007747": false, "91007747a": false, "": false,
-	} {
-		assert.Equal(t, want, ValidOrgNumber(in), in)
-	}
-}
-
 func FuzzLoadProperties(f *testing.F) {
 	for _, s := range []string{"a=b\n", "difi.move.org.number = 910077473  \n", "k=${env:NOPE}\n", "x=${y}\ny=${x}\n", "\\u00e6=\\\n  continued\n"} {
 		f.Add(s)

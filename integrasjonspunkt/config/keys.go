@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/efm-go/efm/addressing/ident"
 )
 
 // key describes one configuration key: its name as the Java integration point
@@ -279,31 +281,8 @@ func checkSize(v string) error {
 // checkOrgNumber applies the mod-11 control digit. The Java IP does not check
 // it (KOSMOS does); a mistyped number otherwise shows up only as refused sends.
 func checkOrgNumber(v string) error {
-	if !ValidOrgNumber(v) {
+	if !ident.ValidOrgNumber(v) {
 		return errors.New("a 9-digit organisation number with a valid mod-11 control digit")
 	}
 	return nil
-}
-
-// ValidOrgNumber reports whether s is nine digits whose last is the mod-11
-// control digit of the first eight (weights 3 2 7 6 5 4 3 2).
-func ValidOrgNumber(s string) bool {
-	if len(s) != 9 {
-		return false
-	}
-	weights := [8]int{3, 2, 7, 6, 5, 4, 3, 2}
-	sum := 0
-	for i, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-		if i < 8 {
-			sum += int(c-'0') * weights[i]
-		}
-	}
-	ctrl := 11 - sum%11
-	if ctrl == 11 {
-		ctrl = 0
-	}
-	return ctrl != 10 && ctrl == int(s[8]-'0')
 }
