@@ -87,26 +87,33 @@ func CheckCertificate(cert *x509.Certificate, opts CheckOptions) CertCheck {
 		c.Severity = SeverityCritical
 		c.Reasons = append(c.Reasons, fmt.Sprintf(format, args...))
 	}
+	degrade := func(sev Severity, format string, args ...any) {
+		if c.Status != Down {
+			c.Status = Degraded
+			if c.Severity != SeverityCritical {
+				c.Severity = sev
+			}
+		}
+		c.Reasons = append(c.Reasons, fmt.Sprintf(format, args...))
+	}
 	switch left := cert.NotAfter.Sub(now); {
 	case now.Before(cert.NotBefore):
 		down("certificate not valid before %s", cert.NotBefore.Format(time.DateOnly))
 	case left < 0:
 		down("certificate expired %s", cert.NotAfter.Format(time.DateOnly))
 	case left < CriticalBefore:
-		c.Status, c.Severity = Degraded, SeverityCritical
-		c.Reasons = append(c.Reasons, fmt.Sprintf("certificate expires %s, in %d days", cert.NotAfter.Format(time.DateOnly), c.DaysLeft))
+		degrade(SeverityCritical, "certificate expires %s, in %d days", cert.NotAfter.Format(time.DateOnly), c.DaysLeft)
 	case left < WarnBefore:
-		c.Status, c.Severity = Degraded, SeverityWarn
-		c.Reasons = append(c.Reasons, fmt.Sprintf("certificate expires %s, in %d days", cert.NotAfter.Format(time.DateOnly), c.DaysLeft))
+		degrade(SeverityWarn, "certificate expires %s, in %d days", cert.NotAfter.Format(time.DateOnly), c.DaysLeft)
 	}
-	// The one certificate signs (ASiC, JWS, Maskinporten grants) and receives encrypted
-	// packages, so it needs both usages; a certificate without a KeyUsage extension is not
-	// a SEID certificate either.
+	// The certificate signs everything the integration point sends (ASiC, JWS, Maskinporten
+	// grants), so it must allow signatures. Receiving needs key encipherment too, but
+	// senders do not check usages before encrypting, so its absence is a warning only.
 	if cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
 		down("certificate key usage does not allow signing")
 	}
 	if cert.KeyUsage&(x509.KeyUsageKeyEncipherment|x509.KeyUsageDataEncipherment) == 0 {
-		down("certificate key usage does not allow key encipherment")
+		degrade(SeverityWarn, "certificate key usage does not allow key encipherment; incoming encrypted messages may fail")
 	}
 	if opts.OrgNumber != "" && org != opts.OrgNumber {
 		down("certificate is for organisation %q, not %s", org, opts.OrgNumber)

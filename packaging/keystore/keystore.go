@@ -162,7 +162,7 @@ func Parse(data []byte, cfg Config) (*Keystore, error) {
 	}
 	ks.Type = t
 	if !strings.EqualFold(string(declared), string(t)) {
-		ks.Warnings = append(ks.Warnings, fmt.Sprintf("difi.move.org.keystore.type is %s but the file is %s", cfg.Type, t))
+		ks.Warnings = append(ks.Warnings, fmt.Sprintf("difi.move.org.keystore.type is %s but the file is %s", declared, t))
 	}
 	if !ks.Key.PublicKey.Equal(ks.Cert.PublicKey) {
 		return nil, fmt.Errorf("%w: private key does not match the certificate", ErrUnsupportedKey)

@@ -2,7 +2,10 @@ package keystore
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,4 +189,27 @@ func TestCheckCertificate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCheckCertificate_KeyUsage(t *testing.T) {
+	key := pki.Orgs[orgA].Key
+	mk := func(usage x509.KeyUsage) *x509.Certificate {
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(7), Subject: pkix.Name{SerialNumber: orgA},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), KeyUsage: usage,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		require.NoError(t, err)
+		c, err := x509.ParseCertificate(der)
+		require.NoError(t, err)
+		return c
+	}
+	c := CheckCertificate(mk(x509.KeyUsageDigitalSignature), CheckOptions{})
+	assert.Equal(t, Degraded, c.Status)
+	assert.Equal(t, SeverityWarn, c.Severity)
+	assert.Contains(t, c.Reasons[0], "key encipherment")
+
+	c = CheckCertificate(mk(x509.KeyUsageKeyEncipherment), CheckOptions{})
+	assert.Equal(t, Down, c.Status)
+	assert.Contains(t, c.Reasons[0], "signing")
 }
