@@ -1,0 +1,272 @@
+package dpo_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/efm-go/efm/transport"
+	"github.com/efm-go/efm/transport/dpo"
+	"github.com/efm-go/efm/transport/dpo/dposim"
+	"github.com/efm-go/efm/transport/internal/simfault"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func payloadOf(b []byte) dpo.Payload {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return b
+}
+
+// drain downloads and confirms everything pending for c until want
+// transfers were seen or the deadline passes.
+func drain(t *testing.T, c *dpo.Client, want int) []*dpo.File {
+	t.Helper()
+	ctx := context.Background()
+	var got []*dpo.File
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < want && time.Now().Before(deadline) {
+		pending, err := c.Pending(ctx)
+		require.NoError(t, err)
+		for _, ov := range pending {
+			f, err := c.Download(ctx, ov.FileTransferID)
+			require.NoError(t, err)
+			t.Cleanup(func() { f.Close() })
+			require.NoError(t, c.Confirm(ctx, ov.FileTransferID))
+			got = append(got, f)
+		}
+		if len(got) < want {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	require.Len(t, got, want)
+	return got
+}
+
+func TestClient_SendToPeer_Receipts(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.client(t, orgA, nil)
+	sbd, id := arkivmelding(orgA, orgPeer, "")
+	var checkpoint string
+	ref, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf(randomBytes(t, 4096)),
+		Checkpoint: func(_ context.Context, id string) error { checkpoint = id; return nil }})
+	require.NoError(t, err)
+	assert.Equal(t, checkpoint, ref)
+
+	files := drain(t, a, 3)
+	var statuses []string
+	var kvittering *transport.Header
+	for _, f := range files {
+		assert.False(t, f.HasPayload(), "receipts carry no asic.zip")
+		switch f.Header.Type {
+		case transport.TypeStatus:
+			assert.Equal(t, id, f.Header.MessageID, "a status echoes the messageId")
+			statuses = append(statuses, f.Header.Status)
+		case transport.TypeArkivmeldingKvittering:
+			kvittering = &f.Header
+		}
+	}
+	assert.Equal(t, []string{"MOTTATT", "LEVERT"}, statuses, "oldest first")
+	require.NotNil(t, kvittering)
+	assert.Equal(t, id, kvittering.RelatedToMessageID)
+	assert.Equal(t, "OK", kvittering.ReceiptType)
+
+	rep := e.broker.Report()
+	assert.Equal(t, 1, rep.Deliveries[id])
+	assert.Equal(t, []string{"MOTTATT", "LEVERT"}, rep.Statuses[id])
+	assert.Empty(t, rep.Duplicates)
+}
+
+func TestClient_TwoDaemons(t *testing.T) {
+	e := newEnv(t, nil)
+	a, c := e.client(t, orgA, nil), e.client(t, orgC, nil)
+	sbd, id := arkivmelding(orgA, orgC, "")
+	pkg := randomBytes(t, 300<<10)
+	ref, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf(pkg)})
+	require.NoError(t, err)
+
+	files := drain(t, c, 1)
+	f := files[0]
+	assert.Equal(t, id, f.Header.MessageID)
+	assert.JSONEq(t, string(sbd), string(f.SBD))
+	require.True(t, f.HasPayload())
+	rc, err := f.OpenPayload()
+	require.NoError(t, err)
+	got, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	assert.Equal(t, pkg, got, "the package arrives byte-identical")
+
+	ov, err := a.Overview(context.Background(), ref)
+	require.NoError(t, err)
+	assert.Equal(t, dpo.StatusAllConfirmedDownloaded, ov.FileTransferStatus)
+
+	// Nobody answers for a real daemon but the daemon itself.
+	time.Sleep(300 * time.Millisecond)
+	pending, err := a.Pending(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, pending)
+}
+
+func TestClient_Send_Failures(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     simfault.Fault
+		retryable bool
+		final     bool
+	}{
+		{"final 400 at initialise", simfault.Fault{Path: "/broker/api/v1/filetransfer", Method: "POST", Status: 400, Times: 1}, false, true},
+		{"final 403 at upload", simfault.Fault{Path: "/broker/api/v1/filetransfer/*/upload", Status: 403, Times: 1}, false, true},
+		{"retryable 503", simfault.Fault{Path: "/broker/api/v1/filetransfer", Method: "POST", Status: 503, Times: 1}, true, false},
+		{"retryable 429", simfault.Fault{Path: "/broker/api/v1/filetransfer/*/upload", Status: 429, Times: 1}, true, false},
+		{"timeout", simfault.Fault{Path: "/broker/api/v1/filetransfer", Method: "POST", Delay: simfault.Duration(time.Second), Times: 1}, true, false},
+		{"dropped connection", simfault.Fault{Path: "/broker/api/v1/filetransfer/*/upload", Drop: true, Times: 1}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			a := e.client(t, orgA, func(c *dpo.Config) { c.RequestTimeout = 300 * time.Millisecond })
+			e.broker.Faults().Add(tt.fault)
+			sbd, _ := arkivmelding(orgA, orgPeer, "")
+			_, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf([]byte("cms"))})
+			require.Error(t, err)
+			assert.Equal(t, tt.retryable, transport.Retryable(err), "%v", err)
+			assert.Equal(t, tt.final, errorsIs(err, transport.ErrRejected), "%v", err)
+		})
+	}
+}
+
+func errorsIs(err, target error) bool { return transportIs(err, target) }
+
+func TestClient_Send_Idempotent(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault simfault.Fault
+		sched *dposim.Schedule
+	}{
+		// The upload lands but its answer is lost: the retry must see the
+		// transfer is uploaded and not upload again.
+		{name: "answer to upload lost", fault: simfault.Fault{Path: "/broker/api/v1/filetransfer/*/upload", After: true, Status: 504, Times: 1}},
+		// The upload never arrived: the retry uploads into the same transfer.
+		{name: "upload refused", fault: simfault.Fault{Path: "/broker/api/v1/filetransfer/*/upload", Status: 503, Times: 1}},
+		// The answer to initialise is lost: the transfer the retry cannot
+		// know stays empty and is never delivered.
+		{name: "answer to initialise lost", fault: simfault.Fault{Path: "/broker/api/v1/filetransfer", Method: "POST", After: true, Drop: true, Times: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.sched)
+			a := e.client(t, orgA, nil)
+			e.broker.Faults().Add(tt.fault)
+			sbd, id := arkivmelding(orgA, orgPeer, "")
+			out := dpo.Outgoing{SBD: sbd, Payload: payloadOf([]byte("cms"))}
+			out.Checkpoint = func(_ context.Context, tid string) error { out.TransferID = tid; return nil }
+			_, err := a.Send(context.Background(), out)
+			require.Error(t, err)
+			require.True(t, transport.Retryable(err))
+			ref, err := a.Send(context.Background(), out)
+			require.NoError(t, err)
+			if out.TransferID != "" {
+				assert.Equal(t, out.TransferID, ref)
+			}
+			// A third, spurious retry changes nothing either.
+			_, err = a.Send(context.Background(), out)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return len(e.broker.Report().Statuses[id]) == 2 }, 5*time.Second, 10*time.Millisecond)
+			assert.Equal(t, 1, e.broker.Report().Deliveries[id], "delivered exactly once")
+		})
+	}
+}
+
+func TestClient_Send_FailedUploadStartsOver(t *testing.T) {
+	sched := dposim.DefaultSchedule
+	sched.FailUploads = 1
+	e := newEnv(t, &sched)
+	a := e.client(t, orgA, nil)
+	sbd, id := arkivmelding(orgA, orgPeer, "")
+	out := dpo.Outgoing{SBD: sbd, Payload: payloadOf([]byte("cms"))}
+	first, err := a.Send(context.Background(), out)
+	require.NoError(t, err, "the broker accepted the upload; its scan fails later")
+	ov, err := a.Overview(context.Background(), first)
+	require.NoError(t, err)
+	require.Equal(t, dpo.StatusFailed, ov.FileTransferStatus)
+	assert.Zero(t, e.broker.Report().Deliveries[id])
+
+	out.TransferID = first
+	second, err := a.Send(context.Background(), out)
+	require.NoError(t, err)
+	assert.NotEqual(t, first, second)
+	require.Eventually(t, func() bool { return e.broker.Report().Deliveries[id] == 1 }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestClient_MessageChannel(t *testing.T) {
+	e := newEnv(t, nil)
+	bound := e.client(t, orgA, func(c *dpo.Config) { c.MessageChannel = "kanal-1" })
+	plain := e.client(t, orgA, nil)
+	sbd, id := arkivmelding(orgA, orgPeer, "kanal-1")
+	_, err := bound.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf([]byte("cms"))})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(e.broker.Report().Statuses[id]) == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	pending, err := plain.Pending(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, pending, "answers on a channel are not for the installation without one")
+	files := drain(t, bound, 3)
+	assert.Equal(t, "kanal-1", files[0].Header.MessageChannel)
+}
+
+func TestClient_DownloadMalformed(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.client(t, orgC, nil)
+	// A sender with a broken integration point: valid transfer, garbage file.
+	tok := systemUser{e.iss, orgA}
+	ex := e.exchanged(t, tok)
+	body, _ := json.Marshal(dpo.InitializeRequest{FileName: dpo.FileName, ResourceID: dpo.DefaultResourceID,
+		SendersFileTransferReference: "6c1c3a9e-8f0e-4c8e-9a37-4f8f2b7b9d11", Sender: "0192:" + orgA, Recipients: []string{"0192:" + orgC}})
+	var ir dpo.InitializeResponse
+	doJSON(t, ex, http.MethodPost, e.srv.URL+dposim.BasePath+"/filetransfer", "application/json", body, &ir)
+	doJSON(t, ex, http.MethodPost, e.srv.URL+dposim.BasePath+"/filetransfer/"+ir.FileTransferID+"/upload",
+		"application/octet-stream", []byte("not a zip"), nil)
+
+	var pending []dpo.Overview
+	require.Eventually(t, func() bool {
+		var err error
+		pending, err = c.Pending(context.Background())
+		return err == nil && len(pending) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	_, err := c.Download(context.Background(), pending[0].FileTransferID)
+	require.ErrorIs(t, err, transport.ErrMalformed)
+	assert.False(t, transport.Retryable(err))
+	require.NoError(t, c.Confirm(context.Background(), pending[0].FileTransferID))
+	pending, err = c.Pending(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, pending)
+}
+
+func TestClient_Unauthorised(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.client(t, orgA, nil)
+	// orgA's system user cannot send as orgC.
+	sbd, _ := arkivmelding(orgC, orgPeer, "")
+	_, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd})
+	require.ErrorIs(t, err, transport.ErrUnauthorized)
+	assert.False(t, transport.Retryable(err))
+}
+
+func TestNew_ReportsEveryProblem(t *testing.T) {
+	_, err := dpo.New(dpo.Config{BaseURL: "::", MessageChannel: "this-channel-name-is-far-too-long"})
+	require.Error(t, err)
+	for _, want := range []string{"BaseURL", "Tokens", "MessageChannel"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}

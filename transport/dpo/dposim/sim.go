@@ -1,0 +1,326 @@
+// Package dposim simulates Altinn 3 Broker as eFormidling's DPO uses it
+// (spec channels.md §9.10) and the integration points of simulated peer
+// organisations behind it.
+//
+// The broker routes file transfers by recipient org, so two real daemons
+// pointed at one Sim exchange messages with each other. For recipients
+// configured as peers the Sim itself plays the receiving integration point:
+// it downloads and confirms the transfer, optionally checks the package
+// (Options.Open), and on a schedule uploads back a status MOTTATT, a status
+// LEVERT and, for arkivmelding, an arkivmelding_kvittering, each echoing the
+// messageId and conversationId and honouring the message-channel rule.
+//
+// Control API under /_sim/ (not part of the broker protocol):
+//
+//	POST   /_sim/reset              forget transfers, faults and counters
+//	POST   /_sim/faults             {"path": "/broker/api/v1/filetransfer/*/upload", "method": "POST",
+//	                                 "status": 503, "times": 2, "delay": "2s", "drop": true, "after": true}
+//	DELETE /_sim/faults
+//	GET    /_sim/requests           request counts by route
+//	GET    /_sim/config, POST /_sim/config   Schedule (delays, dropped receipts, kvittering type, publish hold, failed uploads)
+//	GET    /_sim/peers, POST /_sim/peers     {"org": "910075918"} makes an org a simulated peer
+//	GET    /_sim/deliveries          {"deliveries": {messageId: n}, "statuses": {messageId: ["MOTTATT", ...]}, "duplicates": [...]}
+//	GET    /_sim/transfers           every transfer's overview
+//	POST   /_sim/send                {"sender": "0192:…", "recipient": "0192:…", "sbd": {...}, "asic": "<base64>", "reference": ""}
+//	                                 originate a message, as a peer would
+package dposim
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/efm-go/efm/transport"
+	"github.com/efm-go/efm/transport/altinn/altinnsim"
+	"github.com/efm-go/efm/transport/dpo"
+	"github.com/efm-go/efm/transport/internal/simfault"
+	"github.com/google/uuid"
+)
+
+// BasePath is where the broker API is mounted, as in the real URL.
+const BasePath = "/broker/api/v1"
+
+// Verifier checks the bearer token of a broker request; *altinnsim.Sim is one.
+type Verifier interface {
+	VerifyRequest(r *http.Request) (altinnsim.Claims, error)
+}
+
+// Schedule is the simulated peers' and broker's timing, settable at run time
+// through POST /_sim/config.
+type Schedule struct {
+	// PublishDelay is the broker's virus scan between upload and Published.
+	PublishDelay simfault.Duration `json:"publishDelay"`
+	// Mottatt, Levert and Kvittering are the delays after publication at
+	// which a peer answers.
+	Mottatt    simfault.Duration `json:"mottatt"`
+	Levert     simfault.Duration `json:"levert"`
+	Kvittering simfault.Duration `json:"kvittering"`
+	// Drop lists answers peers never send: "MOTTATT", "LEVERT", "kvittering".
+	Drop []string `json:"drop,omitempty"`
+	// KvitteringType is the arkivmelding_kvittering receiptType; "" means
+	// OK; "none" sends no kvittering.
+	KvitteringType string `json:"kvitteringType,omitempty"`
+	// HoldPublish keeps uploads in UploadProcessing forever.
+	HoldPublish bool `json:"holdPublish,omitempty"`
+	// FailUploads makes the next n uploads end in Failed.
+	FailUploads int `json:"failUploads,omitempty"`
+}
+
+// DefaultSchedule is short enough for tests: a message reaches LEVERT well
+// under a second after upload.
+var DefaultSchedule = Schedule{
+	PublishDelay: simfault.Duration(20 * time.Millisecond),
+	Mottatt:      simfault.Duration(50 * time.Millisecond),
+	Levert:       simfault.Duration(100 * time.Millisecond),
+	Kvittering:   simfault.Duration(150 * time.Millisecond),
+}
+
+// Options configures a Sim.
+type Options struct {
+	// Auth verifies Altinn tokens. Required.
+	Auth Verifier
+	// ResourceID is the only resource the broker serves; default
+	// dpo.DefaultResourceID.
+	ResourceID string
+	// Peers are the organisation numbers whose integration point the Sim plays.
+	Peers []string
+	// Schedule; the zero value means DefaultSchedule.
+	Schedule *Schedule
+	// Open, when not nil, checks a package a peer receives the way its
+	// integration point would (decrypt with the peer's key, verify the ASiC
+	// digests and manifest). A peer that cannot open a package sends no
+	// receipts; the failure shows in /_sim/deliveries as peerErrors.
+	Open func(peerOrg string, sbd []byte, asic []byte) error
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Sim is the broker and its peers. It is safe for concurrent use.
+type Sim struct {
+	opts    Options
+	faults  *simfault.Injector
+	handler http.Handler
+
+	mu         sync.Mutex
+	sched      Schedule
+	peers      map[string]bool
+	transfers  map[string]*transfer
+	order      []*transfer // creation order
+	deliveries map[string]int
+	statuses   map[string][]string
+	peerErrors map[string]string
+	timers     map[*time.Timer]bool
+	closed     bool
+}
+
+type recipient struct {
+	org     string // 0192:<orgnr>
+	status  string
+	changed time.Time
+}
+
+type statusEvent struct {
+	Status  string    `json:"fileTransferStatus"`
+	Changed time.Time `json:"fileTransferStatusChanged"`
+}
+
+type transfer struct {
+	id, resourceID, fileName, ref, sender string
+	recipients                            []*recipient
+	status                                string
+	changed, created, expires             time.Time
+	data                                  []byte
+	checksum                              string
+	props                                 map[string]string
+	history                               []statusEvent
+}
+
+// New returns a Sim.
+func New(opts Options) (*Sim, error) {
+	if opts.Auth == nil {
+		return nil, errors.New("dposim: Auth is required")
+	}
+	if opts.ResourceID == "" {
+		opts.ResourceID = dpo.DefaultResourceID
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Sim{opts: opts, faults: simfault.New(), peers: map[string]bool{}}
+	s.sched = DefaultSchedule
+	if opts.Schedule != nil {
+		s.sched = *opts.Schedule
+	}
+	for _, p := range opts.Peers {
+		s.peers[transport.OrgNumber(p)] = true
+	}
+	s.resetLocked()
+	mux := http.NewServeMux()
+	s.routes(mux)
+	s.faults.Routes(mux)
+	s.handler = s.faults.Wrap(mux, mux)
+	return s, nil
+}
+
+func (s *Sim) resetLocked() {
+	for t := range s.timers {
+		t.Stop()
+	}
+	s.transfers = map[string]*transfer{}
+	s.order = nil
+	s.deliveries = map[string]int{}
+	s.statuses = map[string][]string{}
+	s.peerErrors = map[string]string{}
+	s.timers = map[*time.Timer]bool{}
+}
+
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Faults gives tests direct access to failure injection.
+func (s *Sim) Faults() *simfault.Injector { return s.faults }
+
+// Close stops pending peer answers.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for t := range s.timers {
+		t.Stop()
+	}
+}
+
+// SetSchedule replaces the schedule.
+func (s *Sim) SetSchedule(sc Schedule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sched = sc
+}
+
+// AddPeer makes org (an organisation number) a simulated peer.
+func (s *Sim) AddPeer(org string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.peers[transport.OrgNumber(org)] = true
+}
+
+// Deliveries counts published business messages by messageId; a count
+// above one is a duplicate delivery.
+func (s *Sim) Deliveries() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.deliveries))
+	for k, v := range s.deliveries {
+		out[k] = v
+	}
+	return out
+}
+
+// Statuses lists the status messages published for each messageId, in order.
+func (s *Sim) Statuses() map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]string, len(s.statuses))
+	for k, v := range s.statuses {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// after runs f after d unless the Sim is reset or closed first.
+func (s *Sim) afterLocked(d time.Duration, f func()) {
+	if s.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		live := s.timers[t]
+		delete(s.timers, t)
+		s.mu.Unlock()
+		if live {
+			f()
+		}
+	})
+	s.timers[t] = true
+}
+
+func (s *Sim) setStatusLocked(t *transfer, status string) {
+	now := s.opts.Now().UTC()
+	t.status, t.changed = status, now
+	t.history = append(t.history, statusEvent{Status: status, Changed: now})
+}
+
+// newTransferLocked creates a transfer in Initialized.
+func (s *Sim) newTransferLocked(req dpo.InitializeRequest) *transfer {
+	now := s.opts.Now().UTC()
+	t := &transfer{id: uuid.NewString(), resourceID: req.ResourceID, fileName: req.FileName,
+		ref: req.SendersFileTransferReference, sender: req.Sender, created: now,
+		expires: now.Add(30 * 24 * time.Hour), props: req.PropertyList}
+	if t.props == nil {
+		t.props = map[string]string{}
+	}
+	for _, r := range req.Recipients {
+		t.recipients = append(t.recipients, &recipient{org: r, status: dpo.RecipientInitialized, changed: now})
+	}
+	s.setStatusLocked(t, dpo.StatusInitialized)
+	s.transfers[t.id] = t
+	s.order = append(s.order, t)
+	return t
+}
+
+// storeLocked takes an upload and schedules publication.
+func (s *Sim) storeLocked(t *transfer, data []byte) {
+	sum := md5.Sum(data)
+	t.data, t.checksum = data, hex.EncodeToString(sum[:])
+	s.setStatusLocked(t, dpo.StatusUploadProcessing)
+	if s.sched.FailUploads > 0 {
+		s.sched.FailUploads--
+		s.setStatusLocked(t, dpo.StatusFailed)
+		return
+	}
+	if s.sched.HoldPublish {
+		return
+	}
+	s.afterLocked(time.Duration(s.sched.PublishDelay), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.publishLocked(t)
+	})
+}
+
+// publishLocked makes a transfer visible to its recipients, counts the
+// delivery and lets peers answer.
+func (s *Sim) publishLocked(t *transfer) {
+	if t.status != dpo.StatusUploadProcessing {
+		return
+	}
+	s.setStatusLocked(t, dpo.StatusPublished)
+	f, err := dpo.ParseFile(bytes.NewReader(t.data), int64(len(t.data)))
+	if err != nil {
+		return // an unreadable file is still published; receivers discard it
+	}
+	h := f.Header
+	if h.Type == transport.TypeStatus {
+		s.statuses[h.MessageID] = append(s.statuses[h.MessageID], h.Status)
+	} else {
+		s.deliveries[h.MessageID]++
+	}
+	for _, r := range t.recipients {
+		if s.peers[transport.OrgNumber(r.org)] {
+			s.peerReceiveLocked(t, r, f)
+		}
+	}
+}
+
+func (s *Sim) dropped(what string) bool {
+	for _, d := range s.sched.Drop {
+		if d == what {
+			return true
+		}
+	}
+	return false
+}
