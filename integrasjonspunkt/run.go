@@ -18,11 +18,13 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/payload"
+	"github.com/efm-go/efm/integrasjonspunkt/pipeline"
 	"github.com/efm-go/efm/integrasjonspunkt/queue"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/integrasjonspunkt/webhook"
 	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/packaging/keystore"
 )
 
 // Options are what Run needs beyond the configuration.
@@ -76,9 +78,42 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	core, hooks, err := openCore(ctx, cfg, st, q, o.Registry, log)
+	// A bad or expired certificate does not stop the daemon (operations.md
+	// §1.6): the API answers and health says why sending cannot work.
+	ks, ksErr := keystore.Load(keystore.Config{
+		Path: cfg.Keystore.Path, Alias: cfg.Keystore.Alias, Password: cfg.Keystore.Password,
+		KeyPassword: cfg.Keystore.KeyPassword, Type: keystore.Type(cfg.Keystore.Type),
+	})
+	if ksErr != nil {
+		log.Error("business certificate unusable; sending is paused", logattr.Key("difi.move.org.keystore.path"), logattr.Err(ksErr))
+	} else {
+		for _, w := range ks.Warnings {
+			log.Warn("keystore", logattr.Key("difi.move.org.keystore.path"), slog.String("warning", w))
+		}
+	}
+
+	// The resolver serves the local API's lookups and the pipeline; without
+	// a service registry nothing can be sent and no pipeline runs.
+	reg := o.Registry
+	wiring, err := pipeline.FromConfig(cfg, log)
+	switch {
+	case errors.Is(err, pipeline.ErrNoRegistry):
+		log.Warn("no service registry configured: messages are accepted but not sent", logattr.Key("difi.move.serviceregistryEndpoint"))
+	case err != nil:
+		log.Error("channels cannot be set up; sending is paused", logattr.Err(err))
+	case reg == nil:
+		reg = message.ResolverRegistry{Resolver: wiring.Resolver}
+	}
+
+	core, hooks, err := openCore(ctx, cfg, st, q, reg, log)
 	if err != nil {
 		return err
+	}
+	var pl *pipeline.Pipeline
+	if wiring != nil {
+		if pl, err = pipeline.New(wiring.Config(core, q, filepath.Join(cfg.DataDir, "pipeline"), log)); err != nil {
+			return fmt.Errorf("starting the pipeline: %w", err)
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr())
@@ -87,7 +122,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q),
+		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr)),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
@@ -110,6 +145,9 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
 	g.Go(func() error { return core.Run(gctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second)) })
+	if pl != nil {
+		g.Go(func() error { return pl.Run(gctx) })
+	}
 	if o.Core != nil {
 		o.Core(core, q)
 	}
@@ -139,20 +177,28 @@ func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Log
 	if err != nil {
 		return err
 	}
+	n := 0
 	for _, id := range ids {
+		// Only messages the client has sent (E4) are work; enqueueing a
+		// merely created one would make the queue's deduplication drop its
+		// real send later.
+		if o, err := st.GetOutgoing(ctx, id); err != nil || o.State != store.StateQueued {
+			continue
+		}
+		n++
 		if err := q.Enqueue(ctx, id); err != nil {
 			return fmt.Errorf("re-enqueueing unfinished messages: %w", err)
 		}
 	}
-	if len(ids) > 0 {
-		log.Info("unfinished messages re-enqueued", slog.Int("count", len(ids)))
+	if n > 0 {
+		log.Info("unfinished messages re-enqueued", slog.Int("count", n))
 	}
 	return nil
 }
 
-func healthOf(st *store.Store, q *queue.Queue) func(context.Context) api.Health {
+func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component) func(context.Context) api.Health {
 	return func(ctx context.Context) api.Health {
-		cs := map[string]api.Component{}
+		cs := map[string]api.Component{"certificate": cert()}
 		if err := st.Check(ctx); err != nil {
 			cs["store"] = api.Component{Status: api.Down, Details: map[string]any{"error": "store not writable"}}
 		} else {
@@ -225,4 +271,22 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 		return nil, nil, err
 	}
 	return core, hooks, nil
+}
+
+// certificateHealth is the certificate component: DOWN when the keystore
+// cannot be used or the certificate is outside its validity, DEGRADED within
+// 30 days of expiry. It is checked at every health call, so expiry shows up
+// without a restart.
+func certificateHealth(cfg *config.Config, ks *keystore.Keystore, loadErr error) func() api.Component {
+	return func() api.Component {
+		if loadErr != nil {
+			return api.Component{Status: api.Down, Details: map[string]any{"reason": loadErr.Error()}}
+		}
+		c := keystore.CheckCertificate(ks.Cert, keystore.CheckOptions{OrgNumber: cfg.OrgNumber, Intermediates: ks.Chain})
+		d := map[string]any{"notAfter": c.NotAfter, "daysLeft": c.DaysLeft, "serial": c.Serial}
+		if len(c.Reasons) > 0 {
+			d["reasons"] = c.Reasons
+		}
+		return api.Component{Status: string(c.Status), Details: d}
+	}
 }
