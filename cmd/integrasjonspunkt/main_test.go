@@ -102,3 +102,9 @@ func TestSystemdQuote(t *testing.T) {
 		assert.Equal(t, want, systemdQuote(in), in)
 	}
 }
+
+func TestPseudonym_RefusesToInventAKey(t *testing.T) {
+	out, code := runCLI(t, "pseudonym", "--data", t.TempDir())
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, out, "no pseudonym key")
+}

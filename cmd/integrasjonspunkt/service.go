@@ -21,6 +21,7 @@ import (
 	"github.com/kardianos/service"
 
 	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
 )
 
 const serviceName = "integrasjonspunkt"
@@ -191,6 +192,11 @@ func installCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	svc, err := service.New(&program{}, sc)
 	if err != nil {
 		return err
+	}
+	// The pseudonym key is made at install so it exists before the first
+	// event and is in the first backup (operations.md §5.3).
+	if _, err := events.LoadOrCreateKey(pseudonymKeyPath(loc.data)); err != nil {
+		return fmt.Errorf("making the pseudonym key: %w", err)
 	}
 	if err := ensureAccount(*userName, loc.data); err != nil {
 		return err
