@@ -190,6 +190,19 @@ func TestOpen_RefusesTamperedContainer(t *testing.T) {
 	}
 }
 
+func TestOpen_RefusesDuplicateIDs(t *testing.T) {
+	data := writeContainer(t, XAdES, signer())
+	bad := rezip(t, data, func(name string, c []byte) []byte {
+		if name == SignaturesName {
+			return bytes.Replace(c, []byte(`<ds:Object>`), []byte(`<ds:Object><xades:SignedProperties Id="SignedProperties"></xades:SignedProperties>`), 1)
+		}
+		return c
+	}, nil)
+	_, err := open(bad)
+	assert.ErrorIs(t, err, ErrInvalidContainer)
+	assert.ErrorContains(t, err, "appears twice")
+}
+
 func TestOpen_RefusesUntrustedSigner(t *testing.T) {
 	other, err := testpki.Ensure(t.TempDir(), nil)
 	require.NoError(t, err)

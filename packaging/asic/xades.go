@@ -229,12 +229,21 @@ func verifyXAdES(doc []byte) (*xadesResult, error) {
 		return nil, fmt.Errorf("%w: SignatureValue does not verify with the included certificates", ErrSignature)
 	}
 
+	// A repeated Id would let a reference resolve to a different element than a reader
+	// looking at the document sees (signature wrapping), so it is refused outright.
 	ids := map[string]*xnode{}
+	dupID := ""
 	sig.walk(func(n *xnode) {
 		if id, ok := n.attr("Id"); ok {
+			if ids[id] != nil {
+				dupID = id
+			}
 			ids[id] = n
 		}
 	})
+	if dupID != "" {
+		return nil, fmt.Errorf("%w: Id %q appears twice in signatures.xml", ErrInvalidContainer, dupID)
+	}
 	var sawProps bool
 	for _, ref := range si.elements() {
 		if !ref.is(nsDS, "Reference") {
