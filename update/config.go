@@ -73,6 +73,10 @@ type Config struct {
 	ProbationStable  time.Duration // then healthy without a break; default DefaultProbationStable
 	PollInterval     time.Duration // health polling during probation; default DefaultPollInterval
 	PreflightTimeout time.Duration // self-test of the staged binary; default DefaultPreflight
+	// Wake is the longest the loop sleeps before looking at the clock again,
+	// so a clock jump or a suspended machine does not sleep through a
+	// window; default one minute.
+	Wake time.Duration
 
 	// Health answers whether this daemon is up: true for UP and DEGRADED (an
 	// outside service failing is not the new version's fault), false or an

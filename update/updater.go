@@ -75,6 +75,7 @@ func New(cfg Config) (*Updater, error) {
 	setDefaultDur(&cfg.ProbationStable, DefaultProbationStable)
 	setDefaultDur(&cfg.PollInterval, DefaultPollInterval)
 	setDefaultDur(&cfg.PreflightTimeout, DefaultPreflight)
+	setDefaultDur(&cfg.Wake, time.Minute)
 	if cfg.AllowUrgent == nil {
 		t := true
 		cfg.AllowUrgent = &t
@@ -241,7 +242,7 @@ func (u *Updater) Run(ctx context.Context) error {
 		if w := u.nextApplyTime(); !w.IsZero() && w.Before(wake) {
 			wake = w
 		}
-		d := max(wake.Sub(u.cfg.Now()), 0)
+		d := min(max(wake.Sub(u.cfg.Now()), 0), u.cfg.Wake)
 		timer := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

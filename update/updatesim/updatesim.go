@@ -43,16 +43,17 @@ type Options struct {
 // Fault is the set of misbehaviours the simulator can show. The zero value
 // is a well-behaved server.
 type Fault struct {
-	BadSignature   bool          `json:"bad_signature"`   // manifest signed by an untrusted key
-	Expired        bool          `json:"expired"`         // expires_at in the past
-	ReplaySerial   bool          `json:"replay_serial"`   // serve with the very first serial again
-	WrongChecksum  bool          `json:"wrong_checksum"`  // manifest sha256 of every artifact is wrong
-	TamperArtifact bool          `json:"tamper_artifact"` // artifact bytes differ from what was signed
-	Status         int           `json:"status"`          // answer every request with this status (e.g. 503)
-	FailNext       int           `json:"fail_next"`       // the next N requests answer 503
-	Delay          time.Duration `json:"delay"`           // sleep before every answer
-	TruncateAt     int64         `json:"truncate_at"`     // artifact bodies end after this many bytes
-	NoRange        bool          `json:"no_range"`        // ignore Range headers
+	BadSignature   bool          `json:"bad_signature"`    // manifest signed by an untrusted key
+	Expired        bool          `json:"expired"`          // expires_at in the past
+	ReplaySerial   bool          `json:"replay_serial"`    // serve with the very first serial again
+	WrongChecksum  bool          `json:"wrong_checksum"`   // manifest sha256 of every artifact is wrong
+	TamperArtifact bool          `json:"tamper_artifact"`  // artifact bytes differ from what was signed
+	BadArtifactSig bool          `json:"bad_artifact_sig"` // artifact .minisig made by an untrusted key
+	Status         int           `json:"status"`           // answer every request with this status (e.g. 503)
+	FailNext       int           `json:"fail_next"`        // the next N requests answer 503
+	Delay          time.Duration `json:"delay"`            // sleep before every answer
+	TruncateAt     int64         `json:"truncate_at"`      // artifact bodies end after this many bytes
+	NoRange        bool          `json:"no_range"`         // ignore Range headers
 }
 
 // ReleaseOptions describe a published release beyond its binaries.
@@ -239,7 +240,8 @@ func (s *Server) SetFault(f Fault) {
 }
 
 // Requests returns how many requests each kind of path has seen
-// ("manifest", "signature", "artifact", "artifact-signature", "other").
+// ("manifest", "signature", "artifact", "artifact-signature", "other"), and
+// "range" for requests that asked for a byte range (resumed downloads).
 func (s *Server) Requests() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -311,6 +313,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.requests[kind(p)]++
+	if r.Header.Get("Range") != "" {
+		s.requests["range"]++
+	}
 	f := s.fault
 	if s.fault.FailNext > 0 {
 		s.fault.FailNext--
@@ -356,6 +361,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if body == nil {
 		http.NotFound(w, r)
 		return
+	}
+	if kind(p) == "artifact-signature" && f.BadArtifactSig {
+		s.mu.Lock()
+		art := s.files[strings.TrimSuffix(p, ".minisig")]
+		s.mu.Unlock()
+		body = manifest.Sign(s.rogue, art, "file:rogue")
 	}
 	if kind(p) == "artifact" {
 		if f.TamperArtifact {
