@@ -24,6 +24,9 @@ func runCLI(t *testing.T, args ...string) (stdout string, code int) {
 	case err != nil:
 		code = exitFailure
 	}
+	if err != nil {
+		errb.WriteString(err.Error())
+	}
 	return out.String() + errb.String(), code
 }
 
