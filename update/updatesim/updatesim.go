@@ -139,6 +139,9 @@ func (s *Server) Publish(version string, binaries map[string][]byte, ro ReleaseO
 	if len(binaries) == 0 {
 		return fmt.Errorf("publishing %s: no binaries", version)
 	}
+	if version == "" || strings.ContainsAny(version, "/\\ ") {
+		return fmt.Errorf("publishing: version %q is not usable in a path", version)
+	}
 	rel := manifest.Release{
 		Version: version, ReleasedAt: s.opts.Now().UTC().Truncate(time.Second), Urgency: ro.Urgency,
 		MinUpgradeFrom: ro.MinUpgradeFrom, RollbackSafeTo: ro.RollbackSafeTo, SchemaVersion: ro.SchemaVersion, APIMajors: ro.APIMajors,
@@ -154,7 +157,7 @@ func (s *Server) Publish(version string, binaries map[string][]byte, ro ReleaseO
 	slices.Sort(platforms)
 	for _, p := range platforms {
 		goos, goarch, ok := strings.Cut(p, "/")
-		if !ok {
+		if !ok || goos == "" || goarch == "" {
 			return fmt.Errorf("publishing %s: platform %q is not os/arch", version, p)
 		}
 		b := binaries[p]
