@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/queue"
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/packaging/jws"
+	"github.com/efm-go/efm/packaging/testpki"
 )
 
 // Parties of the default simulator seed (addressing/seed/default.json).
@@ -118,6 +120,27 @@ func selfSigned(org string) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
+var (
+	pkiOnce sync.Once
+	pki     *testpki.PKI
+	pkiErr  error
+)
+
+// businessCertificate is the daemon's own keystore from the sandbox's test PKI.
+func businessCertificate(t *testing.T) *testpki.Identity {
+	t.Helper()
+	pkiOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "efm-api-pki-")
+		if err != nil {
+			pkiErr = err
+			return
+		}
+		pki, pkiErr = testpki.Ensure(dir, []string{ownOrg})
+	})
+	require.NoError(t, pkiErr)
+	return pki.Orgs[ownOrg]
+}
+
 // daemon is a running integrasjonspunkt.Run on a loopback port.
 type daemon struct {
 	t    *testing.T
@@ -131,9 +154,6 @@ func baseOverrides() map[string]string {
 	return map[string]string{
 		"environment":                          "staging",
 		"difi.move.org.number":                 ownOrg,
-		"difi.move.org.keystore.path":          "keystore.p12",
-		"difi.move.org.keystore.alias":         "efm",
-		"difi.move.org.keystore.password":      "changeit",
 		"difi.move.feature.enableDPO":          "true",
 		"difi.move.feature.enableDPV":          "true",
 		"difi.move.feature.enableDPI":          "true",
@@ -152,6 +172,10 @@ func baseOverrides() map[string]string {
 func startDaemon(t *testing.T, extra map[string]string) *daemon {
 	t.Helper()
 	ov := baseOverrides()
+	id := businessCertificate(t)
+	ov["difi.move.org.keystore.path"] = id.KeystorePath
+	ov["difi.move.org.keystore.alias"] = id.Alias
+	ov["difi.move.org.keystore.password"] = id.KeystorePassword
 	for k, v := range extra {
 		ov[k] = v
 	}
@@ -389,4 +413,17 @@ func eventually(t *testing.T, cond func() bool, msg string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("condition not met within 10 s: " + msg)
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sims != nil {
+		sims.Close()
+	}
+	if pki != nil {
+		os.RemoveAll(pki.Dir())
+	}
+	os.Exit(code)
 }
