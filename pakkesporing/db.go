@@ -103,7 +103,7 @@ type db struct {
 }
 
 func openDB(ctx context.Context, path string) (*db, error) {
-	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate"
+	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate&_cache_size=-65536"
 	w, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening central store: %w", err)
@@ -203,7 +203,10 @@ func (d *db) insertBatch(ctx context.Context, batch []stored, receivedAt time.Ti
 		}
 	}()
 	var created []string
-	proj := newProjector(tx)
+	proj, err := newProjector(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
 	defer proj.close()
 
 	for _, s := range batch {
@@ -267,9 +270,11 @@ func (d *db) insertBatch(ctx context.Context, batch []stored, receivedAt time.Ti
 // ingest transaction. Rows are read once per batch and written at flush, so a
 // batch with many statuses for one message costs one read and one write.
 type projector struct {
-	tx    *sql.Tx
-	convs map[[2]string]*convRow
-	insts map[string]*instRow
+	tx         *sql.Tx
+	convs      map[[2]string]*convRow
+	insts      map[string]*instRow
+	selectConv *sql.Stmt
+	selectInst *sql.Stmt
 }
 
 type convRow struct {
@@ -288,11 +293,42 @@ type instRow struct {
 	lastSeen                               int64
 }
 
-func newProjector(tx *sql.Tx) *projector {
-	return &projector{tx: tx, convs: map[[2]string]*convRow{}, insts: map[string]*instRow{}}
+const (
+	selectConvSQL = `SELECT conversation_id, direction, service, latest_status, latest_at,
+		handled_at, first_event_at, last_event_at, status_times, alert_status
+		FROM conversation WHERE orgnr = ? AND message_id = ?`
+	selectInstSQL = `SELECT orgnr, version, os, arch, channels, started_at, last_seen, cert_not_after
+		FROM installation WHERE installation_id = ?`
+	upsertConvSQL = `INSERT INTO conversation(orgnr, message_id, conversation_id, direction,
+		service, latest_status, latest_at, handled_at, first_event_at, last_event_at, status_times, alert_status)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(orgnr, message_id) DO UPDATE SET latest_status=excluded.latest_status,
+		latest_at=excluded.latest_at, handled_at=excluded.handled_at, first_event_at=excluded.first_event_at,
+		last_event_at=excluded.last_event_at, status_times=excluded.status_times, alert_status=excluded.alert_status`
+	upsertInstSQL = `INSERT INTO installation(installation_id, orgnr, version, os, arch,
+		channels, started_at, last_seen, cert_not_after) VALUES (?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(installation_id) DO UPDATE SET orgnr=excluded.orgnr, version=excluded.version,
+		os=excluded.os, arch=excluded.arch, channels=excluded.channels, started_at=excluded.started_at,
+		last_seen=excluded.last_seen, cert_not_after=excluded.cert_not_after`
+)
+
+func newProjector(ctx context.Context, tx *sql.Tx) (*projector, error) {
+	p := &projector{tx: tx, convs: map[[2]string]*convRow{}, insts: map[string]*instRow{}}
+	var err error
+	if p.selectConv, err = tx.PrepareContext(ctx, selectConvSQL); err != nil {
+		return nil, fmt.Errorf("preparing projection: %w", err)
+	}
+	if p.selectInst, err = tx.PrepareContext(ctx, selectInstSQL); err != nil {
+		p.selectConv.Close()
+		return nil, fmt.Errorf("preparing projection: %w", err)
+	}
+	return p, nil
 }
 
-func (p *projector) close() {}
+func (p *projector) close() {
+	p.selectConv.Close()
+	p.selectInst.Close()
+}
 
 func (p *projector) apply(ctx context.Context, e events.Event) error {
 	if err := p.applyInstallation(ctx, e); err != nil {
@@ -307,9 +343,7 @@ func (p *projector) apply(ctx context.Context, e events.Event) error {
 	if c == nil {
 		c = &convRow{orgnr: ms.OrgNr, messageID: ms.MessageID}
 		var times string
-		err := p.tx.QueryRowContext(ctx, `SELECT conversation_id, direction, service, latest_status, latest_at,
-			handled_at, first_event_at, last_event_at, status_times, alert_status
-			FROM conversation WHERE orgnr = ? AND message_id = ?`, ms.OrgNr, ms.MessageID).Scan(
+		err := p.selectConv.QueryRowContext(ctx, ms.OrgNr, ms.MessageID).Scan(
 			&c.conversationID, &c.direction, &c.service, &c.latestStatus, &c.latestAt,
 			&c.handledAt, &c.firstAt, &c.lastAt, &times, &c.alertStatus)
 		switch {
@@ -352,8 +386,7 @@ func (p *projector) applyInstallation(ctx context.Context, e events.Event) error
 	in := p.insts[h.InstallationID]
 	if in == nil {
 		in = &instRow{id: h.InstallationID}
-		err := p.tx.QueryRowContext(ctx, `SELECT orgnr, version, os, arch, channels, started_at, last_seen, cert_not_after
-			FROM installation WHERE installation_id = ?`, h.InstallationID).Scan(
+		err := p.selectInst.QueryRowContext(ctx, h.InstallationID).Scan(
 			&in.orgnr, &in.version, &in.os, &in.arch, &in.channels, &in.startedAt, &in.lastSeen, &in.certNotAfter)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("reading installation projection: %w", err)
@@ -384,29 +417,26 @@ func (p *projector) applyInstallation(ctx context.Context, e events.Event) error
 }
 
 func (p *projector) flush(ctx context.Context) error {
-	for _, c := range p.convs {
-		times, err := json.Marshal(c.times)
+	if len(p.convs) > 0 {
+		up, err := p.tx.PrepareContext(ctx, upsertConvSQL)
 		if err != nil {
-			return fmt.Errorf("encoding status times: %w", err)
+			return fmt.Errorf("preparing conversation projection: %w", err)
 		}
-		if _, err := p.tx.ExecContext(ctx, `INSERT INTO conversation(orgnr, message_id, conversation_id, direction,
-			service, latest_status, latest_at, handled_at, first_event_at, last_event_at, status_times, alert_status)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(orgnr, message_id) DO UPDATE SET latest_status=excluded.latest_status,
-			latest_at=excluded.latest_at, handled_at=excluded.handled_at, first_event_at=excluded.first_event_at,
-			last_event_at=excluded.last_event_at, status_times=excluded.status_times, alert_status=excluded.alert_status`,
-			c.orgnr, c.messageID, c.conversationID, c.direction, c.service, c.latestStatus, c.latestAt,
-			c.handledAt, c.firstAt, c.lastAt, string(times), c.alertStatus); err != nil {
-			return fmt.Errorf("writing conversation projection: %w", err)
+		defer up.Close()
+		for _, c := range p.convs {
+			times, err := json.Marshal(c.times)
+			if err != nil {
+				return fmt.Errorf("encoding status times: %w", err)
+			}
+			if _, err := up.ExecContext(ctx, c.orgnr, c.messageID, c.conversationID, c.direction, c.service,
+				c.latestStatus, c.latestAt, c.handledAt, c.firstAt, c.lastAt, string(times), c.alertStatus); err != nil {
+				return fmt.Errorf("writing conversation projection: %w", err)
+			}
 		}
 	}
 	for _, in := range p.insts {
-		if _, err := p.tx.ExecContext(ctx, `INSERT INTO installation(installation_id, orgnr, version, os, arch,
-			channels, started_at, last_seen, cert_not_after) VALUES (?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(installation_id) DO UPDATE SET orgnr=excluded.orgnr, version=excluded.version,
-			os=excluded.os, arch=excluded.arch, channels=excluded.channels, started_at=excluded.started_at,
-			last_seen=excluded.last_seen, cert_not_after=excluded.cert_not_after`,
-			in.id, in.orgnr, in.version, in.os, in.arch, in.channels, in.startedAt, in.lastSeen, in.certNotAfter); err != nil {
+		if _, err := p.tx.ExecContext(ctx, upsertInstSQL, in.id, in.orgnr, in.version, in.os, in.arch, in.channels,
+			in.startedAt, in.lastSeen, in.certNotAfter); err != nil {
 			return fmt.Errorf("writing installation projection: %w", err)
 		}
 	}

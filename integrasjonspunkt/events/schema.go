@@ -224,6 +224,9 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 func fieldErr(field, reason string) error { return &FieldError{Field: field, Reason: reason} }
 
 func (h *Header) validate() error {
+	if h.SchemaVersion == 0 {
+		return fieldErr("schema_version", "required")
+	}
 	if !slices.Contains(SupportedVersions, h.SchemaVersion) {
 		return fmt.Errorf("%w %d", ErrSchemaVersion, h.SchemaVersion)
 	}
@@ -396,36 +399,14 @@ func Decode(line []byte) (Event, error) {
 	if len(line) > maxEventBytes {
 		return nil, fieldErr("", "event larger than 16 KiB")
 	}
-	var peek struct {
-		SchemaVersion *int `json:"schema_version"`
-		Type          Type `json:"type"`
-	}
-	if err := json.Unmarshal(line, &peek); err != nil {
-		return nil, fieldErr("", "not a JSON object")
-	}
-	if peek.SchemaVersion == nil {
-		return nil, fieldErr("schema_version", "required")
-	}
-	if !slices.Contains(SupportedVersions, *peek.SchemaVersion) {
-		return nil, fmt.Errorf("%w %d", ErrSchemaVersion, *peek.SchemaVersion)
-	}
-	var e Event
-	switch peek.Type {
-	case TypeMessageStatus:
-		e = new(MessageStatus)
-	case TypeInstallationStarted:
-		e = new(InstallationStarted)
-	case TypeInstallationHeartbeat:
-		e = new(InstallationHeartbeat)
-	case TypeUpdateApplied, TypeUpdateCommitted, TypeUpdateRolledBack, TypeUpdateFailed:
-		e = new(Update)
-	default:
-		return nil, fieldErr("type", "unknown event type")
+	e, err := newForType(line)
+	if err != nil {
+		return nil, versionFirst(line, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(e); err != nil {
-		return nil, decodeFieldError(err)
+		return nil, versionFirst(line, decodeFieldError(err))
 	}
 	if dec.More() {
 		return nil, fieldErr("", "trailing data after the event")
@@ -436,6 +417,53 @@ func Decode(line []byte) (Event, error) {
 	h := e.EventHeader()
 	h.OccurredAt = h.OccurredAt.UTC()
 	return e, nil
+}
+
+// versionFirst reports an unsupported schema_version in preference to err:
+// a newer schema's fields and types are unknown here by definition.
+func versionFirst(line []byte, err error) error {
+	var peek struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if json.Unmarshal(line, &peek) == nil && peek.SchemaVersion != nil && !slices.Contains(SupportedVersions, *peek.SchemaVersion) {
+		return fmt.Errorf("%w %d", ErrSchemaVersion, *peek.SchemaVersion)
+	}
+	return err
+}
+
+// newForType returns an empty struct for the event's type. The common case,
+// a compact `"type":"…"` as Encode writes it, is found without a second full
+// parse (ingest decodes tens of thousands of events a second); anything else
+// is peeked at properly. validate checks the type again after decoding, so
+// a guess can never let a wrong struct through.
+func newForType(line []byte) (Event, error) {
+	t := Type("")
+	if i := bytes.Index(line, []byte(`"type":"`)); i >= 0 && bytes.Count(line, []byte(`"type"`)) == 1 {
+		rest := line[i+8:]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 {
+			t = Type(rest[:j])
+		}
+	}
+	if t == "" {
+		var peek struct {
+			Type Type `json:"type"`
+		}
+		if err := json.Unmarshal(line, &peek); err != nil {
+			return nil, fieldErr("", "not a JSON object")
+		}
+		t = peek.Type
+	}
+	switch t {
+	case TypeMessageStatus:
+		return new(MessageStatus), nil
+	case TypeInstallationStarted:
+		return new(InstallationStarted), nil
+	case TypeInstallationHeartbeat:
+		return new(InstallationHeartbeat), nil
+	case TypeUpdateApplied, TypeUpdateCommitted, TypeUpdateRolledBack, TypeUpdateFailed:
+		return new(Update), nil
+	}
+	return nil, fieldErr("type", "unknown event type")
 }
 
 // decodeFieldError turns a json error into a FieldError naming the field, so

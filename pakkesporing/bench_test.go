@@ -1,0 +1,99 @@
+package pakkesporing_test
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/pakkesporing/pakkesporingtest"
+)
+
+// benchBatches builds gzip NDJSON batches of 500 events the shipper's way:
+// 100 messages with 5 statuses each, so the projection is exercised too.
+func benchBatches(b *testing.B, n int) [][]byte {
+	sb := newBuilder(b, senderOrg, nil)
+	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	out := make([][]byte, 0, n)
+	for range n {
+		var lines [][]byte
+		for range 100 {
+			m := newMessage()
+			for j, st := range []events.Status{events.Opprettet, events.Sendt, events.Mottatt, events.Levert, events.Lest} {
+				lines = append(lines, m.sent(b, sb, st, at.Add(time.Duration(j)*time.Second)))
+			}
+			at = at.Add(time.Second)
+		}
+		out = append(out, gz(b, lines...))
+	}
+	return out
+}
+
+func postRaw(b *testing.B, c *http.Client, url string, body []byte) {
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/events", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Content-Encoding", "gzip")
+	res, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b.Fatalf("status %d", res.StatusCode)
+	}
+}
+
+// BenchmarkIngest is must-show 6: events/s into pakkesporing over mutual
+// TLS, 500-event gzip batches from one installation at a time.
+func BenchmarkIngest(b *testing.B) {
+	ps := pakkesporingtest.New(b, pakkesporingtest.Options{})
+	c := ps.Client(b, senderOrg)
+	batches := benchBatches(b, 40)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if i == len(batches) {
+			b.StopTimer()
+			batches = append(batches, benchBatches(b, 20)...)
+			b.StartTimer()
+		}
+		postRaw(b, c, ps.URL, batches[i])
+		i++
+	}
+	b.ReportMetric(float64(i*500)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkIngestParallel has four installations ship at once: the single
+// writer serialises the inserts while TLS, gunzip, decoding and validation
+// overlap.
+func BenchmarkIngestParallel(b *testing.B) {
+	ps := pakkesporingtest.New(b, pakkesporingtest.Options{})
+	clients := make([]*http.Client, 4)
+	for i := range clients {
+		clients[i] = ps.Client(b, senderOrg)
+	}
+	batches := benchBatches(b, 40)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if i+len(clients) > len(batches) {
+			b.StopTimer()
+			batches = append(batches, benchBatches(b, 20)...)
+			b.StartTimer()
+		}
+		var wg sync.WaitGroup
+		for k, c := range clients {
+			body := batches[i+k]
+			wg.Go(func() { postRaw(b, c, ps.URL, body) })
+		}
+		wg.Wait()
+		i += len(clients)
+	}
+	b.ReportMetric(float64(i*500)/b.Elapsed().Seconds(), "events/s")
+}
