@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt"
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/internal/logfile"
 	"github.com/efm-go/efm/internal/sandbox"
 )
 
@@ -71,7 +73,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("configuration has problems (run 'integrasjonspunkt config check'):\n%w", err)
 	}
 	opts.Config = cfg
-	opts.Logger = newLogger(stderr, cfg.LogLevel)
+	logOut := stderr
+	if fileLog(cfg) {
+		lf, err := logfile.Open(filepath.Join(loc.data, "logs", "integrasjonspunkt.log"), cfg.Size("efm.log.max-size", 10<<20), 8)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		logOut = io.MultiWriter(stderr, lf)
+	}
+	opts.Logger = newLogger(logOut, cfg.LogLevel)
 
 	p := &program{opts: opts}
 	svc, err := service.New(p, serviceConfig(loc, "", cfg.ShutdownDrain))
@@ -132,6 +143,15 @@ func (p *program) runInteractive(ctx context.Context) error {
 		close(p.skipDrain)
 	}()
 	return <-p.done
+}
+
+// fileLog says whether to log to <data>/logs: always when efm.log.file says
+// so, and by default for a Windows service, whose stderr goes nowhere.
+func fileLog(cfg *config.Config) bool {
+	if v := cfg.Value("efm.log.file"); v != "" {
+		return v == "true"
+	}
+	return runtime.GOOS == "windows" && !service.Interactive()
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -175,6 +175,7 @@ var keys = []key{
 	{name: "efm.disk.min-free", def: "1GB", check: checkSize},
 	{name: "efm.log.level", def: "info", check: oneOf("debug", "info", "warn", "error")},
 	{name: "efm.log.max-size", def: "10MB", check: checkSize},
+	{name: "efm.log.file", check: checkBool}, // default: on for a Windows service, off elsewhere
 	{name: "efm.retention.incoming-unfetched", def: "2160h", check: checkDuration},
 	{name: "efm.retention.history", def: "17520h", check: checkDuration},
 	{name: "efm.events.url"},
