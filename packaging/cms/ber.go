@@ -43,7 +43,9 @@ type berReader struct {
 }
 
 func newBERReader(r io.Reader) *berReader {
-	return &berReader{r: bufio.NewReaderSize(r, 64<<10)}
+	// A small buffer: headers are parsed from it, while content reads larger than it go
+	// straight from r into the caller's chunk instead of being copied twice.
+	return &berReader{r: bufio.NewReaderSize(r, 8<<10)}
 }
 
 func (b *berReader) readByte() (byte, error) {
