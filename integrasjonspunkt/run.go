@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 		reg = message.ResolverRegistry{Resolver: wiring.Resolver}
 	}
 
-	core, hooks, err := openCore(ctx, cfg, st, q, reg, log)
+	core, hooks, err := openCore(ctx, cfg, st, q, reg, certificateError(certificateHealth(cfg, ks, ksErr)), log)
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func infoOf(cfg *config.Config) func() any {
 // openCore builds the local API's core: the central-log event builder (its
 // pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
 // the message service.
-func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, log *slog.Logger) (*message.Service, *webhook.Notifier, error) {
+func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, error) {
 	secrets := filepath.Join(cfg.DataDir, "secrets")
 	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
 	if err != nil {
@@ -266,6 +266,7 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	}
 	mc := message.Settings(cfg)
 	mc.Store, mc.Payloads, mc.Queue, mc.Events, mc.Registry, mc.Notifier, mc.Logger = st, payloads, q, builder, reg, hooks, log
+	mc.Certificate = certErr
 	core, err := message.New(mc)
 	if err != nil {
 		return nil, nil, err
@@ -288,5 +289,20 @@ func certificateHealth(cfg *config.Config, ks *keystore.Keystore, loadErr error)
 			d["reasons"] = c.Reasons
 		}
 		return api.Component{Status: string(c.Status), Details: d}
+	}
+}
+
+// certificateError turns the certificate's health into the check E2–E5 make
+// before accepting a message (InvalidCertificateException, local-api.md §15.2).
+func certificateError(health func() api.Component) func() error {
+	return func() error {
+		c := health()
+		if c.Status != api.Down {
+			return nil
+		}
+		if r, ok := c.Details["reason"].(string); ok {
+			return errors.New(r)
+		}
+		return fmt.Errorf("certificate is not valid: %v", c.Details["reasons"])
 	}
 }

@@ -71,6 +71,8 @@ const (
 	NameAsicRead                     = "AsicReadException"
 	NameConversationNotFound         = "ConversationNotFoundException"
 	NameIdentifierNotFound           = "IdentifierNotFoundException"
+	NameInvalidCertificate           = "InvalidCertificateException"
+	NameMissingSvarUtCredentials     = "MissingSvarUtCredentialsException"
 )
 
 func bad(name, format string, args ...any) *Error {

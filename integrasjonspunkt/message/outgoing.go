@@ -47,6 +47,10 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	if vs := sbd.ValidateHeader(doc, now); len(vs) > 0 {
 		return nil, Violation(vs)
 	}
+	if doc.Type == "" {
+		// A document type the registry lists (feil) that no client may send.
+		return nil, bad(NameUnknownMessageType, "Message type '%s' cannot be sent; valid types: %s", doc.DocID().Type, strings.Join(sbd.Types, ", "))
+	}
 	p := &prepared{doc: doc, client: client}
 	p.sender, _ = ident.ParseID(doc.SenderValue())
 	if rv := doc.ReceiverValue(); rv != "" {
@@ -69,10 +73,18 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	if err := s.checkDuplicate(ctx, doc); err != nil {
 		return nil, err
 	}
+	if s.cfg.Certificate != nil {
+		if err := s.cfg.Certificate(); err != nil {
+			return nil, bad(NameInvalidCertificate, "The integration point's certificate cannot be used: %v", err)
+		}
+	}
 	if !s.cfg.Lenient {
 		if vs := sbd.ValidateBusiness(doc); len(vs) > 0 {
 			return nil, Violation(vs)
 		}
+	}
+	if rel := doc.String("relatedToMessageId"); rel != "" && !sbd.IsUUID(rel) {
+		return nil, bad(NameNotUUID, "relatedToMessageId '%s' is not a UUID", rel)
 	}
 	if svc == "UNKNOWN" || !s.cfg.Enabled(svc) {
 		return nil, bad(NameServiceNotEnabled, "Service %s is not enabled", svc)
@@ -88,6 +100,11 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	if svc == "DPO" && s.cfg.MessageChannel != "" {
 		if mc := doc.Scope(sbd.ScopeMessageChannel); mc != nil && mc.Identifier != s.cfg.MessageChannel {
 			return nil, bad(NameMessageChannelInvalid, "Message channel '%s' differs from the configured '%s'", mc.Identifier, s.cfg.MessageChannel)
+		}
+	}
+	if svc == "DPF" && s.cfg.SvarUtCredentials != nil {
+		if part, ok := p.sender.Part(); ok && !s.cfg.SvarUtCredentials(part.String()) {
+			return nil, bad(NameMissingSvarUtCredentials, "No SvarUt account is configured for organisation %s", part)
 		}
 	}
 	return p, nil

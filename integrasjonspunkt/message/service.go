@@ -80,6 +80,14 @@ type Config struct {
 	// DPIPolling says the DPI channel polls for status, which makes DPI
 	// conversations pollable after SENDT (local-api.md §14.4).
 	DPIPolling bool
+	// Certificate reports why the daemon's business certificate cannot be
+	// used (expired, unreadable), nil when it can; nil func means always
+	// usable. E2–E5 refuse with InvalidCertificateException (§15.2 step 3).
+	Certificate func() error
+	// SvarUtCredentials reports whether a SvarUt account exists for an
+	// organisation the daemon sends DPF for on behalf of; nil means every
+	// represented organisation has one.
+	SvarUtCredentials func(org string) bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

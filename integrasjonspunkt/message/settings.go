@@ -48,6 +48,9 @@ func Settings(c *config.Config) Config {
 		Lenient:        strings.EqualFold(c.Value("compat.lenientBusinessMessageValidation"), "true"),
 		DPIPolling:     c.Value("difi.move.dpi.pollingrate") != "",
 	}
+	s.SvarUtCredentials = func(org string) bool {
+		return c.Value("difi.move.fiks.ut.paa-vegne-av."+org+".username") != ""
+	}
 	if m, err := strconv.Atoi(c.Value("difi.move.nextmove.lockTimeoutMinutes")); err == nil && m > 0 && c.Value("efm.incoming.lock-timeout") == "" {
 		s.LockTimeout = time.Duration(m) * time.Minute
 	}

@@ -89,7 +89,7 @@ func ValidateHeader(d *Document, now time.Time) Violations {
 		}
 		if di.Type == "" {
 			add(p+".type", "NotNull", "must not be null", nil)
-		} else if _, ok := LookupType(di.Type); !ok {
+		} else if _, ok := LookupType(di.Type); !ok && !strings.EqualFold(di.Type, "feil") {
 			add(p+".type", "MessageType", "Must be a known business message type", di.Type)
 		}
 		if di.InstanceIdentifier != "" && !IsUUID(di.InstanceIdentifier) {
