@@ -159,3 +159,14 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestWithSender(t *testing.T) {
+	orig := sampleSBD("arkivmelding", `{"hoveddokument": "a.pdf"}`)
+	raw, err := WithSender(orig, "0192:987654321")
+	require.NoError(t, err)
+	h, err := ParseHeader(raw)
+	require.NoError(t, err)
+	assert.Equal(t, "0192:987654321", h.Sender)
+	assert.Equal(t, testMessageID, h.MessageID)
+	assert.Contains(t, string(raw), `"hoveddokument":"a.pdf"`)
+}

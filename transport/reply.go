@@ -134,3 +134,43 @@ func takeFold[V any](m map[string]V, key string) V {
 	}
 	return v
 }
+
+// WithSender returns sbd with sender[0].identifier.value set to value, all
+// else unchanged in meaning. DPO uses it to rewrite an on-behalf-of sender
+// 0192:A:B to B before sending (spec channels.md §2.3).
+func WithSender(sbd []byte, value string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(sbd, &top); err != nil {
+		return nil, fmt.Errorf("decoding sbd: %w", err)
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(takeFold(top, "standardBusinessDocumentHeader"), &hdr); err != nil {
+		return nil, fmt.Errorf("decoding sbd header: %w", err)
+	}
+	senders, _ := takeFold(hdr, "sender").([]any)
+	first := map[string]any{}
+	if len(senders) > 0 {
+		if m, ok := senders[0].(map[string]any); ok {
+			first = m
+		}
+	}
+	id, _ := takeFold(first, "identifier").(map[string]any)
+	if id == nil {
+		id = map[string]any{"authority": authorityOrg}
+	}
+	takeFold(id, "value")
+	id["value"] = value
+	first["identifier"] = id
+	if len(senders) == 0 {
+		senders = []any{first}
+	} else {
+		senders[0] = first
+	}
+	hdr["sender"] = senders
+	raw, err := json.Marshal(hdr)
+	if err != nil {
+		return nil, fmt.Errorf("encoding sbd header: %w", err)
+	}
+	top["standardBusinessDocumentHeader"] = raw
+	return json.Marshal(top)
+}

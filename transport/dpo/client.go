@@ -149,6 +149,12 @@ func (c *Client) Send(ctx context.Context, out Outgoing) (string, error) {
 	if sender == "" || receiver == "" {
 		return "", fmt.Errorf("%w: dpo sender and receiver must be organisation numbers", transport.ErrRejected)
 	}
+	if strings.Count(h.Sender, ":") == 2 {
+		// 0192:A:B: A operates for B, and the broker and the receiver see B.
+		if out.SBD, err = transport.WithSender(out.SBD, "0192:"+sender); err != nil {
+			return "", fmt.Errorf("rewriting on-behalf-of sender: %w", err)
+		}
+	}
 	id := out.TransferID
 	if id != "" {
 		ov, err := c.Overview(ctx, id)

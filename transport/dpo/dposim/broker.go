@@ -170,7 +170,7 @@ func (s *Sim) upload(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) overviewLocked(t *transfer) dpo.Overview {
 	ov := dpo.Overview{FileTransferID: t.id, ResourceID: t.resourceID, FileName: t.fileName,
-		SendersFileTransferReference: t.ref, Checksum: t.checksum, FileTransferSize: int64(len(t.data)),
+		SendersFileTransferReference: t.ref, Checksum: t.checksum, FileTransferSize: t.size,
 		FileTransferStatus: t.status, FileTransferStatusChanged: t.changed, Created: t.created,
 		ExpirationTime: t.expires, Sender: t.sender, PropertyList: t.props}
 	for _, rc := range t.recipients {
@@ -267,6 +267,11 @@ func (s *Sim) download(w http.ResponseWriter, r *http.Request) {
 	if t.status != dpo.StatusPublished && t.status != dpo.StatusAllConfirmedDownloaded {
 		s.mu.Unlock()
 		problem(w, http.StatusBadRequest, "Bad Request", "No file uploaded yet")
+		return
+	}
+	if t.data == nil {
+		s.mu.Unlock()
+		problem(w, http.StatusGone, "Gone", "The file has been purged after every recipient confirmed the download")
 		return
 	}
 	rc := t.recipientLocked(caller)

@@ -106,6 +106,10 @@ func (s *Sim) allConfirmedLocked(t *transfer) {
 		}
 	}
 	s.setStatusLocked(t, dpo.StatusAllConfirmedDownloaded)
+	// Every recipient has the file: free it, as the broker purges it, so
+	// long sandbox runs and benchmarks do not grow without bound. The
+	// transfer's metadata stays, so a sender's late retry still finds it.
+	t.data = nil
 }
 
 // originateLocked creates, uploads and publishes a transfer from sender to
@@ -122,7 +126,7 @@ func (s *Sim) originateLocked(sender, recipient, ref string, sbd, asic []byte) (
 	t := s.newTransferLocked(dpo.InitializeRequest{FileName: dpo.FileName, ResourceID: s.opts.ResourceID,
 		SendersFileTransferReference: ref, Sender: sender, Recipients: []string{recipient}})
 	sum := md5.Sum(buf.Bytes())
-	t.data, t.checksum = buf.Bytes(), hex.EncodeToString(sum[:])
+	t.data, t.size, t.checksum = buf.Bytes(), int64(buf.Len()), hex.EncodeToString(sum[:])
 	s.setStatusLocked(t, dpo.StatusUploadProcessing)
 	s.publishLocked(t)
 	return t, nil

@@ -134,6 +134,7 @@ type transfer struct {
 	status                                string
 	changed, created, expires             time.Time
 	data                                  []byte
+	size                                  int64
 	checksum                              string
 	props                                 map[string]string
 	history                               []statusEvent
@@ -275,7 +276,7 @@ func (s *Sim) newTransferLocked(req dpo.InitializeRequest) *transfer {
 // storeLocked takes an upload and schedules publication.
 func (s *Sim) storeLocked(t *transfer, data []byte) {
 	sum := md5.Sum(data)
-	t.data, t.checksum = data, hex.EncodeToString(sum[:])
+	t.data, t.size, t.checksum = data, int64(len(data)), hex.EncodeToString(sum[:])
 	s.setStatusLocked(t, dpo.StatusUploadProcessing)
 	if s.sched.FailUploads > 0 {
 		s.sched.FailUploads--
