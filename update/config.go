@@ -65,7 +65,8 @@ type Config struct {
 	Windows       string        // Spring cron; default DefaultWindows
 	WindowLength  time.Duration // default DefaultWindowLength
 	Timezone      string        // default DefaultTimezone
-	SpreadDelay   time.Duration // delay into each window; negative disables, 0 derives one from DataDir (up to MaxSpreadDelay)
+	SpreadDelay   time.Duration // delay into each window; negative disables, 0 derives one from DataDir up to MaxDelay
+	MaxDelay      time.Duration // cap of the derived delay; 0 means MaxSpreadDelay, negative means none
 	CheckInterval time.Duration // default DefaultCheckInterval
 	AllowUrgent   *bool         // nil means true: security releases outside the windows
 
@@ -137,6 +138,7 @@ func Keys() []Key {
 		{"efm.update.max-major", "", []string{"kosmos.integrasjonspunkt.supported-major-version"}, "highest major installed automatically; empty = the running major"},
 		{"efm.update.windows", DefaultWindows, []string{"kosmos.schedulerCronExpression"}, "Spring six-field cron"},
 		{"efm.update.window-length", DefaultWindowLength.String(), nil, "how long each window stays open"},
+		{"efm.update.max-delay", MaxSpreadDelay.String(), nil, "upper bound of this installation's fixed delay into each window; 0 for none"},
 		{"efm.update.timezone", DefaultTimezone, nil, "zone the windows are read in"},
 		{"efm.update.check-interval", DefaultCheckInterval.String(), nil, "time between manifest checks"},
 		{"efm.update.allow-urgent", "true", nil, "apply security releases outside the windows"},
@@ -231,6 +233,17 @@ func Settings(cfg *Config, lookup func(key string) (string, bool)) error {
 		cfg.Windows = v
 	}
 	dur(&cfg.WindowLength, "efm.update.window-length")
+	if k, v, ok := get("efm.update.max-delay"); ok {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil || d < 0:
+			bad(k, v, "a duration such as 10m, or 0 for none")
+		case d == 0:
+			cfg.MaxDelay = -1
+		default:
+			cfg.MaxDelay = d
+		}
+	}
 	if k, v, ok := get("efm.update.timezone"); ok {
 		if _, err := time.LoadLocation(v); err != nil {
 			bad(k, v, "an IANA time zone such as Europe/Oslo")

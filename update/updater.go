@@ -131,8 +131,14 @@ func New(cfg Config) (*Updater, error) {
 	var w *Windows
 	if loc != nil {
 		delay := cfg.SpreadDelay
-		if delay == 0 {
-			delay = SpreadDelay(cfg.DataDir, min(MaxSpreadDelay, cfg.WindowLength/3))
+		if delay == 0 && cfg.MaxDelay >= 0 {
+			maxDelay := cfg.MaxDelay
+			if maxDelay == 0 {
+				maxDelay = MaxSpreadDelay
+			}
+			// A third of the window at most, so a short window still leaves
+			// most of its length for the swap.
+			delay = SpreadDelay(cfg.DataDir, min(maxDelay, cfg.WindowLength/3))
 		}
 		if w, err = ParseWindows(cfg.Windows, loc, cfg.WindowLength, max(delay, 0)); err != nil {
 			errs = append(errs, fmt.Errorf("%w: efm.update.windows: %w", ErrConfig, err))

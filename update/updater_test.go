@@ -506,6 +506,7 @@ func TestSettings(t *testing.T) {
 		"spring.mail.port":                                 "587",
 		"efm.update.pin":                                   "~> 1.4",
 		"efm.update.check-interval":                        "15m",
+		"efm.update.max-delay":                             "0",
 	}
 	lookup := func(k string) (string, bool) { v, ok := props[k]; return v, ok }
 	var cfg update.Config
@@ -519,6 +520,7 @@ func TestSettings(t *testing.T) {
 	assert.Equal(t, 587, cfg.Mail.Port)
 	assert.Equal(t, "~> 1.4", cfg.Pin)
 	assert.Equal(t, 15*time.Minute, cfg.CheckInterval)
+	assert.Negative(t, cfg.MaxDelay, "max-delay 0 turns the spread off")
 
 	props = map[string]string{"kosmos.integrasjonspunkt.autoRefresh": "false", "efm.update.channel": "stable"}
 	cfg = update.Config{}
