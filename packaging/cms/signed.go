@@ -163,7 +163,7 @@ type Signer struct {
 
 // MaxSignatureSize caps a SignedData read into memory. A signature with a chain of three
 // certificates is under 10 KiB; a megabyte leaves room for long chains and CRLs.
-const MaxSignatureSize = maxSmallElement
+const MaxSignatureSize = 1 << 20
 
 // VerifyDetached checks a CMS SignedData (BER or DER) over content, which is read to the
 // end. It requires signed attributes with content type and message digest, one signer,
