@@ -27,6 +27,10 @@ type Options struct {
 	Dir      string       // the test PKI lives in Dir/pki; must not be empty
 	SeedFile string       // "" for the embedded default seed
 	Logger   *slog.Logger // must not be nil
+	// Daemons are further organisations a real daemon plays besides OwnOrg
+	// (several daemons sharing the simulators): the simulators do not
+	// answer as their integration points.
+	Daemons []string
 }
 
 // Service is one running simulator.
@@ -47,6 +51,7 @@ type Sandbox struct {
 	Overrides map[string]string
 
 	closers []func() error
+	daemons []string
 }
 
 // Start makes (or reuses) the test PKI, loads the seed and starts every
@@ -72,7 +77,15 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 			"difi.move.org.keystore.type":          "PKCS12",
 			"environment":                          "staging",
 			"difi.move.identifier.synthetic.allow": "true",
+			// The channels with simulators, on short schedules so that a
+			// message reaches LEVERT within seconds.
+			"difi.move.feature.enableDPO": "true",
+			"efm.pipeline.poll-interval":  "1s",
+			"efm.pipeline.reply-interval": "1s",
+			"efm.pipeline.backoff":        "2s,5s,10s,30s",
+			"efm.pipeline.trust-anchors":  pki.CAPath(),
 		},
+		daemons: o.Daemons,
 	}
 	if err := sb.startSimulators(o.Logger); err != nil {
 		sb.Close()

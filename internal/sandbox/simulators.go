@@ -1,14 +1,19 @@
 package sandbox
 
 import (
+	"bytes"
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/efm-go/efm/addressing/regsim"
+	"github.com/efm-go/efm/packaging/asic"
+	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/packaging/maskinporten/maskinportensim"
 	"github.com/efm-go/efm/packaging/testpki"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
+	"github.com/efm-go/efm/transport/dpo/dposim"
 )
 
 // digdirOrg owns the simulated central services' signing certificates.
@@ -48,7 +53,12 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 		}
 		signer[name] = id
 	}
-	mp, err := maskinportensim.New(maskinportensim.Options{Roots: sb.PKI.Pool(), Clients: clients, SigningKey: signer["maskinporten"].Key})
+	var systemUsers []string
+	for org := range sb.PKI.Orgs {
+		systemUsers = append(systemUsers, org)
+	}
+	mp, err := maskinportensim.New(maskinportensim.Options{Roots: sb.PKI.Pool(), Clients: clients, SigningKey: signer["maskinporten"].Key,
+		SystemUsers: systemUsers})
 	if err != nil {
 		return fmt.Errorf("starting the maskinporten simulator: %w", err)
 	}
@@ -98,6 +108,60 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 		},
 	}, log); err != nil {
 		return err
+	}
+	return sb.startChannels(alt, log)
+}
+
+// startChannels starts the channel simulators. Every seeded organisation
+// but the daemons' own is a simulated peer that answers with receipts.
+func (sb *Sandbox) startChannels(alt *altinnsim.Sim, log *slog.Logger) error {
+	real := map[string]bool{OwnOrg: true}
+	for _, org := range sb.daemons {
+		real[org] = true
+	}
+	var peers []string
+	for org := range sb.PKI.Orgs {
+		if !real[org] {
+			peers = append(peers, org)
+		}
+	}
+	broker, err := dposim.New(dposim.Options{Auth: alt, Peers: peers, Open: sb.openAs})
+	if err != nil {
+		return fmt.Errorf("starting the altinn broker simulator: %w", err)
+	}
+	sb.closers = append(sb.closers, func() error { broker.Close(); return nil })
+	if _, err := sb.serve(simulator{
+		name: "altinn-broker", description: "Altinn 3 Broker (DPO) and the integration points of the other seeded organisations",
+		handler: broker,
+		keys:    map[string]string{"difi.move.dpo.brokerserviceUrl": dposim.BasePath},
+	}, log); err != nil {
+		return err
+	}
+	return nil
+}
+
+// openAs opens a package the way a peer's integration point does: decrypt
+// with the peer's key from the test PKI, verify the container's signature
+// and digests against the test CA, and check the eFormidling manifest names
+// the peer.
+func (sb *Sandbox) openAs(org string, _ []byte, pkg []byte) error {
+	if pkg == nil {
+		return nil
+	}
+	id := sb.PKI.Orgs[org]
+	if id == nil {
+		return fmt.Errorf("no test certificate for %s", org)
+	}
+	var plain bytes.Buffer
+	if _, err := cms.Decrypt(&plain, bytes.NewReader(pkg), id.Key, cms.DecryptOptions{Cert: id.Cert, FirstRecipient: true, MaxSize: 1 << 30}); err != nil {
+		return fmt.Errorf("decrypting: %w", err)
+	}
+	c, err := asic.Open(bytes.NewReader(plain.Bytes()), int64(plain.Len()), asic.ReadOptions{Roots: sb.PKI.Pool()})
+	if err != nil {
+		return fmt.Errorf("verifying container: %w", err)
+	}
+	if c.Manifest == nil || c.Manifest.Receiver.OrgNumber() != org {
+		return errors.New("manifest does not name the receiver")
 	}
 	return nil
 }

@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/integrasjonspunkt/sbd"
+	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/transport"
+)
+
+// fetch drains one channel's inbox once.
+func (p *Pipeline) fetch(ctx context.Context, service string, reg Registration) {
+	got := 0
+	err := reg.Inbox.Fetch(ctx, func(ctx context.Context, d Delivery) error {
+		err := p.receive(ctx, service, reg, d)
+		if err == nil {
+			got++
+		}
+		return err
+	})
+	if got > 0 {
+		// Each stored message owes its sender a MOTTATT: send it now rather
+		// than at the next tick.
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		p.log.Warn("fetching incoming messages", logattr.Service(service), logattr.Err(err))
+	}
+}
+
+// receive decrypts and verifies one delivery and hands it to the core. An
+// error wrapping transport.ErrMalformed discards the delivery (channels.md
+// §2.4 step 5); any other error leaves it at the service for the next run.
+func (p *Pipeline) receive(ctx context.Context, service string, reg Registration, d Delivery) error {
+	doc, err := sbd.Decode(d.SBD)
+	if err != nil {
+		p.log.Warn("incoming message unreadable, discarded", logattr.Service(service), logattr.Err(err))
+		return fmt.Errorf("%w: %w", transport.ErrMalformed, err)
+	}
+	id := doc.MessageID()
+	if !sbd.IsUUID(id) || !sbd.IsUUID(doc.ConversationID()) {
+		p.log.Warn("incoming message without uuid ids, discarded", logattr.Service(service))
+		return fmt.Errorf("%w: message or conversation id not a uuid", transport.ErrMalformed)
+	}
+	if doc.Type == sbd.TypeStatus {
+		// A receipt proves the transfer went through even when our upload's
+		// answer was lost and the retry is still waiting: record SENDT
+		// first, so the history reads in order (local-api.md §14.2). The
+		// core ignores it when SENDT is already there; the waiting retry
+		// then finds the message gone from the outgoing store.
+		err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: "SENDT"})
+		if err != nil && !errors.Is(err, message.ErrUnknownMessage) {
+			return fmt.Errorf("recording SENDT before a receipt: %w", err)
+		}
+	}
+	in := message.Received{Document: doc, Service: service}
+	if d.Package != nil {
+		f, err := os.CreateTemp(p.spool, "in-*.asice")
+		if err != nil {
+			return fmt.Errorf("spooling incoming package: %w", err)
+		}
+		defer func() { f.Close(); os.Remove(f.Name()) }()
+		limit := reg.Packaging.SizeLimit
+		if limit <= 0 {
+			limit = 1 << 30
+		}
+		if err := p.cfg.Unpacker.Unpack(ctx, d.Package, f, limit); err != nil {
+			if errors.Is(err, ErrPackage) {
+				p.log.Warn("incoming package does not open, discarded", logattr.MessageID(id), logattr.Service(service),
+					logattr.Err(err))
+				return fmt.Errorf("%w: %w", transport.ErrMalformed, err)
+			}
+			return err
+		}
+		in.Package = f
+	}
+	err = p.cfg.Messages.Receive(ctx, in)
+	if errors.Is(err, message.ErrDuplicate) {
+		p.log.Info("incoming message already received, discarded", logattr.MessageID(id), logattr.Service(service))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storing incoming message: %w", err)
+	}
+	p.log.Debug("message received", logattr.MessageID(id), logattr.Service(service))
+	return nil
+}
+
+// track polls the statuses of the messages a Tracker follows.
+func (p *Pipeline) track(ctx context.Context, service string, t Tracker) {
+	es, err := p.ledger.tracking()
+	if err != nil {
+		p.log.Warn("listing tracked messages", logattr.Err(err))
+		return
+	}
+	for id, e := range es {
+		if ctx.Err() != nil {
+			return
+		}
+		if e.Channel != service {
+			continue
+		}
+		sts, done, err := t.Track(ctx, e.Reference)
+		if errors.Is(err, transport.ErrNotFound) {
+			sts, done, err = []Status{{Status: "ANNET", Description: "Meldingen er slettet i kanalen"}}, true, nil
+		}
+		if err != nil {
+			p.log.Warn("polling status", logattr.MessageID(id), logattr.Service(service), logattr.Err(err))
+			continue
+		}
+		gone := false
+		for _, st := range sts {
+			err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: st.Status, At: st.At, Description: st.Description})
+			if errors.Is(err, message.ErrUnknownMessage) {
+				gone = true
+				break
+			}
+			if err != nil {
+				p.log.Warn("recording polled status", logattr.MessageID(id), logattr.Err(err))
+				break
+			}
+		}
+		if done || gone {
+			p.forget(id)
+		}
+	}
+}

@@ -1,0 +1,465 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/efm-go/efm/addressing"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/integrasjonspunkt/queue"
+	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/transport"
+)
+
+// DefaultBackoff is the redelivery schedule of channels.md §1.3: 20 s, then
+// ×3 each time, capped at one hour.
+var DefaultBackoff = []time.Duration{20 * time.Second, time.Minute, 3 * time.Minute, 9 * time.Minute, 27 * time.Minute, time.Hour}
+
+// Consumer is what the pipeline needs from the work queue; *queue.Queue
+// satisfies it.
+type Consumer interface {
+	Consume(ctx context.Context, concurrency int, h queue.Handler) error
+}
+
+// Config holds the pipeline's dependencies and settings.
+type Config struct {
+	Messages *message.Service // must not be nil
+	Queue    Consumer         // must not be nil
+	Resolver Resolver         // must not be nil
+	Packer   Packer           // must not be nil when a channel encrypts
+	Unpacker Unpacker         // must not be nil when a channel has an Inbox
+	// Channels by service identifier (DPO, DPV, DPE, ...).
+	Channels map[string]Registration
+	// Dir holds the pipeline's checkpoints and spooled packages; must not
+	// be empty. Put it under the data dir, on the same file system.
+	Dir    string
+	Logger *slog.Logger // must not be nil
+
+	// OrgNumber is our own organisation number (nine digits), the sender
+	// in the eFormidling manifest when the SBD names none.
+	OrgNumber string
+	// Concurrency is difi.move.queue.concurrency; default 10.
+	Concurrency int
+	// Backoff is the redelivery schedule; the last delay repeats. Default
+	// DefaultBackoff.
+	Backoff []time.Duration
+	// MaxAttempts is 5 + difi.move.queue.maximum-retry-hours (default 105):
+	// the failed attempts after which a message goes to the dead letters.
+	MaxAttempts int
+	// ReplyInterval is how often the status replies owed to other
+	// integration points are sent; default 5 s (receiving a message also
+	// wakes the sender).
+	ReplyInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Pipeline is the worker and its pollers.
+type Pipeline struct {
+	cfg    Config
+	log    *slog.Logger
+	ledger *ledger
+	spool  string
+	wake   chan struct{}
+}
+
+// New checks cfg and returns the pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	var errs []error
+	if cfg.Messages == nil {
+		errs = append(errs, errors.New("pipeline: Messages is required"))
+	}
+	if cfg.Queue == nil {
+		errs = append(errs, errors.New("pipeline: Queue is required"))
+	}
+	if cfg.Resolver == nil {
+		errs = append(errs, errors.New("pipeline: Resolver is required"))
+	}
+	if cfg.Dir == "" {
+		errs = append(errs, errors.New("pipeline: Dir is required"))
+	}
+	if cfg.Logger == nil {
+		errs = append(errs, errors.New("pipeline: Logger is required"))
+	}
+	for name, r := range cfg.Channels {
+		if r.Channel == nil {
+			errs = append(errs, fmt.Errorf("pipeline: channel %s has no Channel", name))
+		}
+		if r.Packaging.Encrypt && cfg.Packer == nil {
+			errs = append(errs, fmt.Errorf("pipeline: channel %s encrypts but there is no Packer", name))
+		}
+		if r.Inbox != nil && cfg.Unpacker == nil {
+			errs = append(errs, fmt.Errorf("pipeline: channel %s receives but there is no Unpacker", name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 10
+	}
+	if len(cfg.Backoff) == 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 105
+	}
+	if cfg.ReplyInterval <= 0 {
+		cfg.ReplyInterval = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	l, err := openLedger(filepath.Join(cfg.Dir, "sends"))
+	if err != nil {
+		return nil, err
+	}
+	spool := filepath.Join(cfg.Dir, "spool")
+	// Spooled packages of a previous run are never reused: a retry packs
+	// afresh, so whatever is left is garbage.
+	_ = os.RemoveAll(spool)
+	if err := os.MkdirAll(spool, 0o750); err != nil {
+		return nil, fmt.Errorf("creating spool dir: %w", err)
+	}
+	return &Pipeline{cfg: cfg, log: cfg.Logger.With(logattr.Component("pipeline")), ledger: l, spool: spool,
+		wake: make(chan struct{}, 1)}, nil
+}
+
+// Run works until ctx is done: the queue consumer, an inbox poller and a
+// status tracker per channel that has them, and the status-reply sender.
+// Each poller's runs never overlap (channels.md §1.6).
+func (p *Pipeline) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle) })
+	for _, name := range slices.Sorted(maps.Keys(p.cfg.Channels)) {
+		r := p.cfg.Channels[name]
+		every := r.PollInterval
+		if every <= 0 {
+			every = 15 * time.Second
+		}
+		if r.Inbox != nil {
+			g.Go(func() error {
+				p.every(ctx, every, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
+				return nil
+			})
+		}
+		if r.Tracker != nil {
+			g.Go(func() error {
+				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r.Tracker) })
+				return nil
+			})
+		}
+	}
+	g.Go(func() error {
+		p.every(ctx, p.cfg.ReplyInterval, p.wake, p.replies)
+		return nil
+	})
+	return g.Wait()
+}
+
+// every runs fn at once and then every interval (or when wake fires) until
+// ctx is done; a run in progress finishes first.
+func (p *Pipeline) every(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		fn(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// Handle works on one queue entry: it is the queue.Handler. It returns nil
+// when the message is done with (sent, failed for good, expired, or gone)
+// and a *queue.RetryError when the entry should come back later.
+func (p *Pipeline) Handle(ctx context.Context, id string) error {
+	log := p.log.With(logattr.MessageID(id))
+	msg, err := p.cfg.Messages.Outgoing(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Sent, failed or deleted since it was queued: a redelivery after a
+		// crash, or the re-enqueue at start. Nothing to do.
+		p.forget(id)
+		return nil
+	}
+	if err != nil {
+		return &queue.RetryError{Delay: 5 * time.Second, Err: fmt.Errorf("reading outgoing message: %w", err)}
+	}
+	if msg.State != store.StateQueued {
+		// Not sent by the client yet (E4); its own send queues it again.
+		return nil
+	}
+	now := p.cfg.Now()
+	if !msg.Expiry.IsZero() && !now.Before(msg.Expiry) {
+		log.Info("message expired before it was sent")
+		p.forget(id)
+		return p.setStatus(ctx, message.Change{MessageID: id, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired,
+			Description: "Levetiden for meldingen er utgått. Må sendes på nytt"})
+	}
+	reg, ok := p.cfg.Channels[msg.Service]
+	if !ok {
+		log.Warn("no channel for the message's service", logattr.Service(msg.Service))
+		p.forget(id)
+		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelRejected,
+			Description: fmt.Sprintf("Kanalen %s er ikke tilgjengelig i dette integrasjonspunktet", msg.Service)})
+	}
+	err = p.send(ctx, id, msg, reg)
+	if err == nil {
+		return nil
+	}
+	return p.failed(ctx, id, msg.Service, err)
+}
+
+// send resolves, packs and sends one message, and records SENDT.
+func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, reg Registration) error {
+	doc := msg.Document
+	sbdJSON, err := doc.MarshalJSON()
+	if err != nil {
+		return final(fmt.Errorf("encoding sbd: %w", err), events.ReasonInternalError)
+	}
+	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
+	if err != nil {
+		return final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
+	}
+	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
+	if di := doc.DocID(); di != nil {
+		req.DocumentType = di.Standard
+	}
+	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
+		req.SecurityLevel = lvl
+	}
+	route, err := p.cfg.Resolver.ResolveMessage(ctx, req)
+	if err != nil {
+		if errors.Is(err, addressing.ErrRegistryUnavailable) {
+			return fmt.Errorf("resolving receiver: %w", err)
+		}
+		return final(fmt.Errorf("resolving receiver: %w", err), events.ReasonReceiverNotFound)
+	}
+	files := p.files(msg.Attachments)
+	out := Outgoing{MessageID: id, SBD: sbdJSON, Route: route, Files: files}
+	if reg.Packaging.Encrypt && len(files) > 0 {
+		if route.Certificate == nil {
+			return final(errors.New("receiver has no encryption certificate"), events.ReasonCertificateInvalid)
+		}
+		path, err := p.pack(ctx, id, doc.SenderValue(), route, files, reg.Packaging)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		out.Package = func() (io.ReadCloser, error) { return os.Open(path) }
+	}
+	e, err := p.ledger.get(id)
+	if err != nil {
+		return err
+	}
+	out.Checkpoint = e.Checkpoint
+	out.Save = func(_ context.Context, cp string) error {
+		_, err := p.ledger.update(id, func(e *entry) { e.Channel, e.Checkpoint = msg.Service, cp })
+		return err
+	}
+	ref, err := reg.Channel.Send(ctx, out)
+	if err != nil {
+		return err
+	}
+	if reg.Tracker != nil && ref != "" {
+		if _, err := p.ledger.update(id, func(e *entry) {
+			e.Channel, e.Reference, e.Tracking, e.Attempts = msg.Service, ref, true, 0
+		}); err != nil {
+			return err
+		}
+	}
+	if err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: "SENDT"}); err != nil {
+		// The send itself is done; the retry finds the checkpoint (or the
+		// service's idempotency key) and only records SENDT.
+		return fmt.Errorf("recording SENDT: %w", err)
+	}
+	if reg.Tracker == nil {
+		p.forget(id)
+	}
+	p.log.Debug("message sent", logattr.MessageID(id), logattr.Service(msg.Service))
+	return nil
+}
+
+// files lists the documents primary first, then by document number, as the
+// container and the DPV correspondence want them.
+func (p *Pipeline) files(atts []store.Attachment) []File {
+	atts = slices.Clone(atts)
+	slices.SortStableFunc(atts, func(a, b store.Attachment) int {
+		if a.Primary != b.Primary {
+			if a.Primary {
+				return -1
+			}
+			return 1
+		}
+		return a.DocNo - b.DocNo
+	})
+	out := make([]File, 0, len(atts))
+	for _, a := range atts {
+		mime := a.MimeType
+		if mime == "" {
+			mime = "application/octet-stream"
+		}
+		out = append(out, File{Name: a.Filename, Title: a.Title, MimeType: mime, Size: a.Size,
+			Open: func() (io.ReadCloser, error) { return p.cfg.Messages.OpenAttachment(a) }})
+	}
+	return out
+}
+
+// pack writes the encrypted package to a spool file and returns its path.
+func (p *Pipeline) pack(ctx context.Context, id, sender string, route addressing.Route, files []File, pk Packaging) (string, error) {
+	f, err := os.CreateTemp(p.spool, strings.ToLower(id)+"-*.cms")
+	if err != nil {
+		return "", fmt.Errorf("spooling package: %w", err)
+	}
+	senderOrg := transport.OrgNumber(sender)
+	if senderOrg == "" {
+		senderOrg = p.cfg.OrgNumber
+	}
+	err = p.cfg.Packer.Pack(ctx, PackRequest{SenderOrg: senderOrg, ReceiverOrg: route.Receiver.RevealPrimary(), Files: files,
+		Recipient: route.Certificate, KeyTransport: pk.KeyTransport}, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("packing message: %w", err)
+	}
+	return f.Name(), nil
+}
+
+// finalError is a failure no retry can mend.
+type finalError struct {
+	err    error
+	reason events.ReasonCode
+}
+
+func (e *finalError) Error() string { return e.err.Error() }
+func (e *finalError) Unwrap() error { return e.err }
+
+func final(err error, reason events.ReasonCode) error { return &finalError{err: err, reason: reason} }
+
+// failed decides between a retry, the dead letters and FEIL at once.
+func (p *Pipeline) failed(ctx context.Context, id, service string, err error) error {
+	log := p.log.With(logattr.MessageID(id), logattr.Service(service))
+	var fe *finalError
+	switch {
+	case errors.As(err, &fe):
+		log.Warn("message failed", logattr.Err(err))
+		p.forget(id)
+		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: fe.reason,
+			Description: "Meldingen kunne ikke sendes", RawReceipt: err.Error()})
+	case errors.Is(err, transport.ErrUnauthorized):
+		log.Warn("message refused by the channel", logattr.Err(err))
+		p.forget(id)
+		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonAuthFailed,
+			Description: "Meldingen ble avvist av kanalen", RawReceipt: err.Error()})
+	case !transport.Retryable(err) && ctx.Err() == nil:
+		log.Warn("message refused by the channel", logattr.Err(err))
+		p.forget(id)
+		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelRejected,
+			Description: "Meldingen ble avvist av kanalen", RawReceipt: err.Error()})
+	}
+	e, lerr := p.ledger.update(id, func(e *entry) { e.Channel = service; e.Attempts++ })
+	if lerr != nil {
+		return &queue.RetryError{Delay: p.cfg.Backoff[0], Err: errors.Join(err, lerr)}
+	}
+	if e.Attempts >= p.cfg.MaxAttempts {
+		log.Error("message moved to the dead letters", logattr.Err(err))
+		p.forget(id)
+		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelUnavailable,
+			Description: fmt.Sprintf("Failed delivery over %s - Moved to DLQ", service), RawReceipt: err.Error()})
+	}
+	delay := p.cfg.Backoff[min(e.Attempts, len(p.cfg.Backoff))-1]
+	log.Warn("sending failed, will retry", logattr.Err(err), logattr.Duration("retry_in_seconds", delay))
+	return &queue.RetryError{Delay: delay, Err: err}
+}
+
+// setStatus records a final status; an error puts the entry back briefly,
+// and the next attempt records it again (the core ignores repeats).
+func (p *Pipeline) setStatus(ctx context.Context, ch message.Change) error {
+	err := p.cfg.Messages.SetStatus(ctx, ch)
+	if errors.Is(err, message.ErrUnknownMessage) {
+		return nil
+	}
+	if err != nil {
+		return &queue.RetryError{Delay: 5 * time.Second, Err: err}
+	}
+	return nil
+}
+
+func (p *Pipeline) forget(id string) {
+	if err := p.ledger.remove(id); err != nil {
+		p.log.Warn("removing pipeline entry", logattr.MessageID(id), logattr.Err(err))
+	}
+}
+
+// replyBatch is how many status replies one round sends.
+const replyBatch = 100
+
+func (p *Pipeline) replies(ctx context.Context) {
+	for ctx.Err() == nil {
+		rs, err := p.cfg.Messages.StatusReplies(ctx, replyBatch)
+		if err != nil {
+			p.log.Warn("listing status replies", logattr.Err(err))
+			return
+		}
+		if len(rs) == 0 {
+			return
+		}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, p.cfg.Concurrency)
+		stuck := 0
+		var mu sync.Mutex
+		for _, r := range rs {
+			reg, ok := p.cfg.Channels[r.ServiceIdentifier]
+			if !ok {
+				p.doneReply(ctx, r)
+				continue
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				_, err := reg.Channel.Send(ctx, Outgoing{MessageID: r.MessageID, SBD: r.SBD})
+				if err != nil && transport.Retryable(err) {
+					p.log.Warn("sending status reply, will retry", logattr.MessageID(r.MessageID), logattr.Err(err))
+					mu.Lock()
+					stuck++
+					mu.Unlock()
+					return
+				}
+				if err != nil {
+					p.log.Warn("status reply refused, dropped", logattr.MessageID(r.MessageID), logattr.Err(err))
+				}
+				p.doneReply(ctx, r)
+			}()
+		}
+		wg.Wait()
+		if stuck > 0 || len(rs) < replyBatch {
+			return
+		}
+	}
+}
+
+func (p *Pipeline) doneReply(ctx context.Context, r store.StatusReply) {
+	if err := p.cfg.Messages.DoneStatusReply(ctx, r.ID); err != nil {
+		p.log.Warn("removing sent status reply", logattr.MessageID(r.MessageID), logattr.Err(err))
+	}
+}

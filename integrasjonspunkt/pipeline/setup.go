@@ -1,0 +1,210 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/efm-go/efm/addressing"
+	"github.com/efm-go/efm/addressing/ident"
+	"github.com/efm-go/efm/addressing/krr"
+	"github.com/efm-go/efm/addressing/sr"
+	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/packaging/keystore"
+	"github.com/efm-go/efm/packaging/maskinporten"
+	"github.com/efm-go/efm/transport/altinn"
+	"github.com/efm-go/efm/transport/dpo"
+)
+
+// Keys the pipeline reads besides the reference's. They tune the sandbox and
+// the tests; production keeps the defaults of channels.md §1.3 and §1.6.
+const (
+	// KeyBackoff is the redelivery schedule, comma-separated durations
+	// (default 20s,60s,3m,9m,27m,1h).
+	KeyBackoff = "efm.pipeline.backoff"
+	// KeyPollInterval overrides the fixed 15 s of the DPO inbox poll.
+	KeyPollInterval = "efm.pipeline.poll-interval"
+	// KeyReplyInterval is how often owed status replies are sent (default 5s).
+	KeyReplyInterval = "efm.pipeline.reply-interval"
+	// KeyTrustAnchors is a PEM file of the CAs incoming signatures must chain
+	// to; default the system pool. The sandbox points it at its test CA
+	// (the SANDBOX certificate mode of channels.md §1.8).
+	KeyTrustAnchors = "efm.pipeline.trust-anchors"
+)
+
+// Wiring is what the daemon builds from its configuration: the resolver the
+// local API and the pipeline share, and the pipeline's parts.
+type Wiring struct {
+	Resolver *addressing.Resolver
+	Keystore *keystore.Keystore
+	Packer   *ASiCPacker
+	Channels map[string]Registration
+	settings Config
+}
+
+// ErrNoRegistry means no service registry is configured: the daemon then
+// accepts nothing for sending and runs no pipeline.
+var ErrNoRegistry = errors.New("no service registry configured (difi.move.serviceregistryEndpoint)")
+
+// FromConfig builds the resolver, the packer and the enabled channels the
+// way the reference reads its properties. It makes no network calls: tokens
+// are fetched on first use.
+func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
+	if cfg.Value("difi.move.serviceregistryEndpoint") == "" {
+		return nil, ErrNoRegistry
+	}
+	ks, err := keystore.Load(keystore.Config{Path: cfg.Keystore.Path, Alias: cfg.Keystore.Alias, Password: cfg.Keystore.Password,
+		KeyPassword: cfg.Keystore.KeyPassword, Type: keystore.Type(cfg.Keystore.Type)})
+	if err != nil {
+		return nil, fmt.Errorf("loading keystore (difi.move.org.keystore.*): %w", err)
+	}
+	clientID := cfg.Value("difi.move.oidc.clientId")
+	if clientID == "" {
+		clientID = "MOVE_IP_" + cfg.OrgNumber
+	}
+	mp, err := maskinporten.New(maskinporten.Config{TokenURL: cfg.Value("difi.move.oidc.url"), Audience: cfg.Value("difi.move.oidc.audience"),
+		ClientID: clientID, Key: ks.Key, Cert: ks.Cert})
+	if err != nil {
+		return nil, fmt.Errorf("configuring maskinporten (difi.move.oidc.*): %w", err)
+	}
+	srScopes := srScopes(cfg)
+	src, err := sr.New(sr.Config{BaseURL: cfg.Value("difi.move.serviceregistryEndpoint"), JWKURL: cfg.Value("difi.move.sign.jwkUrl"),
+		Token: func(ctx context.Context) (string, error) { return mp.AccessToken(ctx, srScopes...) }})
+	if err != nil {
+		return nil, fmt.Errorf("configuring the service registry client: %w", err)
+	}
+	acfg := addressing.Config{SR: src, Policy: ident.Policy{AllowSynthetic: cfg.SyntheticOK}, Logger: log,
+		EnabledServices: map[string]bool{}, DefaultProcess: cfg.Value("difi.move.arkivmelding.default-process")}
+	for _, ch := range cfg.Enabled {
+		acfg.EnabledServices[ch] = true
+	}
+	if u := cfg.Value("difi.move.dpi.krr-print-url"); u != "" {
+		if acfg.KRR, err = krr.New(krr.Config{BaseURL: strings.TrimSuffix(u, "/rest/v2/printSertifikat"), PrintURL: u}); err != nil {
+			return nil, fmt.Errorf("configuring krr: %w", err)
+		}
+	}
+	res, err := addressing.New(acfg)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the resolver: %w", err)
+	}
+	var roots *x509.CertPool
+	if p := cfg.Value(KeyTrustAnchors); p != "" {
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", KeyTrustAnchors, err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s %s: no PEM certificates", KeyTrustAnchors, p)
+		}
+	}
+	packer, err := NewASiCPacker(ks, roots)
+	if err != nil {
+		return nil, err
+	}
+	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}}
+	poll := cfg.Duration(KeyPollInterval, 15*time.Second)
+	if cfg.Enables("DPO") {
+		c, err := dpoClient(cfg, mp, log)
+		if err != nil {
+			return nil, err
+		}
+		ch := DPO{Client: c, Logger: log}
+		w.Channels["DPO"] = Registration{Channel: ch, Inbox: ch, PollInterval: poll,
+			Packaging: DPOPackaging(cfg.Size("difi.move.dpo.upload-size-limit", 1<<30))}
+	}
+	var backoff []time.Duration
+	if v := cfg.Value(KeyBackoff); v != "" {
+		for _, s := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(s))
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("%s %q: want comma-separated durations such as 20s,60s,3m", KeyBackoff, v)
+			}
+			backoff = append(backoff, d)
+		}
+	}
+	var conc, hours int
+	fmt.Sscan(cfg.Value("difi.move.queue.concurrency"), &conc)
+	fmt.Sscan(cfg.Value("difi.move.queue.maximum-retry-hours"), &hours)
+	if hours <= 0 {
+		hours = 100
+	}
+	w.settings = Config{OrgNumber: cfg.OrgNumber, Concurrency: conc, Backoff: backoff, MaxAttempts: 5 + hours,
+		ReplyInterval: cfg.Duration(KeyReplyInterval, 5*time.Second), Unpacker: packer, Packer: packer}
+	return w, nil
+}
+
+// Config returns the pipeline's Config for the message core, the queue and
+// the pipeline's own dir.
+func (w *Wiring) Config(msgs *message.Service, q Consumer, dir string, log *slog.Logger) Config {
+	c := w.settings
+	c.Messages, c.Queue, c.Resolver, c.Channels, c.Dir, c.Logger = msgs, q, w.Resolver, w.Channels, dir, log
+	return c
+}
+
+// srScopes are the scopes the reference asks the SR with, by enabled channel
+// (addressing.md §3.1).
+func srScopes(cfg *config.Config) []string {
+	var s []string
+	for _, ch := range cfg.Enabled {
+		switch ch {
+		case "DPO", "DPE", "DPV", "DPF", "DPH":
+			s = append(s, "eformidling:"+strings.ToLower(ch))
+		case "DPI":
+			s = append(s, "eformidling:dpi", "digitalpostinnbygger:send", "global/kontaktinformasjon.read",
+				"global/sikkerdigitalpost.read", "global/varslingsstatus.read", "global/sertifikat.read",
+				"global/navn.read", "global/postadresse.read")
+		}
+	}
+	if len(s) == 0 {
+		s = []string{"eformidling:dpo"}
+	}
+	return s
+}
+
+// systemUser fixes the Altinn system user's authorization_details on the
+// Maskinporten grant (channels.md §2.2).
+func systemUser(mp *maskinporten.Client, orgID, name string) (*maskinporten.Source, error) {
+	ad, err := json.Marshal([]map[string]any{{
+		"type":           "urn:altinn:systemuser",
+		"systemuser_org": map[string]string{"authority": "iso6523-actorid-upis", "ID": orgID},
+		"externalRef":    name,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return mp.Source("", ad), nil
+}
+
+func dpoClient(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (*dpo.Client, error) {
+	orgID := cfg.Value("difi.move.dpo.systemUser.orgId")
+	if orgID == "" {
+		orgID = "0192:" + cfg.OrgNumber
+	}
+	name := cfg.Value("difi.move.dpo.systemUser.name")
+	if name == "" {
+		name = cfg.OrgNumber + "_integrasjonspunkt_systembruker_" + cfg.OrgNumber
+	}
+	su, err := systemUser(mp, orgID, name)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the dpo system user: %w", err)
+	}
+	ex, err := altinn.New(altinn.Config{URL: cfg.Value("difi.move.dpo.altinnTokenExchangeUrl"), Maskinporten: su})
+	if err != nil {
+		return nil, fmt.Errorf("configuring the altinn token exchange (difi.move.dpo.altinnTokenExchangeUrl): %w", err)
+	}
+	c, err := dpo.New(dpo.Config{BaseURL: cfg.Value("difi.move.dpo.brokerserviceUrl"), Tokens: ex,
+		ResourceID: cfg.Value("difi.move.dpo.resource"), MessageChannel: cfg.Value("difi.move.dpo.message-channel"),
+		TempDir: os.TempDir(), MaxFileSize: cfg.Size("difi.move.dpo.upload-size-limit", 1<<30) + 16<<20})
+	if err != nil {
+		return nil, fmt.Errorf("configuring dpo: %w", err)
+	}
+	return c, nil
+}
