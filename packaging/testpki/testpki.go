@@ -29,8 +29,12 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"software.sslmate.com/src/go-pkcs12"
 )
 
@@ -111,21 +115,34 @@ func Ensure(dir string, orgNumbers []string) (*PKI, error) {
 	if err := p.ensureCA(); err != nil {
 		return nil, fmt.Errorf("ensuring test pki: %w", err)
 	}
-	for _, org := range orgNumbers {
-		if _, ok := p.Orgs[org]; ok {
-			continue
-		}
-		id, err := p.ensureIdentity(org, "EFM SANDBOX "+org, org)
+	// RSA key generation is nearly all of a first start's time: spread it
+	// over the cores. Identities are separate files, so they do not contend.
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, org := range slices.Compact(slices.Sorted(slices.Values(orgNumbers))) {
+		g.Go(func() error {
+			id, err := p.ensureIdentity(org, "EFM SANDBOX "+org, org)
+			if err != nil {
+				return fmt.Errorf("ensuring test pki for %s: %w", org, err)
+			}
+			mu.Lock()
+			p.Orgs[org] = id
+			mu.Unlock()
+			return nil
+		})
+	}
+	g.Go(func() error {
+		print, err := p.ensureIdentity(PrintOrgNumber, "EFM SANDBOX PRINT", "print")
 		if err != nil {
-			return nil, fmt.Errorf("ensuring test pki for %s: %w", org, err)
+			return fmt.Errorf("ensuring test pki print certificate: %w", err)
 		}
-		p.Orgs[org] = id
+		p.Print = print
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	print, err := p.ensureIdentity(PrintOrgNumber, "EFM SANDBOX PRINT", "print")
-	if err != nil {
-		return nil, fmt.Errorf("ensuring test pki print certificate: %w", err)
-	}
-	p.Print = print
 	return p, nil
 }
 
