@@ -45,6 +45,9 @@ type Config struct {
 	DataDir string
 	// ConfigFile is passed to the new binary's self-test (--config). May be empty.
 	ConfigFile string
+	// SelfTestArgs are appended to the preflight's `self-test --data D
+	// --config F`, e.g. "--sandbox" for a daemon run with simulated services.
+	SelfTestArgs []string
 	// ExecutablePath is the binary that is replaced. Empty means os.Executable().
 	ExecutablePath string
 	// CurrentVersion is this binary's version (buildinfo.Version). Required; a

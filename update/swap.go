@@ -60,6 +60,7 @@ func (u *Updater) preflight(ctx context.Context, st *Staged) error {
 	if u.cfg.ConfigFile != "" {
 		args = append(args, "--config", u.cfg.ConfigFile)
 	}
+	args = append(args, u.cfg.SelfTestArgs...)
 	cmd := exec.CommandContext(ctx, st.Path, args...)
 	var out capped
 	out.limit = 64 << 10

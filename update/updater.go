@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,6 +160,10 @@ func New(cfg Config) (*Updater, error) {
 	}, nil
 }
 
+// isDevBuild reports an unstamped developer build (buildinfo's default
+// "0.0.0-dev"): it must never replace itself with a release.
+func isDevBuild(v string) bool { return strings.HasSuffix(v, "-dev") }
+
 func setDefault(s *string, d string) {
 	if *s == "" {
 		*s = d
@@ -226,8 +231,8 @@ func (u *Updater) Run(ctx context.Context) error {
 		probationDone <- nil
 	}
 	onProbation := u.probation
-	if u.cfg.Mode == ModeOff {
-		u.log.InfoContext(ctx, "automatic update is off")
+	if u.cfg.Mode == ModeOff || isDevBuild(u.cfg.CurrentVersion) {
+		u.log.InfoContext(ctx, "automatic update is off", slog.String("mode", u.cfg.Mode), slog.String("version", u.cfg.CurrentVersion))
 		select {
 		case <-ctx.Done():
 			return nil
