@@ -289,15 +289,43 @@ func (c *Client) wanted(ref string) bool {
 // File. transport.ErrMalformed means the file cannot be read: confirm and
 // discard it (§2.4 step 5).
 func (c *Client) Download(ctx context.Context, id string) (*File, error) {
+	resp, cancel, err := c.do(ctx, "downloading file transfer", http.MethodGet, "/filetransfer/"+url.PathEscape(id)+"/download",
+		nil, ScopeRead, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	if resp.ContentLength > c.cfg.MaxFileSize {
+		return nil, fmt.Errorf("%w: file transfer larger than %d bytes", transport.ErrMalformed, c.cfg.MaxFileSize)
+	}
+	// Receipts and small messages, the bulk of the traffic, are read in
+	// memory; anything larger is spooled to disk so a 1 GB package never
+	// sits in memory (spec channels.md §1.5).
+	if resp.ContentLength >= 0 && resp.ContentLength <= memoryDownload {
+		buf, err := io.ReadAll(io.LimitReader(resp.Body, resp.ContentLength+1))
+		if err != nil {
+			return nil, fmt.Errorf("downloading file transfer: %w", err)
+		}
+		f, err := ParseFile(bytes.NewReader(buf), int64(len(buf)))
+		if err != nil {
+			return nil, fmt.Errorf("reading file transfer: %w", err)
+		}
+		return f, nil
+	}
 	tmp, err := os.CreateTemp(c.cfg.TempDir, "dpo-download-*")
 	if err != nil {
 		return nil, fmt.Errorf("spooling download: %w", err)
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	n, err := c.download(ctx, id, tmp)
+	n, err := io.Copy(tmp, io.LimitReader(resp.Body, c.cfg.MaxFileSize+1))
 	if err != nil {
 		cleanup()
-		return nil, err
+		return nil, fmt.Errorf("downloading file transfer: %w", err)
+	}
+	if n > c.cfg.MaxFileSize {
+		cleanup()
+		return nil, fmt.Errorf("%w: file transfer larger than %d bytes", transport.ErrMalformed, c.cfg.MaxFileSize)
 	}
 	f, err := ParseFile(tmp, n)
 	if err != nil {
@@ -308,27 +336,13 @@ func (c *Client) Download(ctx context.Context, id string) (*File, error) {
 	return f, nil
 }
 
+// memoryDownload is the largest download read into memory rather than
+// spooled to disk.
+const memoryDownload = 4 << 20
+
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
-
-func (c *Client) download(ctx context.Context, id string, w io.Writer) (int64, error) {
-	resp, cancel, err := c.do(ctx, "downloading file transfer", http.MethodGet, "/filetransfer/"+url.PathEscape(id)+"/download",
-		nil, ScopeRead, nil, false)
-	if err != nil {
-		return 0, err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	n, err := io.Copy(w, io.LimitReader(resp.Body, c.cfg.MaxFileSize+1))
-	if err != nil {
-		return 0, fmt.Errorf("downloading file transfer: %w", err)
-	}
-	if n > c.cfg.MaxFileSize {
-		return 0, fmt.Errorf("%w: file transfer larger than %d bytes", transport.ErrMalformed, c.cfg.MaxFileSize)
-	}
-	return n, nil
-}
 
 // Confirm marks a transfer downloaded (§2.4 step 7), after the message is
 // safely stored or deliberately discarded.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -89,33 +90,39 @@ func TestClient_SendToPeer_Receipts(t *testing.T) {
 }
 
 func TestClient_TwoDaemons(t *testing.T) {
-	e := newEnv(t, nil)
-	a, c := e.client(t, orgA, nil), e.client(t, orgC, nil)
-	sbd, id := arkivmelding(orgA, orgC, "")
-	pkg := randomBytes(t, 300<<10)
-	ref, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf(pkg)})
-	require.NoError(t, err)
+	// 300 KiB is read in memory, 5 MiB spooled to disk.
+	for _, size := range []int{300 << 10, 5 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := newEnv(t, nil)
+			a, c := e.client(t, orgA, nil), e.client(t, orgC, nil)
+			sbd, id := arkivmelding(orgA, orgC, "")
+			pkg := randomBytes(t, size)
+			ref, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf(pkg)})
+			require.NoError(t, err)
 
-	files := drain(t, c, 1)
-	f := files[0]
-	assert.Equal(t, id, f.Header.MessageID)
-	assert.JSONEq(t, string(sbd), string(f.SBD))
-	require.True(t, f.HasPayload())
-	rc, err := f.OpenPayload()
-	require.NoError(t, err)
-	got, err := io.ReadAll(rc)
-	require.NoError(t, err)
-	assert.Equal(t, pkg, got, "the package arrives byte-identical")
+			files := drain(t, c, 1)
+			f := files[0]
+			assert.Equal(t, id, f.Header.MessageID)
+			assert.JSONEq(t, string(sbd), string(f.SBD))
+			require.True(t, f.HasPayload())
+			assert.Equal(t, int64(size), f.PayloadSize())
+			rc, err := f.OpenPayload()
+			require.NoError(t, err)
+			got, err := io.ReadAll(rc)
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(pkg, got), "the package arrives byte-identical")
 
-	ov, err := a.Overview(context.Background(), ref)
-	require.NoError(t, err)
-	assert.Equal(t, dpo.StatusAllConfirmedDownloaded, ov.FileTransferStatus)
+			ov, err := a.Overview(context.Background(), ref)
+			require.NoError(t, err)
+			assert.Equal(t, dpo.StatusAllConfirmedDownloaded, ov.FileTransferStatus)
 
-	// Nobody answers for a real daemon but the daemon itself.
-	time.Sleep(300 * time.Millisecond)
-	pending, err := a.Pending(context.Background())
-	require.NoError(t, err)
-	assert.Empty(t, pending)
+			// Nobody answers for a real daemon but the daemon itself.
+			time.Sleep(200 * time.Millisecond)
+			pending, err := a.Pending(context.Background())
+			require.NoError(t, err)
+			assert.Empty(t, pending)
+		})
+	}
 }
 
 func TestClient_Send_Failures(t *testing.T) {

@@ -27,7 +27,15 @@ type env struct {
 	srv    *httptest.Server
 }
 
-func newEnv(t *testing.T, sched *dposim.Schedule) *env {
+func newEnv(t *testing.T, sched *dposim.Schedule) *env { return newEnvTB(t, sched) }
+
+func newEnvB(b *testing.B) *env {
+	sched := dposim.DefaultSchedule
+	sched.PublishDelay = 0
+	return newEnvTB(b, &sched)
+}
+
+func newEnvTB(t testing.TB, sched *dposim.Schedule) *env {
 	t.Helper()
 	iss, err := altinnsim.NewIssuer()
 	require.NoError(t, err)
@@ -53,7 +61,13 @@ func (s systemUser) Token(_ context.Context, scopes ...string) (string, error) {
 		SystemUserName: s.org + "_integrasjonspunkt_systembruker_" + s.org})
 }
 
+func (e *env) clientB(b *testing.B, org string) *dpo.Client { return e.clientTB(b, org, nil) }
+
 func (e *env) client(t *testing.T, org string, mutate func(*dpo.Config)) *dpo.Client {
+	return e.clientTB(t, org, mutate)
+}
+
+func (e *env) clientTB(t testing.TB, org string, mutate func(*dpo.Config)) *dpo.Client {
 	t.Helper()
 	ex, err := altinn.New(altinn.Config{URL: e.srv.URL + altinnsim.ExchangePath, Maskinporten: systemUser{e.iss, org}})
 	require.NoError(t, err)

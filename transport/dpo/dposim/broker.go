@@ -236,6 +236,20 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := []string{}
+	if status == dpo.StatusPublished && rstatus == dpo.RecipientInitialized {
+		var ts []*transfer
+		for t := range s.waiting[caller] {
+			if t.status == dpo.StatusPublished && (from.IsZero() || !t.created.Before(from)) && (to.IsZero() || !t.created.After(to)) {
+				ts = append(ts, t)
+			}
+		}
+		slices.SortFunc(ts, func(a, b *transfer) int { return b.created.Compare(a.created) })
+		for _, t := range ts[:min(len(ts), 100)] {
+			ids = append(ids, t.id)
+		}
+		simfault.WriteJSON(w, http.StatusOK, ids)
+		return
+	}
 	for i := len(s.order) - 1; i >= 0 && len(ids) < 100; i-- {
 		t := s.order[i]
 		rc := t.recipientLocked(caller)
@@ -276,7 +290,7 @@ func (s *Sim) download(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := t.recipientLocked(caller)
 	if rc.status == dpo.RecipientInitialized {
-		rc.status, rc.changed = dpo.RecipientDownloadStarted, s.opts.Now().UTC()
+		s.setRecipientLocked(t, rc, dpo.RecipientDownloadStarted)
 	}
 	data := t.data
 	s.mu.Unlock()
@@ -301,7 +315,7 @@ func (s *Sim) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := t.recipientLocked(caller)
-	rc.status, rc.changed = dpo.RecipientDownloadConfirmed, s.opts.Now().UTC()
+	s.setRecipientLocked(t, rc, dpo.RecipientDownloadConfirmed)
 	s.allConfirmedLocked(t)
 	w.WriteHeader(http.StatusOK)
 }

@@ -17,8 +17,7 @@ import (
 // takes the transfer (download + confirm), and unless the message is itself
 // a status or receipt, answers on the schedule.
 func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File) {
-	now := s.opts.Now().UTC()
-	r.status, r.changed = dpo.RecipientDownloadConfirmed, now
+	s.setRecipientLocked(t, r, dpo.RecipientDownloadConfirmed)
 	s.allConfirmedLocked(t)
 	h := f.Header
 	switch h.Type {

@@ -105,11 +105,16 @@ type Sim struct {
 	faults  *simfault.Injector
 	handler http.Handler
 
-	mu         sync.Mutex
-	sched      Schedule
-	peers      map[string]bool
-	transfers  map[string]*transfer
-	order      []*transfer // creation order
+	mu        sync.Mutex
+	sched     Schedule
+	peers     map[string]bool
+	transfers map[string]*transfer
+	order     []*transfer // creation order
+	// waiting indexes published transfers by recipient org while that
+	// recipient has not started downloading: the daemons' poll asks for
+	// exactly these, and scanning every transfer ever made would not keep
+	// up with a benchmark's load.
+	waiting    map[string]map[*transfer]bool
 	deliveries map[string]int
 	statuses   map[string][]string
 	peerErrors map[string]string
@@ -173,6 +178,7 @@ func (s *Sim) resetLocked() {
 	}
 	s.transfers = map[string]*transfer{}
 	s.order = nil
+	s.waiting = map[string]map[*transfer]bool{}
 	s.deliveries = map[string]int{}
 	s.statuses = map[string][]string{}
 	s.peerErrors = map[string]string{}
@@ -300,6 +306,16 @@ func (s *Sim) publishLocked(t *transfer) {
 		return
 	}
 	s.setStatusLocked(t, dpo.StatusPublished)
+	for _, r := range t.recipients {
+		if r.status == dpo.RecipientInitialized {
+			w := s.waiting[r.org]
+			if w == nil {
+				w = map[*transfer]bool{}
+				s.waiting[r.org] = w
+			}
+			w[t] = true
+		}
+	}
 	f, err := dpo.ParseFile(bytes.NewReader(t.data), int64(len(t.data)))
 	if err != nil {
 		return // an unreadable file is still published; receivers discard it
@@ -324,4 +340,12 @@ func (s *Sim) dropped(what string) bool {
 		}
 	}
 	return false
+}
+
+// setRecipientLocked moves a recipient on and keeps the waiting index.
+func (s *Sim) setRecipientLocked(t *transfer, r *recipient, status string) {
+	r.status, r.changed = status, s.opts.Now().UTC()
+	if status != dpo.RecipientInitialized {
+		delete(s.waiting[r.org], t)
+	}
 }
