@@ -296,6 +296,9 @@ func (u *Updater) Run(ctx context.Context) error {
 // cycleOrApply runs a check when due, then applies a staged update if the
 // time is right.
 func (u *Updater) cycleOrApply(ctx context.Context, check, onProbation bool) (bool, error) {
+	if u.swappedUnderUs(ctx) {
+		return true, nil
+	}
 	if check {
 		if _, err := u.cycle(ctx, true); err != nil {
 			return false, err
@@ -319,6 +322,32 @@ func (u *Updater) cycleOrApply(ctx context.Context, check, onProbation bool) (bo
 		return true, nil
 	}
 	return false, err
+}
+
+// swappedUnderUs reports whether an `update apply` or `update rollback` in
+// another process has replaced the executable while this one runs: the state
+// names a version on disk other than this one. The daemon then restarts
+// into it instead of checking (and perhaps swapping) on top of it.
+func (u *Updater) swappedUnderUs(ctx context.Context) bool {
+	s, err := readState(u.statePath)
+	if err != nil {
+		return false
+	}
+	var onDisk string
+	switch s.Phase {
+	case PhaseProbation:
+		onDisk = s.To
+	case PhaseRolledBack:
+		onDisk = s.From
+	default:
+		return false
+	}
+	if onDisk == "" || onDisk == u.cfg.CurrentVersion || u.probation {
+		return false
+	}
+	u.log.InfoContext(ctx, "the executable was replaced by an update command; restarting into it",
+		slog.String("running", u.cfg.CurrentVersion), slog.String("on_disk", onDisk))
+	return true
 }
 
 // nextApplyTime is when the next window opens if something is staged.

@@ -628,3 +628,24 @@ func (s *smtpSink) wait(t *testing.T) string {
 		return ""
 	}
 }
+
+// `update apply` in another process swaps the file under a running daemon:
+// the daemon restarts into it instead of swapping again on top of it.
+func TestRun_RestartsWhenSwappedByCommand(t *testing.T) {
+	e := newEnv(t)
+	v101 := e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{})
+	closed := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) // Saturday: no window
+	daemon := e.updater(t, func(c *update.Config) {
+		c.Windows = update.DefaultWindows
+		c.Now = func() time.Time { return closed }
+	})
+	r := runUpdater(t, daemon)
+	eventually(t, "staged", func() bool { return e.state(t).Staged != nil })
+	r.running(t)
+
+	require.ErrorIs(t, e.updater(t).Apply(context.Background(), update.ApplyOptions{}), update.ErrRestart)
+	require.ErrorIs(t, r.wait(t, 10*time.Second, "daemon did not notice the swap"), update.ErrRestart)
+	assert.Equal(t, v101, readFile(t, e.exe))
+	assert.Equal(t, e.old, readFile(t, filepath.Join(filepath.Dir(e.exe), "integrasjonspunkt.previous")),
+		"the old binary is kept, not overwritten by a second swap")
+}
