@@ -318,3 +318,19 @@ func brokerFault(t testing.TB, f map[string]any) {
 	simCall(t, "altinn-broker", "POST", "/_sim/faults", f, nil)
 	t.Cleanup(func() { simCall(t, "altinn-broker", "DELETE", "/_sim/faults", nil, nil) })
 }
+
+// publisering is a publication to eInnsyn (DPE, local-api.md §12.8).
+func publisering(receiver string) (sbd []byte, files map[string][]byte, id string) {
+	id = uuid.NewString()
+	h := map[string]any{
+		"headerVersion": "1.0",
+		"receiver":      []any{map[string]any{"identifier": map[string]any{"authority": "iso6523-actorid-upis", "value": "0192:" + receiver}}},
+		"documentIdentification": map[string]any{"standard": "urn:no:difi:einnsyn:xsd::publisering", "typeVersion": "1.0",
+			"type": "publisering", "instanceIdentifier": id},
+		"businessScope": map[string]any{"scope": []any{map[string]any{"type": "ConversationId",
+			"identifier": "urn:no:difi:profile:einnsyn:journalpost:ver1.0", "instanceIdentifier": uuid.NewString()}}},
+	}
+	sbd, _ = json.Marshal(map[string]any{"standardBusinessDocumentHeader": h, "publisering": map[string]any{"orgnr": ownOrg}})
+	doc := fmt.Appendf(nil, `{"@context": "https://data.einnsyn.no", "@id": "urn:journalpost:%s", "tittel": "Tilskudd"}`, id)
+	return sbd, map[string][]byte{"journalpost.jsonld": doc}, id
+}

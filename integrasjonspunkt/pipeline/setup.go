@@ -20,7 +20,9 @@ import (
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/maskinporten"
 	"github.com/efm-go/efm/transport/altinn"
+	"github.com/efm-go/efm/transport/dpe"
 	"github.com/efm-go/efm/transport/dpo"
+	"github.com/efm-go/efm/transport/dpv"
 )
 
 // Keys the pipeline reads besides the reference's. They tune the sandbox and
@@ -120,6 +122,33 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
 		w.Channels["DPO"] = Registration{Channel: ch, Inbox: ch, PollInterval: poll,
 			Packaging: DPOPackaging(cfg.Size("difi.move.dpo.upload-size-limit", 1<<30))}
 	}
+	if cfg.Enables("DPV") {
+		ch, err := dpvChannel(cfg, mp)
+		if err != nil {
+			return nil, err
+		}
+		w.Channels["DPV"] = Registration{Channel: ch, Tracker: ch, Packaging: DPVPackaging(),
+			PollInterval: cfg.Duration("difi.move.nextmove.statusPollingInterval", time.Minute)}
+		if v := cfg.Duration(KeyPollInterval, 0); v > 0 {
+			r := w.Channels["DPV"]
+			r.PollInterval = v
+			w.Channels["DPV"] = r
+		}
+	}
+	if cfg.Enables("DPE") {
+		ch, err := dpeChannel(cfg, src, log)
+		if err != nil {
+			return nil, err
+		}
+		w.Channels["DPE"] = Registration{Channel: ch, Inbox: ch,
+			PollInterval: cfg.Duration("difi.move.nextmove.serviceBus.pollingrate", 20*time.Second),
+			Packaging:    DPEPackaging(cfg.Size("difi.move.nextmove.service-bus.upload-size-limit", 2<<20))}
+		if v := cfg.Duration(KeyPollInterval, 0); v > 0 {
+			r := w.Channels["DPE"]
+			r.PollInterval = v
+			w.Channels["DPE"] = r
+		}
+	}
 	var backoff []time.Duration
 	if v := cfg.Value(KeyBackoff); v != "" {
 		for _, s := range strings.Split(v, ",") {
@@ -207,4 +236,69 @@ func dpoClient(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (*
 		return nil, fmt.Errorf("configuring dpo: %w", err)
 	}
 	return c, nil
+}
+
+func dpvChannel(cfg *config.Config, mp *maskinporten.Client) (DPV, error) {
+	ex, err := altinn.New(altinn.Config{URL: cfg.Value("difi.move.dpv.altinnTokenExchangeUrl"), Maskinporten: mp.Source("", nil)})
+	if err != nil {
+		return DPV{}, fmt.Errorf("configuring the altinn token exchange (difi.move.dpv.altinnTokenExchangeUrl): %w", err)
+	}
+	c, err := dpv.New(dpv.Config{BaseURL: cfg.Value("difi.move.dpv.correspondenceServiceUrl"), Tokens: ex})
+	if err != nil {
+		return DPV{}, fmt.Errorf("configuring dpv: %w", err)
+	}
+	days := 7
+	fmt.Sscan(cfg.Value("difi.move.dpv.daysToReply"), &days)
+	name := cfg.Value("difi.move.org.name")
+	if name == "" {
+		name = cfg.OrgNumber
+	}
+	return DPV{Client: c, SenderName: name, SensitiveResource: cfg.Value("difi.move.dpv.sensitiveResource"),
+		EmailSubject: cfg.Value("difi.move.dpv.email-subject"), NotificationText: cfg.Value("difi.move.dpv.notification-text"),
+		SensitiveText: cfg.Value("difi.move.dpv.sensitive-notification-text"), DaysToReply: days,
+		EnableDueDate: cfg.Value("difi.move.dpv.enableDueDate") != "false"}, nil
+}
+
+// srKey takes the Service Bus key from the service registry's /sastoken
+// (channels.md §7.1), or the configured sasToken when there is one.
+type srKey struct {
+	sr     *sr.Client
+	name   string
+	static string
+}
+
+func (k srKey) SASKey(ctx context.Context) (string, string, error) {
+	if k.static != "" {
+		return k.name, k.static, nil
+	}
+	key, err := k.sr.SASToken(ctx)
+	return k.name, key, err
+}
+
+func dpeChannel(cfg *config.Config, src *sr.Client, log *slog.Logger) (DPE, error) {
+	base := cfg.Value("difi.move.nextmove.serviceBus.baseUrl")
+	if base != "" && !strings.Contains(base, "://") {
+		scheme := "https://"
+		if cfg.Value("difi.move.nextmove.serviceBus.useHttps") == "false" {
+			scheme = "http://"
+		}
+		base = scheme + base
+	}
+	name := cfg.Value("difi.move.nextmove.serviceBus.sasKeyName")
+	if name == "" {
+		name = "MoveDPE-pilotPolicy"
+		if cfg.Environment == "production" {
+			name = "MoveDPE-prodPolicy"
+		}
+	}
+	mode := cfg.Value("difi.move.nextmove.serviceBus.mode")
+	if mode == "" {
+		mode = "innsyn"
+	}
+	c, err := dpe.New(dpe.Config{BaseURL: base, Keys: srKey{sr: src, name: name, static: cfg.Value("difi.move.nextmove.serviceBus.sasToken")},
+		OwnQueue: dpe.OwnQueue(cfg.OrgNumber, mode)})
+	if err != nil {
+		return DPE{}, fmt.Errorf("configuring dpe: %w", err)
+	}
+	return DPE{Client: c, Mode: mode, ReceiptQueue: cfg.Value("difi.move.nextmove.serviceBus.receiptQueue"), Logger: log}, nil
 }

@@ -80,6 +80,8 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 			// The channels with simulators, on short schedules so that a
 			// message reaches LEVERT within seconds.
 			"difi.move.feature.enableDPO": "true",
+			"difi.move.feature.enableDPV": "true",
+			"difi.move.feature.enableDPE": "true",
 			"efm.pipeline.poll-interval":  "1s",
 			"efm.pipeline.reply-interval": "1s",
 			"efm.pipeline.backoff":        "2s,5s,10s,30s",

@@ -13,7 +13,9 @@ import (
 	"github.com/efm-go/efm/packaging/maskinporten/maskinportensim"
 	"github.com/efm-go/efm/packaging/testpki"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
+	"github.com/efm-go/efm/transport/dpe/dpesim"
 	"github.com/efm-go/efm/transport/dpo/dposim"
+	"github.com/efm-go/efm/transport/dpv/dpvsim"
 )
 
 // digdirOrg owns the simulated central services' signing certificates.
@@ -134,6 +136,30 @@ func (sb *Sandbox) startChannels(alt *altinnsim.Sim, log *slog.Logger) error {
 		name: "altinn-broker", description: "Altinn 3 Broker (DPO) and the integration points of the other seeded organisations",
 		handler: broker,
 		keys:    map[string]string{"difi.move.dpo.brokerserviceUrl": dposim.BasePath},
+	}, log); err != nil {
+		return err
+	}
+	corr, err := dpvsim.New(dpvsim.Options{Auth: alt})
+	if err != nil {
+		return fmt.Errorf("starting the altinn correspondence simulator: %w", err)
+	}
+	if _, err := sb.serve(simulator{
+		name: "altinn-correspondence", description: "Altinn 3 Correspondence behind the eFormidling proxy (DPV)",
+		handler: corr,
+		keys:    map[string]string{"difi.move.dpv.correspondenceServiceUrl": dpvsim.BasePath},
+	}, log); err != nil {
+		return err
+	}
+	// The key the SR simulator's /sastoken hands out (srsim's default).
+	bus, err := dpesim.New(dpesim.Options{Keys: map[string]string{"MoveDPE-pilotPolicy": "sandbox-sas-key"}, Peers: peers})
+	if err != nil {
+		return fmt.Errorf("starting the service bus simulator: %w", err)
+	}
+	sb.closers = append(sb.closers, func() error { bus.Close(); return nil })
+	if _, err := sb.serve(simulator{
+		name: "service-bus", description: "Azure Service Bus and the eInnsyn integration point behind it (DPE)",
+		handler: bus,
+		keys:    map[string]string{"difi.move.nextmove.serviceBus.baseUrl": ""},
 	}, log); err != nil {
 		return err
 	}
