@@ -29,7 +29,7 @@ type env struct {
 	srv *httptest.Server
 }
 
-func newEnv(t *testing.T, sched *dpesim.Schedule) *env {
+func newEnv(t testing.TB, sched *dpesim.Schedule) *env {
 	t.Helper()
 	bus, err := dpesim.New(dpesim.Options{Keys: map[string]string{keyName: key}, Peers: []string{orgEinnsyn}, Schedule: sched})
 	require.NoError(t, err)

@@ -110,3 +110,31 @@ func TestSim_RejectsUnsigned(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 }
+
+// Message ids are opaque to the bus and may hold '/'; the client escapes
+// path segments one by one, and the signature covers the escaped URI.
+func TestSim_OpaqueMessageID(t *testing.T) {
+	bus, err := dpesim.New(dpesim.Options{Keys: map[string]string{"k": "secret"}})
+	require.NoError(t, err)
+	srv := httptest.NewServer(bus)
+	defer srv.Close()
+	own := dpe.OwnQueue(agency, "innsyn")
+	msg, _ := innsynskrav()
+	body, err := dpe.EncodeEnvelope(msg, nil)
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/"+own+"/messages", bytes.NewReader(body))
+	req.Header.Set("Authorization", dpe.Signature(srv.URL+"/"+own+"/messages", "k", "secret", time.Now().Add(time.Minute)))
+	req.Header.Set("BrokerProperties", `{"MessageId": "a/b c"}`)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	c, err := dpe.New(dpe.Config{BaseURL: srv.URL, Keys: dpe.StaticKey{Name: "k", Key: "secret"}, OwnQueue: own})
+	require.NoError(t, err)
+	m, err := c.Receive(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, m)
+	assert.Equal(t, "a/b c", m.Properties.MessageID)
+	require.NoError(t, c.Complete(context.Background(), m))
+}
