@@ -126,8 +126,9 @@ type Outgoing struct {
 	// Payload is the CMS-encrypted ASiC-E; nil for status and receipt
 	// messages, which carry no asic.zip.
 	Payload Payload
-	// Reference is sendersFileTransferReference: "" for a fresh UUID, or the
-	// message channel name when answering a message that came on one (§2.3).
+	// Reference is sendersFileTransferReference. Leave it "": the client
+	// uses the MessageChannel scope's name for a status or receipt that
+	// carries one (§2.3), else a fresh UUID.
 	Reference string
 	// TransferID is the fileTransferId an earlier attempt checkpointed; ""
 	// on the first attempt.
@@ -171,6 +172,12 @@ func (c *Client) Send(ctx context.Context, out Outgoing) (string, error) {
 		// Failed or Cancelled: the file never reached anyone; start over.
 	}
 	ref := out.Reference
+	if ref == "" && h.MessageChannel != "" &&
+		(h.Type == transport.TypeStatus || h.Type == transport.TypeArkivmeldingKvittering) {
+		// An answer to a message that came on a channel carries the
+		// channel's name, so the channel-bound sender picks it up (§2.3).
+		ref = h.MessageChannel
+	}
 	if ref == "" {
 		ref = uuid.NewString()
 	}

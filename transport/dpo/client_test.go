@@ -230,6 +230,17 @@ func TestClient_MessageChannel(t *testing.T) {
 	assert.Empty(t, pending, "answers on a channel are not for the installation without one")
 	files := drain(t, bound, 3)
 	assert.Equal(t, "kanal-1", files[0].Header.MessageChannel)
+
+	// Our own answer to a message that came on a channel goes back on it.
+	reply, err := transport.StatusReply(sbd, "LEVERT", time.Now())
+	require.NoError(t, err)
+	reply, err = transport.WithSender(reply, "0192:"+orgA) // we answer as the receiver would
+	require.NoError(t, err)
+	ref, err := bound.Send(context.Background(), dpo.Outgoing{SBD: reply})
+	require.NoError(t, err)
+	ov, err := bound.Overview(context.Background(), ref)
+	require.NoError(t, err)
+	assert.Equal(t, "kanal-1", ov.SendersFileTransferReference)
 }
 
 func TestClient_DownloadMalformed(t *testing.T) {
