@@ -147,7 +147,7 @@ func TestErrorCatalogue_Storage(t *testing.T) {
 		require.Equal(t, 200, d.get("/api/messages/in/peek?messageId="+id).Code)
 		requireError(t, d.get("/api/messages/in/pop/"+id), 500, "AsicReadException")
 		assert.Contains(t, statusesOf(t, d, id), "FEIL")
-		assert.EqualValues(t, 0, d.get("/api/messages/in?messageId="+id).JSON(t)["totalElements"])
+		assert.EqualValues(t, 0, d.get("/api/messages/in?messageId=" + id).JSON(t)["totalElements"])
 	})
 	t.Run("FileNotFoundException_package", func(t *testing.T) {
 		before := files()

@@ -213,9 +213,9 @@ func TestConformanceIncoming(t *testing.T) {
 		s := arkivIn()
 		s.scope()["scopeInformation"] = []any{map[string]any{"expectedResponseDateTime": sbd.FormatTime(time.Now().Add(1500 * time.Millisecond))}}
 		xid := d.receive(s, "DPO", pkg)
-		assert.EqualValues(t, 1, d.get("/api/messages/in?messageId="+xid).JSON(t)["totalElements"])
+		assert.EqualValues(t, 1, d.get("/api/messages/in?messageId=" + xid).JSON(t)["totalElements"])
 		eventually(t, func() bool {
-			return d.get("/api/messages/in?messageId="+xid).JSON(t)["totalElements"] == float64(0)
+			return d.get("/api/messages/in?messageId=" + xid).JSON(t)["totalElements"] == float64(0)
 		}, "expired message left the queue")
 		assert.Contains(t, statusesOf(t, d, xid), "LEVETID_UTLOPT")
 	})
@@ -225,7 +225,7 @@ func TestConformanceIncoming(t *testing.T) {
 		st.docID()["instanceIdentifier"] = oid
 		d.receive(st, "DPO", nil)
 		assert.Contains(t, statusesOf(t, d, oid), "MOTTATT")
-		assert.EqualValues(t, 0, d.get("/api/messages/in?messageId="+oid).JSON(t)["totalElements"])
+		assert.EqualValues(t, 0, d.get("/api/messages/in?messageId=" + oid).JSON(t)["totalElements"])
 	})
 	t.Run("C61_archive_receipt_records_on_original", func(t *testing.T) {
 		_, errID := d.create(arkivSBD(dpoOrg))

@@ -131,9 +131,9 @@ func TestConformanceRecords(t *testing.T) {
 	t.Run("C54_lone_fromDateTime_ignored", func(t *testing.T) {
 		all := d.get("/api/statuses?size=2000").JSON(t)["totalElements"]
 		future := strings.ReplaceAll(sbd.FormatTime(time.Now().Add(time.Hour)), "+", "%2B")
-		assert.Equal(t, all, d.get("/api/statuses?size=2000&fromDateTime="+future).JSON(t)["totalElements"])
+		assert.Equal(t, all, d.get("/api/statuses?size=2000&fromDateTime=" + future).JSON(t)["totalElements"])
 		to := strings.ReplaceAll(sbd.FormatTime(time.Now().Add(2*time.Hour)), "+", "%2B")
-		assert.EqualValues(t, 0, d.get("/api/statuses?fromDateTime="+future+"&toDateTime="+to).JSON(t)["totalElements"], "both bounds apply")
+		assert.EqualValues(t, 0, d.get("/api/statuses?fromDateTime=" + future + "&toDateTime=" + to).JSON(t)["totalElements"], "both bounds apply")
 	})
 	t.Run("C55_statuses_of_unknown_message", func(t *testing.T) {
 		r := d.get("/api/statuses/" + newID())

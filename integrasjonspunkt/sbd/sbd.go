@@ -200,11 +200,21 @@ func (h *Header) normalise() {
 
 func dropNulls(m map[string]any) {
 	for k, v := range m {
-		switch x := v.(type) {
-		case nil:
+		if v == nil {
 			delete(m, k)
-		case map[string]any:
-			dropNulls(x)
+			continue
+		}
+		dropNullsIn(v)
+	}
+}
+
+func dropNullsIn(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		dropNulls(x)
+	case []any:
+		for _, e := range x {
+			dropNullsIn(e)
 		}
 	}
 }
@@ -214,7 +224,11 @@ func dropNulls(m map[string]any) {
 func (d *Document) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"` + headerKey + `":`)
-	h, err := json.Marshal(d.Header)
+	hdr := d.Header
+	if hdr == nil {
+		hdr = &Header{} // never null in output (local-api.md §2.3)
+	}
+	h, err := json.Marshal(hdr)
 	if err != nil {
 		return nil, err
 	}
