@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/pakkesporing"
 	"github.com/efm-go/efm/pakkesporing/pakkesporingtest"
 )
 
 // benchBatches builds gzip NDJSON batches of 500 events the shipper's way:
 // 100 messages with 5 statuses each, so the projection is exercised too.
 func benchBatches(b *testing.B, n int) [][]byte {
-	sb := newBuilder(b, senderOrg, nil)
+	sb := newBuilder(b, senderOrg, testNow)
 	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	out := make([][]byte, 0, n)
 	for range n {
@@ -50,7 +51,7 @@ func postRaw(b *testing.B, c *http.Client, url string, body []byte) {
 // BenchmarkIngest is must-show 6: events/s into pakkesporing over mutual
 // TLS, 500-event gzip batches from one installation at a time.
 func BenchmarkIngest(b *testing.B) {
-	ps := pakkesporingtest.New(b, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(b, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	c := ps.Client(b, senderOrg)
 	batches := benchBatches(b, 40)
 	b.ReportAllocs()
@@ -72,7 +73,7 @@ func BenchmarkIngest(b *testing.B) {
 // writer serialises the inserts while TLS, gunzip, decoding and validation
 // overlap.
 func BenchmarkIngestParallel(b *testing.B) {
-	ps := pakkesporingtest.New(b, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(b, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	clients := make([]*http.Client, 4)
 	for i := range clients {
 		clients[i] = ps.Client(b, senderOrg)

@@ -20,6 +20,7 @@ func fuzzServer(f *testing.F) (*Server, *x509.Certificate) {
 	srv, err := New(Config{
 		DBPath: filepath.Join(f.TempDir(), "fuzz.db"), ClientCAs: x509.NewCertPool(),
 		QueryToken: "fuzz-query-token-0123456789",
+		Now:        func() time.Time { return time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC) },
 	})
 	if err != nil {
 		f.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
@@ -26,6 +27,9 @@ const (
 	maxUncompressedBytes = 8 << 20
 	maxEventsPerBatch    = 5000
 )
+
+// maxClockSkew is how far in the future an event may claim to be.
+const maxClockSkew = 24 * time.Hour
 
 var oidOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
 
@@ -141,6 +145,13 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		if hits := scan(text, ev); len(hits) > 0 {
 			rejected = append(rejected, events.RejectedEvent{Line: line, EventID: h.EventID, Field: hits[0],
 				Error: "holds an 11-digit number passing the national identity number checksum"})
+			continue
+		}
+		// A clock far off would scatter events over months that retention
+		// deletes at once or never: refuse it, naming the field.
+		if now := s.cfg.Now(); h.OccurredAt.After(now.Add(maxClockSkew)) || h.OccurredAt.Before(now.AddDate(0, -RetentionMonths, 0)) {
+			rejected = append(rejected, events.RejectedEvent{Line: line, EventID: h.EventID, Field: "occurred_at",
+				Error: "outside the retention window or in the future"})
 			continue
 		}
 		if !s.speaksFor(certOrg, h.OrgNr) {

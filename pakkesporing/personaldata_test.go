@@ -43,9 +43,10 @@ func (s *syncBuffer) String() string {
 func TestNoPersonNumberCentrally(t *testing.T) {
 	var logs syncBuffer
 	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{
+		Now:    testNow,
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}})
-	b := newBuilder(t, senderOrg, nil)
+	b := newBuilder(t, senderOrg, testNow)
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	var lines [][]byte
 	for _, fnr := range []string{"01019012480", "15037512335", "24129934553"} {

@@ -51,6 +51,10 @@ func (c *clock) Set(t time.Time) {
 	c.t = t
 }
 
+// testNow is the central clock of tests whose events carry fixed dates, so
+// they stay inside the retention window whatever the date of the run.
+func testNow() time.Time { return time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC) }
+
 func newBuilder(t testing.TB, org string, now func() time.Time) *events.Builder {
 	t.Helper()
 	key := make([]byte, events.KeySize)
@@ -158,10 +162,10 @@ func query(t testing.TB, in *pakkesporingtest.Instance, path string, out any) in
 }
 
 func TestIngest_MessageRoadAndDuplicates(t *testing.T) {
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	sb := newBuilder(t, senderOrg, nil)
-	rb := newBuilder(t, receiverOrg, nil)
+	sb := newBuilder(t, senderOrg, testNow)
+	rb := newBuilder(t, receiverOrg, testNow)
 	m := newMessage()
 
 	batch := [][]byte{
@@ -216,9 +220,9 @@ func TestIngest_MessageRoadAndDuplicates(t *testing.T) {
 }
 
 func TestIngest_HandledAtMovesWithLaterLest(t *testing.T) {
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	sb := newBuilder(t, senderOrg, nil)
+	sb := newBuilder(t, senderOrg, testNow)
 	m := newMessage()
 	code, _ := post(t, ps.Client(t, senderOrg), ps.URL,
 		m.sent(t, sb, events.Lest, now.Add(time.Hour)), // out of order on purpose
@@ -240,12 +244,12 @@ func TestIngest_HandledAtMovesWithLaterLest(t *testing.T) {
 
 func TestIngest_RefusesAnotherOrganisation(t *testing.T) {
 	ps := pakkesporingtest.New(t, pakkesporingtest.Options{
-		Config: pakkesporing.Config{OnBehalfOf: map[string][]string{receiverOrg: {otherOrg}}},
+		Config: pakkesporing.Config{Now: testNow, OnBehalfOf: map[string][]string{receiverOrg: {otherOrg}}},
 	})
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	m := newMessage()
-	own := m.sent(t, newBuilder(t, senderOrg, nil), events.Sendt, now)
-	forged := m.sent(t, newBuilder(t, otherOrg, nil), events.Sendt, now)
+	own := m.sent(t, newBuilder(t, senderOrg, testNow), events.Sendt, now)
+	forged := m.sent(t, newBuilder(t, otherOrg, testNow), events.Sendt, now)
 
 	// A certificate of senderOrg cannot send otherOrg's events, not even mixed in.
 	code, ir := post(t, ps.Client(t, senderOrg), ps.URL, own, forged)
@@ -277,9 +281,9 @@ func TestIngest_RefusesAnotherOrganisation(t *testing.T) {
 }
 
 func TestIngest_RejectsSingleEventsNamingTheField(t *testing.T) {
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	b := newBuilder(t, senderOrg, nil)
+	b := newBuilder(t, senderOrg, testNow)
 	m := newMessage()
 	good := m.sent(t, b, events.Sendt, now)
 
@@ -322,9 +326,9 @@ func TestIngest_RejectsSingleEventsNamingTheField(t *testing.T) {
 }
 
 func TestQueryAPI(t *testing.T) {
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	day := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	b := newBuilder(t, senderOrg, nil)
+	b := newBuilder(t, senderOrg, testNow)
 	var lines [][]byte
 	var ids []string
 	for i := range 25 {
@@ -410,11 +414,11 @@ func TestQueryAPI(t *testing.T) {
 }
 
 func TestQueryAPI_Pseudonym(t *testing.T) {
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	key := bytes.Repeat([]byte{3}, events.KeySize)
 	k, err := events.NewPseudonymKey(key)
 	require.NoError(t, err)
-	b, err := events.NewBuilder(events.BuilderConfig{InstallationID: events.NewID(), OrgNr: senderOrg, Version: "1.2.3", Key: k})
+	b, err := events.NewBuilder(events.BuilderConfig{InstallationID: events.NewID(), OrgNr: senderOrg, Version: "1.2.3", Key: k, Now: testNow})
 	require.NoError(t, err)
 	fnr := "01019012480"
 	person, err := ident.ParsePersonID(fnr)
@@ -449,26 +453,36 @@ func TestRetention(t *testing.T) {
 	clk := &clock{t: time.Date(2028, 6, 15, 3, 0, 0, 0, time.UTC)}
 	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	now := clk.Now()
-	sb := newBuilder(t, senderOrg, nil)
-	rb := newBuilder(t, receiverOrg, nil)
+	sb := newBuilder(t, senderOrg, testNow)
+	rb := newBuilder(t, receiverOrg, testNow)
 
 	old, kept, open, openRecent, ancient := newMessage(), newMessage(), newMessage(), newMessage(), newMessage()
 	handledOld := now.AddDate(0, -24, -1) // 24 months and one day ago
 	handledKept := now.AddDate(0, -23, 0) // 23 months ago
-	code, _ := post(t, ps.Client(t, senderOrg), ps.URL,
+	// Each batch arrives when it happened: central refuses events already
+	// outside the retention window, so the clock is wound back to ship them.
+	shipAt(t, ps, clk, senderOrg, handledOld,
 		old.sent(t, sb, events.Sendt, handledOld.Add(-time.Hour)),
-		old.sent(t, sb, events.Levert, handledOld),
+		old.sent(t, sb, events.Levert, handledOld))
+	shipAt(t, ps, clk, senderOrg, handledKept,
 		kept.sent(t, sb, events.Sendt, handledKept.Add(-30*24*time.Hour)),
-		kept.sent(t, sb, events.Levert, handledKept),
-		open.sent(t, sb, events.Sendt, now.AddDate(0, -24, -2)),      // never final, silent 24 months
-		openRecent.sent(t, sb, events.Sendt, now.AddDate(0, -23, 0)), // never final, not yet
-		ancient.sent(t, sb, events.Levert, now.AddDate(0, -30, 0)),   // alone in its month
-	)
-	require.Equal(t, http.StatusOK, code)
+		kept.sent(t, sb, events.Levert, handledKept))
+	shipAt(t, ps, clk, senderOrg, now.AddDate(0, -24, -2),
+		open.sent(t, sb, events.Sendt, now.AddDate(0, -24, -2))) // never final, silent 24 months
+	shipAt(t, ps, clk, senderOrg, now.AddDate(0, -23, 0),
+		openRecent.sent(t, sb, events.Sendt, now.AddDate(0, -23, 0))) // never final, not yet
+	shipAt(t, ps, clk, senderOrg, now.AddDate(0, -30, 0),
+		ancient.sent(t, sb, events.Levert, now.AddDate(0, -30, 0))) // alone in its month
 	// The receiver's side of the old message was handled later: it stays.
-	code, _ = post(t, ps.Client(t, receiverOrg), ps.URL,
+	shipAt(t, ps, clk, receiverOrg, now.AddDate(0, -23, 0),
 		old.received(t, rb, events.InnkommendeLevert, now.AddDate(0, -23, 0)))
-	require.Equal(t, http.StatusOK, code)
+	clk.Set(now)
+
+	// Central itself refuses an event already past retention.
+	code, ir := post(t, ps.Client(t, senderOrg), ps.URL, newMessage().sent(t, sb, events.Levert, now.AddDate(0, -25, 0)))
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Len(t, ir.Rejected, 1)
+	assert.Equal(t, "occurred_at", ir.Rejected[0].Field)
 
 	res, err := ps.RunRetention(context.Background())
 	require.NoError(t, err)
@@ -502,6 +516,15 @@ func TestRetention(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, query(t, ps, "/v1/messages/"+kept.id, nil))
 }
 
+// shipAt posts lines with the central clock set to at plus a minute, as if
+// the daemon had shipped them then.
+func shipAt(t *testing.T, ps *pakkesporingtest.Instance, clk *clock, org string, at time.Time, lines ...[]byte) {
+	t.Helper()
+	clk.Set(at.Add(time.Minute))
+	code, ir := post(t, ps.Client(t, org), ps.URL, lines...)
+	require.Equal(t, http.StatusOK, code, "%+v", ir)
+}
+
 func TestRetention_InstallationEvents(t *testing.T) {
 	clk := &clock{t: time.Date(2028, 6, 15, 3, 0, 0, 0, time.UTC)}
 	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
@@ -512,8 +535,10 @@ func TestRetention_InstallationEvents(t *testing.T) {
 	evClock.Set(clk.Now().AddDate(0, -1, 0))
 	_, hb2, err := b.InstallationHeartbeat(nil, clk.Now())
 	require.NoError(t, err)
-	code, _ := post(t, ps.Client(t, senderOrg), ps.URL, hb1, hb2)
-	require.Equal(t, http.StatusOK, code)
+	now := clk.Now()
+	shipAt(t, ps, clk, senderOrg, now.AddDate(0, -25, 0), hb1)
+	shipAt(t, ps, clk, senderOrg, now.AddDate(0, -1, 0), hb2)
+	clk.Set(now)
 	res, err := ps.RunRetention(context.Background())
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, res.EventsDeleted)

@@ -60,8 +60,8 @@ func TestWebPage_Chromium(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	now := clk.Now()
-	sb := newBuilder(t, senderOrg, nil)
-	rb := newBuilder(t, receiverOrg, nil)
+	sb := newBuilder(t, senderOrg, clk.Now)
+	rb := newBuilder(t, receiverOrg, clk.Now)
 	m := newMessage()
 	_, hb, err := sb.InstallationHeartbeat([]events.ServiceCount{{Service: events.DPO, Count: 1}}, now.Add(12*24*time.Hour))
 	require.NoError(t, err)
@@ -130,7 +130,7 @@ func TestWebPage_Chromium(t *testing.T) {
 }
 
 func TestWebPage_NotFoundAndEscaping(t *testing.T) {
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: testNow}})
 	web := httptest.NewServer(ps.Handler())
 	t.Cleanup(web.Close)
 	req, err := http.NewRequest(http.MethodGet, web.URL+"/ui/search?q=%3Cscript%3Ealert(1)%3C/script%3E", nil)

@@ -192,7 +192,7 @@ func TestShipper_CentralDownTenMinutes(t *testing.T) {
 	clk := events.NewFakeClock(start)
 	o := events.NewSQLiteOutbox(t, clk.Now)
 	log := &batchLog{loseNext: 1}
-	first := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	first := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	ca, dbPath, addr := first.CA, first.DBPath, first.Addr
 	first.Stop(t) // down from the start
 
@@ -202,7 +202,7 @@ func TestShipper_CentralDownTenMinutes(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if back == nil && now.Sub(start) >= 10*time.Minute {
-			back = pakkesporingtest.New(t, pakkesporingtest.Options{CA: ca, DBPath: dbPath, Addr: addr, Middleware: log.middleware})
+			back = pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}, CA: ca, DBPath: dbPath, Addr: addr, Middleware: log.middleware})
 		}
 	}
 	ids := fill(t, o, builder(t, clk.Now), 1200)
@@ -242,7 +242,7 @@ func TestShipper_CentralDownTenMinutes(t *testing.T) {
 func TestShipper_BackoffCapAndHealth(t *testing.T) {
 	clk := events.NewFakeClock(start)
 	o := events.NewSQLiteOutbox(t, clk.Now)
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	ca, dbPath, addr := ps.CA, ps.DBPath, ps.Addr
 	ps.Stop(t)
 	fill(t, o, builder(t, clk.Now), 3)
@@ -267,7 +267,7 @@ func TestShipper_BackoffCapAndHealth(t *testing.T) {
 	assert.Equal(t, 3, h.BacklogEvents)
 
 	clk.OnSleep = nil
-	back := pakkesporingtest.New(t, pakkesporingtest.Options{CA: ca, DBPath: dbPath, Addr: addr})
+	back := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}, CA: ca, DBPath: dbPath, Addr: addr})
 	_, _, err := s.ShipOnce(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "UP", s.Health(context.Background()).Status)
@@ -278,7 +278,7 @@ func TestShipper_BatchesAndFlushInterval(t *testing.T) {
 	clk := events.NewFakeClock(start)
 	o := events.NewSQLiteOutbox(t, clk.Now)
 	log := &batchLog{}
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Middleware: log.middleware})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}, Middleware: log.middleware})
 	fill(t, o, builder(t, clk.Now), 1200)
 	s := newShipper(t, ps, o, clk, nil)
 	runUntilEmpty(t, s, o)
@@ -291,7 +291,7 @@ func TestShipper_BatchesAndFlushInterval(t *testing.T) {
 	o2 := events.NewSQLiteOutbox(t, clk.Now)
 	fill(t, o2, builder(t, clk.Now), 50)
 	log2 := &batchLog{}
-	ps2 := pakkesporingtest.New(t, pakkesporingtest.Options{Middleware: log2.middleware})
+	ps2 := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}, Middleware: log2.middleware})
 	s2 := newShipper(t, ps2, o2, clk, func(c *events.ShipperConfig) { c.MaxBatchBytes = 8 << 10 })
 	runUntilEmpty(t, s2, o2)
 	log2.mu.Lock()
@@ -308,7 +308,7 @@ func TestShipper_BatchesAndFlushInterval(t *testing.T) {
 func TestShipper_RejectedEventDoesNotBlock(t *testing.T) {
 	clk := events.NewFakeClock(start)
 	o := events.NewSQLiteOutbox(t, clk.Now)
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	b := builder(t, clk.Now)
 	fill(t, o, b, 2)
 	// An event pakkesporing's schema does not know (e.g. from a newer
@@ -342,7 +342,7 @@ func TestShipper_BisectsABareRejection(t *testing.T) {
 	require.NoError(t, o.Insert(context.Background(), typ, body))
 	fill(t, o, b, 40)
 	log := &batchLog{bareBadIf: "poison-"}
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Middleware: log.middleware})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}, Middleware: log.middleware})
 	s := newShipper(t, ps, o, clk, nil)
 	runUntilEmpty(t, s, o)
 	rej := o.Rejected(t)
@@ -354,7 +354,7 @@ func TestShipper_BisectsABareRejection(t *testing.T) {
 func TestShipper_ForbiddenKeepsEvents(t *testing.T) {
 	clk := events.NewFakeClock(start)
 	o := events.NewSQLiteOutbox(t, clk.Now)
-	ps := pakkesporingtest.New(t, pakkesporingtest.Options{})
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	fill(t, o, builder(t, clk.Now), 5)
 	// Misconfigured: the certificate is another org's than the events'.
 	s := newShipper(t, ps, o, clk, func(c *events.ShipperConfig) {
