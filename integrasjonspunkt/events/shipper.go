@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,6 +134,9 @@ type Shipper struct {
 	lastSuccess, backlogOldest                    atomic.Int64 // unix nanos, 0 = never
 	mu                                            sync.Mutex
 	dropped                                       map[Type]int64
+
+	// schemaOK is set once central's /v1/schema lists SchemaVersion.
+	schemaOK atomic.Bool
 
 	// batchLimit shrinks while bisecting a batch the server refused as a
 	// whole without naming the bad event; only Run's goroutine touches it.
@@ -282,6 +286,11 @@ func (s *Shipper) ShipOnce(ctx context.Context) (sent int, full bool, err error)
 	}
 	full = len(rows) >= s.batchLimit || size >= s.cfg.MaxBatchBytes*9/10
 
+	if !s.schemaOK.Load() {
+		if err := s.checkSchema(ctx); err != nil {
+			return s.failed(err)
+		}
+	}
 	code, resp, err := s.post(ctx, rows)
 	if err != nil {
 		return s.failed(err)
@@ -380,6 +389,40 @@ func ids(rows []Row) []int64 {
 		out[i] = r.ID
 	}
 	return out
+}
+
+// ErrSchemaNotAnnounced means central's /v1/schema does not list the schema
+// version this binary writes (operations.md §6 rule 8): the events wait in
+// the outbox until central is upgraded.
+var ErrSchemaNotAnnounced = errors.New("central log does not announce this event schema version")
+
+// checkSchema asks central which schema versions it accepts.
+func (s *Shipper) checkSchema(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL+"/v1/schema", nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSend, err)
+	}
+	res, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: reading schema listing: %w", ErrSend, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: schema listing status %d", ErrSend, res.StatusCode)
+	}
+	var listing struct {
+		Supported []int `json:"supported"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, maxResponseBytes)).Decode(&listing); err != nil {
+		return fmt.Errorf("%w: reading schema listing: %w", ErrSend, err)
+	}
+	if !slices.Contains(listing.Supported, SchemaVersion) {
+		return fmt.Errorf("%w: version %d, central lists %v", ErrSchemaNotAnnounced, SchemaVersion, listing.Supported)
+	}
+	s.schemaOK.Store(true)
+	return nil
 }
 
 // maxResponseBytes caps what we read of the central answer.

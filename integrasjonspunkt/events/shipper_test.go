@@ -415,3 +415,37 @@ func TestNewShipper_Config(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+func TestShipper_WaitsForAnnouncedSchema(t *testing.T) {
+	clk := events.NewFakeClock(start)
+	o := events.NewSQLiteOutbox(t, clk.Now)
+	fill(t, o, builder(t, clk.Now), 3)
+	var mu sync.Mutex
+	announced := `{"current":2,"supported":[2]}`
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{
+		Config: pakkesporing.Config{Now: clk.Now},
+		Middleware: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				body := announced
+				mu.Unlock()
+				if r.URL.Path == "/v1/schema" && body != "" {
+					w.Write([]byte(body))
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		},
+	})
+	s := newShipper(t, ps, o, clk, nil)
+	_, _, err := s.ShipOnce(context.Background())
+	require.ErrorIs(t, err, events.ErrSchemaNotAnnounced)
+	assert.Equal(t, 3, o.Count(t), "events wait for central to accept their schema")
+
+	mu.Lock()
+	announced = "" // the real listing
+	mu.Unlock()
+	sent, _, err := s.ShipOnce(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 3, sent)
+}
