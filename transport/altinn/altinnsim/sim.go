@@ -296,3 +296,11 @@ func (s *Sim) VerifyRequest(r *http.Request) (Claims, error) {
 	}
 	return s.Verify(token)
 }
+
+// Duration and Fault name simfault's types for packages outside transport
+// (the sandbox), which cannot import an internal package: a Schedule is
+// written with Duration(200*time.Millisecond), a fault with Faults().Add(Fault{...}).
+type (
+	Duration = simfault.Duration
+	Fault    = simfault.Fault
+)

@@ -349,3 +349,11 @@ func (s *Sim) setRecipientLocked(t *transfer, r *recipient, status string) {
 		delete(s.waiting[r.org], t)
 	}
 }
+
+// Duration and Fault name simfault's types for packages outside transport
+// (the sandbox), which cannot import an internal package: a Schedule is
+// written with Duration(200*time.Millisecond), a fault with Faults().Add(Fault{...}).
+type (
+	Duration = simfault.Duration
+	Fault    = simfault.Fault
+)

@@ -181,3 +181,11 @@ func (s *Sim) Delete(id string, status int) bool {
 	c.gone = status
 	return true
 }
+
+// Duration and Fault name simfault's types for packages outside transport
+// (the sandbox), which cannot import an internal package: a Schedule is
+// written with Duration(200*time.Millisecond), a fault with Faults().Add(Fault{...}).
+type (
+	Duration = simfault.Duration
+	Fault    = simfault.Fault
+)
