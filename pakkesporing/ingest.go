@@ -37,6 +37,35 @@ var oidOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
 // in organizationIdentifier (SEID v2, "NTRNO-<orgnr>") or serialNumber (SEID v1).
 var ErrNoOrgNumber = errors.New("client certificate carries no organisation number")
 
+// ErrRevoked means the client certificate is on its issuer's revocation list.
+var ErrRevoked = errors.New("client certificate is revoked")
+
+// ErrBadCRL means a configured revocation list for the certificate's issuer
+// is not signed by that issuer.
+var ErrBadCRL = errors.New("revocation list not signed by the certificate's issuer")
+
+// checkRevoked looks the leaf up on the revocation lists of its issuer.
+func (s *Server) checkRevoked(chain []*x509.Certificate) error {
+	if len(chain) < 2 {
+		return nil
+	}
+	leaf, issuer := chain[0], chain[1]
+	for _, crl := range s.cfg.CRLs {
+		if !bytes.Equal(crl.RawIssuer, leaf.RawIssuer) {
+			continue
+		}
+		if err := crl.CheckSignatureFrom(issuer); err != nil {
+			return ErrBadCRL
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+				return ErrRevoked
+			}
+		}
+	}
+	return nil
+}
+
 // CertificateOrgNumber reads the org number from a business certificate's
 // subject: organizationIdentifier "NTRNO-<9 digits>" as SEID v2 carries it,
 // else serialNumber holding the 9 digits as SEID v1 does.
@@ -78,6 +107,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 		writeJSON(w, http.StatusUnauthorized, apiError{"a business certificate (mutual TLS) is required"})
+		return
+	}
+	if err := s.checkRevoked(r.TLS.VerifiedChains[0]); err != nil {
+		writeJSON(w, http.StatusForbidden, apiError{err.Error()})
 		return
 	}
 	certOrg, err := CertificateOrgNumber(r.TLS.VerifiedChains[0][0])

@@ -42,6 +42,11 @@ type Config struct {
 	// PKI's CA in the sandbox). Ingest requires a client certificate that
 	// chains to one of them. Required.
 	ClientCAs *x509.CertPool
+	// CRLs are the issuing CAs' revocation lists. A client certificate whose
+	// issuer has a list here must not be on it, and the list must be signed
+	// by that issuer. The caller refreshes them by building a new Server;
+	// nil checks no revocation.
+	CRLs []*x509.RevocationList
 	// QueryToken authenticates central operations on the query API (Bearer)
 	// and the web page (Basic, any user name, the token as password). At least
 	// 16 characters. Required.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -278,6 +279,22 @@ func TestIngest_RefusesAnotherOrganisation(t *testing.T) {
 		res.Body.Close()
 		t.Fatalf("a certificate from an unknown CA got status %d", res.StatusCode)
 	}
+}
+
+func TestIngest_RefusesRevokedCertificate(t *testing.T) {
+	ca := pakkesporingtest.NewCA(t)
+	revoked := ca.BusinessCert(t, senderOrg)
+	ps := pakkesporingtest.New(t, pakkesporingtest.Options{CA: ca, Config: pakkesporing.Config{
+		Now: testNow, CRLs: []*x509.RevocationList{ca.RevocationList(t, revoked)},
+	}})
+	ev := newMessage().sent(t, newBuilder(t, senderOrg, testNow), events.Sendt, testNow())
+
+	c := ps.Client(t, senderOrg)
+	c.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{revoked}
+	code, _ := post(t, c, ps.URL, ev)
+	assert.Equal(t, http.StatusForbidden, code)
+	code, _ = post(t, ps.Client(t, senderOrg), ps.URL, ev) // a fresh certificate of the same org
+	assert.Equal(t, http.StatusOK, code)
 }
 
 func TestIngest_RejectsSingleEventsNamingTheField(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/csv"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,7 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		smtpPWFile = fs.String("smtp-password-file", "", "file holding the SMTP password")
 		contacts   = fs.String("contacts", "", "CSV file of orgnr,e-mail alert contacts")
 		opsEmail   = fs.String("operations-email", "", "e-mail of central operations")
+		crlFiles   stringList
 	)
+	fs.Var(&crlFiles, "crl", "revocation list of a business certificate CA (PEM or DER); repeatable. Restart to reload")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -108,6 +111,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			errs = append(errs, fmt.Errorf("reading --smtp-password-file: %w", err))
 		}
 		cfg.SMTP.Password = strings.TrimSpace(string(b))
+	}
+	for _, f := range crlFiles {
+		crl, err := readCRL(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cfg.CRLs = append(cfg.CRLs, crl)
 	}
 	if *contacts != "" {
 		c, err := readContacts(*contacts)
@@ -145,6 +156,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("pakkesporing starting", slog.String("addr", *addr), slog.String("version", buildinfo.Version))
 	return srv.Run(ctx)
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// readCRL reads one revocation list, PEM ("X509 CRL") or DER.
+func readCRL(path string) (*x509.RevocationList, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --crl: %w", err)
+	}
+	if block, _ := pem.Decode(b); block != nil {
+		b = block.Bytes
+	}
+	crl, err := x509.ParseRevocationList(b)
+	if err != nil {
+		return nil, fmt.Errorf("parsing --crl %s: %w", path, err)
+	}
+	return crl, nil
 }
 
 // readContacts reads "orgnr,e-mail" lines; '#' starts a comment line.

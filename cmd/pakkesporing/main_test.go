@@ -42,9 +42,12 @@ func TestRun_RetentionAndServe(t *testing.T) {
 		"--query-token-file", token, "--contacts", contacts}, &out, &errOut))
 	assert.Contains(t, out.String(), "retention: cutoff")
 
+	c := pakkesporingtest.NewCA(t)
+	crl := filepath.Join(dir, "ca.crl")
+	require.NoError(t, os.WriteFile(crl, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.RevocationList(t).Raw}), 0o600))
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	err := run(ctx, []string{"run", "--addr", "127.0.0.1:0", "--db", db, "--client-ca", ca,
+	err := run(ctx, []string{"run", "--addr", "127.0.0.1:0", "--db", db, "--client-ca", ca, "--crl", crl,
 		"--query-token-file", token, "--tls-cert", cert, "--tls-key", key}, &out, &errOut)
 	require.NoError(t, err)
 	assert.Contains(t, errOut.String(), "pakkesporing starting")
@@ -54,9 +57,10 @@ func TestRun_Errors(t *testing.T) {
 	var out, errOut bytes.Buffer
 	assert.ErrorIs(t, run(context.Background(), nil, &out, &errOut), errUsage)
 	assert.ErrorIs(t, run(context.Background(), []string{"serve"}, &out, &errOut), errUsage)
-	err := run(context.Background(), []string{"run", "--client-ca", "/nonexistent"}, &out, &errOut)
+	err := run(context.Background(), []string{"run", "--client-ca", "/nonexistent", "--crl", "/nonexistent.crl"}, &out, &errOut)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--client-ca")
+	assert.Contains(t, err.Error(), "--crl")
 	assert.Contains(t, err.Error(), "--tls-cert and --tls-key")
 	require.NoError(t, run(context.Background(), []string{"version"}, &out, &errOut))
 	assert.Contains(t, out.String(), "pakkesporing ")
