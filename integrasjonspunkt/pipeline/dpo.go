@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/transport"
@@ -44,19 +46,36 @@ func (d DPO) Send(ctx context.Context, out Outgoing) (string, error) {
 	return d.Client.Send(ctx, o)
 }
 
-// Fetch implements Inbox (§2.4): list, download, deliver, confirm.
+// Fetch implements Inbox (§2.4): list, download, deliver, confirm. The
+// broker lists at most 100 transfers, so a full page is followed by another
+// listing at once rather than at the next tick. Transfers are handled a few
+// at a time: each is an independent message, and the receipts of one
+// message carry no order the core depends on.
 func (d DPO) Fetch(ctx context.Context, deliver func(context.Context, Delivery) error) error {
-	pending, err := d.Client.Pending(ctx)
-	if err != nil {
-		return fmt.Errorf("listing dpo transfers: %w", err)
-	}
-	for _, ov := range pending {
-		if err := d.one(ctx, ov.FileTransferID, deliver); err != nil {
+	for {
+		pending, err := d.Client.Pending(ctx)
+		if err != nil {
+			return fmt.Errorf("listing dpo transfers: %w", err)
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(fetchConcurrency)
+		for _, ov := range pending {
+			g.Go(func() error { return d.one(gctx, ov.FileTransferID, deliver) })
+		}
+		if err := g.Wait(); err != nil {
 			return err
 		}
+		if len(pending) < dpoPage {
+			return nil
+		}
 	}
-	return nil
 }
+
+// dpoPage is the most transfers one broker listing returns (§9.10).
+const dpoPage = 100
+
+// fetchConcurrency bounds the downloads of one inbox run.
+const fetchConcurrency = 8
 
 func (d DPO) one(ctx context.Context, id string, deliver func(context.Context, Delivery) error) error {
 	f, err := d.Client.Download(ctx, id)
