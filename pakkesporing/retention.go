@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -133,4 +134,46 @@ func (d *db) reloadMonths(ctx context.Context) {
 	for _, m := range ms {
 		d.months[m] = true
 	}
+}
+
+// RetentionRun is one row of retention_run, newest first in RetentionRuns.
+type RetentionRun struct {
+	RunAt                time.Time `json:"run_at"`
+	Cutoff               time.Time `json:"cutoff"`
+	EventsDeleted        int64     `json:"events_deleted"`
+	ConversationsDeleted int64     `json:"conversations_deleted"`
+	InstallationsDeleted int64     `json:"installations_deleted"`
+	PartitionsDropped    int64     `json:"partitions_dropped"`
+}
+
+func (d *db) retentionRuns(ctx context.Context, limit int) ([]RetentionRun, error) {
+	rows, err := d.r.QueryContext(ctx, `SELECT run_at, cutoff, events_deleted, conversations_deleted,
+		installations_deleted, partitions_dropped FROM retention_run ORDER BY run_at DESC, rowid DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("querying retention runs: %w", err)
+	}
+	defer rows.Close()
+	out := []RetentionRun{}
+	for rows.Next() {
+		var r RetentionRun
+		var at, cut int64
+		if err := rows.Scan(&at, &cut, &r.EventsDeleted, &r.ConversationsDeleted, &r.InstallationsDeleted,
+			&r.PartitionsDropped); err != nil {
+			return nil, fmt.Errorf("reading retention runs: %w", err)
+		}
+		r.RunAt, r.Cutoff = time.Unix(0, at).UTC(), time.Unix(0, cut).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// retentionRuns is GET /v1/retention: the job's own record (operations.md
+// §5.4: its counts are logged and kept).
+func (s *Server) retentionRuns(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.db.retentionRuns(r.Context(), 100)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 }

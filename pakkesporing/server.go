@@ -273,6 +273,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/stats", s.requireAuth(false, s.stats))
 	s.mux.Handle("GET /v1/installations", s.requireAuth(false, s.installations))
 	s.mux.Handle("GET /v1/pseudonyms/{pseudonym}/events", s.requireAuth(false, s.pseudonymEvents))
+	s.mux.Handle("GET /v1/retention", s.requireAuth(false, s.retentionRuns))
 	s.mux.Handle("GET /{$}", s.requireAuth(true, s.uiHome))
 	s.mux.Handle("GET /ui/search", s.requireAuth(true, s.uiSearch))
 	s.mux.Handle("GET /ui/messages/{message_id}", s.requireAuth(true, s.uiMessage))

@@ -525,6 +525,14 @@ func TestRetention(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, res.EventsDeleted)
 
+	var runs struct {
+		Runs []pakkesporing.RetentionRun `json:"runs"`
+	}
+	require.Equal(t, http.StatusOK, query(t, ps, "/v1/retention", &runs))
+	require.NotEmpty(t, runs.Runs)
+	assert.EqualValues(t, 0, runs.Runs[0].EventsDeleted, "newest first")
+	assert.EqualValues(t, 4, runs.Runs[1].EventsDeleted, "the job's counts are kept")
+
 	// A month and two days on, 24 months have passed since the kept one was handled.
 	clk.Set(now.AddDate(0, 1, 2))
 	res, err = ps.RunRetention(context.Background())

@@ -58,12 +58,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name s
 
 // homeData is the dashboard: daily counts, the fleet, expiring certificates.
 type homeData struct {
-	Days     []string
-	Counts   []countRow
-	Versions []versionRow
-	Installs []Installation
-	Expiring []Installation
-	Silent   []Installation
+	Days      []string
+	Counts    []countRow
+	Versions  []versionRow
+	Installs  []Installation
+	Expiring  []Installation
+	Silent    []Installation
+	Retention []RetentionRun
 }
 
 type countRow struct {
@@ -126,6 +127,10 @@ func (s *Server) uiHome(w http.ResponseWriter, r *http.Request) {
 		if now.Sub(in.LastSeen) > SilentAfter {
 			d.Silent = append(d.Silent, in)
 		}
+	}
+	if d.Retention, err = s.db.retentionRuns(ctx, 5); err != nil {
+		s.internalError(w, r, err)
+		return
 	}
 	for _, v := range sortedKeys(versions) {
 		d.Versions = append(d.Versions, versionRow{v, versions[v]})
