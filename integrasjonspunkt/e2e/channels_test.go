@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -41,4 +42,16 @@ func TestDPE_Publisering(t *testing.T) {
 	}
 	simCall(t, "service-bus", "GET", "/_sim/deliveries", nil, &rep)
 	assert.Equal(t, 1, rep.Deliveries[id], "one message on the bus")
+
+	// eInnsyn's answer is an incoming message for the client (§7.5).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := d.do("GET", "/api/messages/in/peek?process=urn:no:difi:profile:einnsyn:response:ver1.0")
+		if code == 200 {
+			assert.Contains(t, string(body), "einnsyn_kvittering")
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no einnsyn_kvittering arrived")
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -150,4 +152,47 @@ func TestDPO_Outage(t *testing.T) {
 	for _, id := range ids {
 		assert.Equal(t, 1, dl[id], "message %s delivered once", id)
 	}
+}
+
+// TestDPO_DeadLetter: a broker that never recovers exhausts the retries
+// (5 + difi.move.queue.maximum-retry-hours attempts) and the message goes
+// to the dead letters as FEIL (channels.md §1.3).
+func TestDPO_DeadLetter(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"efm.pipeline.backoff": "100ms", "difi.move.queue.maximum-retry-hours": "1"})
+	brokerFault(t, map[string]any{"path": "/broker/api/v1/filetransfer", "method": "POST", "status": 503})
+	sbd, files, id := arkivmelding(peerOrg, 0)
+	d.mustSend(sbd, files)
+	got := d.waitStatus(id, "FEIL", 60*time.Second)
+	assert.NotContains(t, got, "SENDT")
+	var reqs map[string]int
+	simCall(t, "altinn-broker", "GET", "/_sim/requests", nil, &reqs)
+	t.Logf("broker requests: %v", reqs)
+	code, body := d.do("GET", "/api/conversations/messageId/"+id)
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, string(body), "Moved to DLQ")
+}
+
+// TestREADME_Curl sends the README's example files, as the curl there does,
+// and expects LEVERT within the 30 s the README promises.
+func TestREADME_Curl(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), nil)
+	files := map[string][]byte{}
+	for _, name := range []string{"arkivmelding.xml", "vedtak.pdf"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "readme", name))
+		require.NoError(t, err)
+		files[name] = b
+	}
+	sbd, err := os.ReadFile(filepath.Join("testdata", "readme", "sbd.json"))
+	require.NoError(t, err)
+	code, body := d.send(sbd, files)
+	require.Equal(t, http.StatusOK, code, "body: %s", body)
+	var ans struct {
+		Header struct {
+			DocumentIdentification struct {
+				InstanceIdentifier string `json:"instanceIdentifier"`
+			} `json:"documentIdentification"`
+		} `json:"standardBusinessDocumentHeader"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &ans))
+	progress(t, d.waitStatus(ans.Header.DocumentIdentification.InstanceIdentifier, "LEVERT", 30*time.Second), "MOTTATT", "LEVERT")
 }
