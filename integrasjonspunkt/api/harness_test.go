@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +66,7 @@ var (
 
 // registry starts the register simulators once per test binary (real HTTP),
 // and builds a resolver over them per daemon.
-func registry(t *testing.T) message.Registry {
+func registry(t testing.TB) message.Registry {
 	t.Helper()
 	simOnce.Do(func() {
 		s, err := seed.Default()
@@ -73,11 +74,8 @@ func registry(t *testing.T) message.Registry {
 			simErr = err
 			return
 		}
-		mpKey, err = rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			simErr = err
-			return
-		}
+		// The simulators read token claims unverified; any RSA key signs.
+		mpKey = businessCertificate(t).Key
 		certs := map[string][]byte{}
 		for _, org := range s.Organisations() {
 			certs[org] = selfSigned(org)
@@ -127,15 +125,13 @@ var (
 )
 
 // businessCertificate is the daemon's own keystore from the sandbox's test PKI.
-func businessCertificate(t *testing.T) *testpki.Identity {
+func businessCertificate(t testing.TB) *testpki.Identity {
 	t.Helper()
 	pkiOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "efm-api-pki-")
-		if err != nil {
-			pkiErr = err
-			return
-		}
-		pki, pkiErr = testpki.Ensure(dir, []string{ownOrg})
+		// Shared across test processes (fuzz workers) and runs: Ensure is
+		// idempotent and safe for concurrent use, and RSA key generation is
+		// the slowest part of starting a daemon.
+		pki, pkiErr = testpki.Ensure(filepath.Join(os.TempDir(), "efm-api-test-pki"), []string{ownOrg})
 	})
 	require.NoError(t, pkiErr)
 	return pki.Orgs[ownOrg]
@@ -143,7 +139,7 @@ func businessCertificate(t *testing.T) *testpki.Identity {
 
 // daemon is a running integrasjonspunkt.Run on a loopback port.
 type daemon struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	core *message.Service
 	q    *queue.Queue
@@ -169,7 +165,7 @@ func baseOverrides() map[string]string {
 }
 
 // startDaemon runs a daemon with a fresh data dir; extra overrides win.
-func startDaemon(t *testing.T, extra map[string]string) *daemon {
+func startDaemon(t testing.TB, extra map[string]string) *daemon {
 	t.Helper()
 	ov := baseOverrides()
 	id := businessCertificate(t)
@@ -228,7 +224,7 @@ type resp struct {
 	Body   []byte
 }
 
-func (r resp) JSON(t *testing.T) map[string]any {
+func (r resp) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
@@ -421,9 +417,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if sims != nil {
 		sims.Close()
-	}
-	if pki != nil {
-		os.RemoveAll(pki.Dir())
 	}
 	os.Exit(code)
 }
