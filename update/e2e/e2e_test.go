@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -113,6 +112,19 @@ func (d *daemon) serving() bool {
 	return hc == http.StatusOK && ac == http.StatusOK
 }
 
+// healthComponent returns one component of /manage/health, if present.
+func (d *daemon) healthComponent(name string) (struct{ Status string }, bool) {
+	var h struct {
+		Components map[string]struct{ Status string } `json:"components"`
+	}
+	_, b := d.get("/manage/health")
+	if json.Unmarshal(b, &h) != nil {
+		return struct{ Status string }{}, false
+	}
+	c, ok := h.Components[name]
+	return c, ok
+}
+
 func (d *daemon) state() update.State {
 	u, err := update.New(update.Config{DataDir: d.data, ExecutablePath: d.exe, CurrentVersion: "0.0.0", Mode: update.ModeOff})
 	require.NoError(d.t, err)
@@ -160,9 +172,16 @@ func TestE2E_SelfUpdate(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	platform := runtime.GOOS + "/" + runtime.GOARCH
+	// The daemon's environment depends on its configuration (the sandbox runs
+	// as staging); offer every release in both.
 	publish := func(version, bin string, channels ...string) {
 		t.Helper()
-		require.NoError(t, sim.Publish(version, map[string][]byte{platform: read(t, bin)}, updatesim.ReleaseOptions{Channels: channels}))
+		require.NoError(t, sim.Publish(version, map[string][]byte{platform: read(t, bin)}, updatesim.ReleaseOptions{}))
+		for _, env := range []string{"production", "staging"} {
+			for _, ch := range channels {
+				require.NoError(t, sim.SetChannel(env, ch, version))
+			}
+		}
 	}
 
 	dir := t.TempDir()
@@ -246,11 +265,14 @@ func TestE2E_SelfUpdate(t *testing.T) {
 		assert.True(t, d.serving(), "%s: the API keeps answering", r.name)
 		assert.Equal(t, "1.1.0", d.version(), r.name)
 		assert.NotEmpty(t, d.state().LastError, "%s: the reason is spelled out", r.name)
-		if out, err := d.cli("update", "status", "--data", d.data); err == nil || strings.Contains(out, "reason") {
-			assert.Contains(t, out, r.reason, "%s: `update status` names the reason", r.name)
+		out, _ := d.cli("update", "status", "--data", d.data, "--config", conf)
+		assert.Contains(t, out, r.reason, "%s: `update status` names the reason:\n%s", r.name, out)
+		if c, ok := d.healthComponent("update"); ok && r.reason != update.ReasonDowngrade {
+			assert.Equal(t, "DEGRADED", c.Status, "%s: the update health component", r.name)
 		}
 	}
 	assert.Len(t, d.mgr.Exits(), restarts, "no restart while refusing")
 	assert.Equal(t, read(t, v110), read(t, d.exe))
-	t.Log(fmt.Sprintf("restarts: %d", len(d.mgr.Exits())))
+	out, _ := d.cli("update", "status", "--data", d.data, "--config", conf)
+	t.Logf("restarts: %d\n%s", len(d.mgr.Exits()), out)
 }
