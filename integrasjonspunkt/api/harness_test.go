@@ -96,7 +96,7 @@ func registry(t testing.TB) message.Registry {
 	require.NoError(t, err)
 	k, err := krr.New(krr.Config{BaseURL: sims.KRRURL, PrintURL: sims.KRRPrintURL})
 	require.NoError(t, err)
-	res, err := addressing.New(addressing.Config{SR: c, KRR: k, Logger: slog.New(slog.DiscardHandler), OrgCacheTTL: -1})
+	res, err := addressing.New(addressing.Config{SR: c, KRR: k, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	return message.ResolverRegistry{Resolver: res}
 }
