@@ -154,3 +154,33 @@ func FuzzParseWindows(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSettings: whatever the properties say, Settings either reports an
+// error naming a key or leaves values New accepts for their own part.
+func FuzzSettings(f *testing.F) {
+	f.Add("auto", "stable", "1h", "0 30 5,19,21 * * MON-FRI", "2", "25")
+	f.Add("notify", "earlybird", "90s", "x", "-1", "99999")
+	f.Add("off", "", "0", "", "", "")
+	f.Fuzz(func(t *testing.T, mode, channel, interval, windows, maxMajor, port string) {
+		props := map[string]string{
+			"efm.update.mode": mode, "efm.update.channel": channel, "efm.update.check-interval": interval,
+			"efm.update.windows": windows, "efm.update.max-major": maxMajor, "spring.mail.port": port,
+		}
+		var cfg Config
+		err := Settings(&cfg, func(k string) (string, bool) { v, ok := props[k]; return v, ok })
+		if err != nil {
+			return
+		}
+		switch cfg.Mode {
+		case ModeAuto, ModeNotify, ModeOff:
+		default:
+			t.Fatalf("mode %q accepted", cfg.Mode)
+		}
+		if cfg.Channel != "stable" && cfg.Channel != "earlybird" {
+			t.Fatalf("channel %q accepted", cfg.Channel)
+		}
+		if cfg.CheckInterval <= 0 || cfg.MaxMajor < 0 || cfg.Mail.Port < 0 || cfg.Mail.Port > 65535 {
+			t.Fatalf("bad values accepted: %+v", cfg)
+		}
+	})
+}
