@@ -42,8 +42,8 @@ CREATE TABLE IF NOT EXISTS conversation (
 	PRIMARY KEY (orgnr, message_id)
 );
 CREATE INDEX IF NOT EXISTS conversation_conv ON conversation(conversation_id);
-CREATE INDEX IF NOT EXISTS conversation_handled ON conversation(handled_at);
-CREATE INDEX IF NOT EXISTS conversation_last ON conversation(last_event_at);
+-- No index on handled_at or last_event_at: every status moves them, and
+-- only the daily retention job reads them, where a scan costs seconds.
 CREATE INDEX IF NOT EXISTS conversation_alert ON conversation(alerted_at) WHERE alert_status IS NOT NULL;
 CREATE TABLE IF NOT EXISTS installation (
 	installation_id TEXT PRIMARY KEY,
@@ -116,6 +116,12 @@ func openDB(ctx context.Context, path string) (*db, error) {
 	}
 	r.SetMaxOpenConns(4)
 	d := &db{w: w, r: r, months: map[string]bool{}}
+	// Checkpoint every 32 MB of WAL rather than 4 MB: hot index pages are
+	// copied back once per checkpoint, not once per few batches.
+	if _, err := w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 8192`); err != nil {
+		d.close()
+		return nil, fmt.Errorf("configuring central store: %w", err)
+	}
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		d.close()
 		return nil, fmt.Errorf("creating central store schema: %w", err)
