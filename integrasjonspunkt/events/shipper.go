@@ -212,9 +212,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 // partial one waits FlushInterval, a failure waits an exponential backoff
 // capped at MaxBackoff. It returns nil when ctx ends.
 func (s *Shipper) Run(ctx context.Context) error {
+	var enforced time.Time
 	for ctx.Err() == nil {
-		if err := s.EnforceBacklogLimits(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "enforcing central log backlog limits", logattr.Err(err))
+		// The limits are checked once per flush interval, not per batch: a
+		// large backlog drains in hundreds of batches.
+		if now := s.cfg.Now(); now.Sub(enforced) >= s.cfg.FlushInterval {
+			enforced = now
+			if err := s.EnforceBacklogLimits(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "enforcing central log backlog limits", logattr.Err(err))
+			}
 		}
 		_, full, err := s.ShipOnce(ctx)
 		var wait time.Duration
