@@ -55,6 +55,10 @@ func NewBuilder(cfg BuilderConfig) (*Builder, error) {
 	var errs []error
 	if !validUUID(cfg.InstallationID, 0) {
 		errs = append(errs, errors.New("events builder: installation id must be a UUID"))
+	} else if ContainsPersonNumber(cfg.InstallationID) {
+		// Every event would lose its installation_id to the scan; better to
+		// fail loudly at start. Make installation ids with NewID.
+		errs = append(errs, errors.New("events builder: installation id trips the person-number scan; make it with events.NewID"))
 	}
 	if !validOrgNr(cfg.OrgNr) {
 		errs = append(errs, errors.New("events builder: org number must be 9 digits with a valid control digit"))

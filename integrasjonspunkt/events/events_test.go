@@ -206,6 +206,18 @@ func TestBuilder_RejectsInvalid(t *testing.T) {
 
 }
 
+func TestNewBuilder_InstallationIDThatTripsTheScan(t *testing.T) {
+	_, err := NewBuilder(BuilderConfig{
+		InstallationID: "0b9c0a4e-3f29-4f4c-9c59-0" + testFnr, OrgNr: testOrg, Version: "1.0.0", Key: testKey(t),
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NewID")
+	assert.NotContains(t, err.Error(), testFnr)
+	for range 1000 {
+		assert.False(t, ContainsPersonNumber(NewID()))
+	}
+}
+
 func TestBuilder_OtherTypes(t *testing.T) {
 	b := testBuilder(t)
 	check := func(typ Type, body []byte, err error) Event {

@@ -520,7 +520,7 @@ func (s *Shipper) updateBacklog(ctx context.Context) {
 		return
 	}
 	s.backlog.Store(int64(b.Count))
-	if b.Oldest.IsZero() {
+	if b.Count == 0 || b.Oldest.IsZero() {
 		s.backlogOldest.Store(0)
 	} else {
 		s.backlogOldest.Store(b.Oldest.UnixNano())
@@ -574,7 +574,7 @@ func (s *Shipper) Health(ctx context.Context) Health {
 		return h
 	}
 	h.BacklogEvents = b.Count
-	if !b.Oldest.IsZero() {
+	if b.Count > 0 && !b.Oldest.IsZero() {
 		age := s.cfg.Now().Sub(b.Oldest)
 		h.OldestAge = age.Truncate(time.Second).String()
 		if age > DegradedBacklogAge {
