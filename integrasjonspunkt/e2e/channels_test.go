@@ -1,8 +1,11 @@
 package e2e_test
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,6 +55,49 @@ func TestDPE_Publisering(t *testing.T) {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), "no einnsyn_kvittering arrived")
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDPE_Incoming: eInnsyn sends an innsynskrav to our queue. The daemon
+// fetches it, answers MOTTATT on the sender's status queue, and LEVERT once
+// the client has deleted it (local-api.md §14.3).
+func TestDPE_Incoming(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), nil)
+	id, conv := uuid.NewString(), uuid.NewString()
+	sbd := map[string]any{
+		"standardBusinessDocumentHeader": map[string]any{
+			"headerVersion": "1.0",
+			"sender":        []any{map[string]any{"identifier": map[string]any{"authority": "iso6523-actorid-upis", "value": "0192:" + dpeOrg}}},
+			"receiver":      []any{map[string]any{"identifier": map[string]any{"authority": "iso6523-actorid-upis", "value": "0192:" + ownOrg}}},
+			"documentIdentification": map[string]any{"standard": "urn:no:difi:einnsyn:xsd::innsynskrav", "typeVersion": "1.0",
+				"type": "innsynskrav", "instanceIdentifier": id, "creationDateAndTime": time.Now().Format(time.RFC3339)},
+			"businessScope": map[string]any{"scope": []any{map[string]any{"type": "ConversationId",
+				"identifier": "urn:no:difi:profile:einnsyn:innsynskrav:ver1.0", "instanceIdentifier": conv,
+				"scopeInformation": []any{map[string]any{"expectedResponseDateTime": time.Now().Add(time.Hour).Format(time.RFC3339)}}}}},
+		},
+		"innsynskrav": map[string]any{"orgnr": ownOrg, "epost": "innsyn@example.no"},
+	}
+	simCall(t, "service-bus", "POST", "/_sim/send", map[string]any{"queue": "nextbestqueue" + ownOrg + "innsyn", "sbd": sbd}, nil)
+
+	statuses := func() []string {
+		var rep struct {
+			Statuses map[string][]string `json:"statuses"`
+		}
+		simCall(t, "service-bus", "GET", "/_sim/deliveries", nil, &rep)
+		return rep.Statuses[id]
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.Contains(statuses(), "MOTTATT") {
+		require.True(t, time.Now().Before(deadline), "no MOTTATT back to eInnsyn; statuses %v", statuses())
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, body := d.do("GET", "/api/messages/in/peek?messageId="+id)
+	require.Equal(t, 200, code, "peek: %s", body)
+	code, body = d.do("DELETE", "/api/messages/in/"+id)
+	require.Equal(t, 200, code, "delete: %s", body)
+	for !slices.Contains(statuses(), "LEVERT") {
+		require.True(t, time.Now().Before(deadline), "no LEVERT back to eInnsyn; statuses %v", statuses())
 		time.Sleep(200 * time.Millisecond)
 	}
 }
