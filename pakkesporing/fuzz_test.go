@@ -49,6 +49,7 @@ func FuzzIngest(f *testing.F) {
 	f.Add(append(append([]byte{}, good...), '\n'))
 	f.Add([]byte("{}\n\n{\"schema_version\":1}\n"))
 	f.Add([]byte(`{"schema_version":1,"type":"message.status","client":"01019012480"}`))
+	f.Add([]byte(`{"schema_version":1,"type":"message.status","01019012480":true}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
 		req.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf}}}

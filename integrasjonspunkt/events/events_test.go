@@ -264,6 +264,7 @@ func TestDecode_AllowList(t *testing.T) {
 	}{
 		{"extra field", edit(func(c map[string]any) { c["receiver_name"] = "Kari" }), "receiver_name", false},
 		{"hostname", edit(func(c map[string]any) { c["hostname"] = "srv01" }), "hostname", false},
+		{"number as key", edit(func(c map[string]any) { c[testFnr] = true }), "(unnamed field)", false},
 		{"future version", edit(func(c map[string]any) { c["schema_version"] = SchemaVersion + 1 }), "", true},
 		{"no version", edit(func(c map[string]any) { delete(c, "schema_version") }), "schema_version", false},
 		{"unknown type", edit(func(c map[string]any) { c["type"] = "log.line" }), "type", false},

@@ -471,17 +471,26 @@ func newForType(line []byte) (Event, error) {
 func decodeFieldError(err error) error {
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
-		return fieldErr(ute.Field, "wrong JSON type")
+		return fieldErr(safeFieldName(ute.Field), "wrong JSON type")
 	}
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return fieldErr(strings.Trim(name, `"`), "not in the schema")
+		return fieldErr(safeFieldName(strings.Trim(name, `"`)), "not in the schema")
 	}
 	var te *time.ParseError
 	if errors.As(err, &te) {
 		return fieldErr("", "time not in RFC 3339")
 	}
 	return fieldErr("", "malformed JSON")
+}
+
+// safeFieldName keeps a sender-chosen JSON key out of errors when it could
+// itself be the number (a client that keys data by fødselsnummer).
+func safeFieldName(name string) string {
+	if len(name) > 64 || ContainsPersonNumber(name) || !validToken(name, 64) {
+		return "(unnamed field)"
+	}
+	return name
 }
 
 func validToken(s string, max int) bool {
