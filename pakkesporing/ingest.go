@@ -176,19 +176,19 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		}
 		h := ev.EventHeader()
 		if hits := scan(text, ev); len(hits) > 0 {
-			rejected = append(rejected, events.RejectedEvent{Line: line, EventID: h.EventID, Field: hits[0],
+			rejected = append(rejected, events.RejectedEvent{Line: line, EventID: safeID(h.EventID), Field: hits[0],
 				Error: "holds an 11-digit number passing the national identity number checksum"})
 			continue
 		}
 		// A clock far off would scatter events over months that retention
 		// deletes at once or never: refuse it, naming the field.
 		if now := s.cfg.Now(); h.OccurredAt.After(now.Add(maxClockSkew)) || h.OccurredAt.Before(now.AddDate(0, -RetentionMonths, 0)) {
-			rejected = append(rejected, events.RejectedEvent{Line: line, EventID: h.EventID, Field: "occurred_at",
+			rejected = append(rejected, events.RejectedEvent{Line: line, EventID: safeID(h.EventID), Field: "occurred_at",
 				Error: "outside the retention window or in the future"})
 			continue
 		}
 		if !s.speaksFor(certOrg, h.OrgNr) {
-			foreign = append(foreign, events.RejectedEvent{Line: line, EventID: h.EventID, Field: "orgnr",
+			foreign = append(foreign, events.RejectedEvent{Line: line, EventID: safeID(h.EventID), Field: "orgnr",
 				Error: "not the organisation of the client certificate"})
 			continue
 		}
@@ -227,6 +227,15 @@ func scan(raw []byte, ev events.Event) []string {
 		return nil
 	}
 	return events.Scan(ev)
+}
+
+// safeID is the event id for an answer, unless the id itself trips the scan
+// (then the answer names the line only).
+func safeID(id string) string {
+	if events.ContainsPersonNumber(id) {
+		return ""
+	}
+	return id
 }
 
 // speaksFor reports whether a certificate of certOrg may send events whose
