@@ -162,7 +162,8 @@ func TestErrorCatalogue_Storage(t *testing.T) {
 		require.NoError(t, os.RemoveAll(payloadDir))
 		require.NoError(t, os.WriteFile(payloadDir, []byte("not a directory"), 0o600))
 		t.Cleanup(func() { os.Remove(payloadDir); os.Mkdir(payloadDir, 0o700) })
-		r := d.put("/api/messages/out/"+id, []byte("%PDF"), "Content-Disposition", cd("Vedtak", "vedtak.pdf"))
+		// Larger than one payload chunk, so it goes to a file of its own.
+		r := d.put("/api/messages/out/"+id, make([]byte, 100<<10), "Content-Disposition", cd("Vedtak", "vedtak.pdf"))
 		m := requireError(t, r, 500, "MessagePersistException")
 		assert.NotContains(t, m["message"], d.dir, "no internal paths in a 5xx body")
 	})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strings"
@@ -305,12 +306,9 @@ func (s *Service) checkDuplicate(ctx context.Context, doc *sbd.Document) error {
 	if doc.Type == sbd.TypeStatus {
 		return nil
 	}
-	var exists bool
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		var err error
-		exists, err = tx.ConversationExists(id)
-		return err
-	})
+	// A read, not a write transaction: a race past it ends at the unique
+	// keys of the insert (persistError).
+	exists, err := s.st.ConversationExists(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -392,15 +390,16 @@ type Upload struct {
 // message: the one-step send streams its parts first and decides after.
 type Staged struct {
 	Upload
-	File string
-	Size int64
+	File   string // payload file; "" when the content is Inline
+	Inline []byte // sealed content of a small file
+	Size   int64
 	xml  []byte // arkivmelding.xml's content, kept for parsing
 }
 
 // Stage streams r into a new encrypted file, refusing more than max bytes
 // with ErrTooLarge. It is E5's first step.
 func (s *Service) Stage(r io.Reader, u Upload, max int64) (*Staged, error) {
-	w, err := s.cfg.Payloads.Create()
+	w, err := s.cfg.Payloads.CreateSmall()
 	if err != nil {
 		return nil, &Error{Status: http.StatusInternalServerError, Name: NameMessagePersist, Message: "could not store " + u.Filename}
 	}
@@ -411,6 +410,12 @@ func (s *Service) Stage(r io.Reader, u Upload, max int64) (*Staged, error) {
 		src = io.TeeReader(src, &limitedBuffer{b: xmlBuf, max: arkivmeldingXMLLimit})
 	}
 	n, err := w.ReadFrom(src)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		w.Abort()
+		s.log.Error("storing attachment", logattr.Err(err))
+		return nil, &Error{Status: http.StatusInternalServerError, Name: NameMessagePersist, Message: "could not store " + u.Filename}
+	}
 	if err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("receiving %s: %w", u.Filename, err)
@@ -422,7 +427,7 @@ func (s *Service) Stage(r io.Reader, u Upload, max int64) (*Staged, error) {
 	if err := w.Close(); err != nil {
 		return nil, &Error{Status: http.StatusInternalServerError, Name: NameMessagePersist, Message: "could not store " + u.Filename}
 	}
-	st := &Staged{Upload: u, File: w.Name(), Size: n}
+	st := &Staged{Upload: u, File: w.Name(), Inline: w.Inline(), Size: n}
 	if xmlBuf != nil {
 		st.xml = xmlBuf.Bytes()
 	}
@@ -433,7 +438,7 @@ func (s *Service) Stage(r io.Reader, u Upload, max int64) (*Staged, error) {
 func (s *Service) Discard(staged ...*Staged) {
 	var names []string
 	for _, st := range staged {
-		if st != nil {
+		if st != nil && st.File != "" {
 			names = append(names, st.File)
 		}
 	}
@@ -578,7 +583,7 @@ func isMetadataFile(doc *sbd.Document, name string) bool {
 // updates the conversation's title and reference.
 func (s *Service) attach(tx *store.Tx, doc *sbd.Document, messageID string, st *Staged) error {
 	a := &store.Attachment{MessageID: messageID, Filename: st.Filename, Title: st.Title, MimeType: st.MimeType,
-		Size: st.Size, Primary: st.Filename == doc.String("hoveddokument") && st.Filename != "", File: st.File}
+		Size: st.Size, Primary: st.Filename == doc.String("hoveddokument") && st.Filename != "", File: st.File, Data: st.Inline}
 	if err := tx.InsertAttachment(a); err != nil {
 		return err
 	}
@@ -663,7 +668,7 @@ func (s *Service) checkSend(doc *sbd.Document, svc string, atts []store.Attachme
 			return bad(NameMissingArkivmelding, "The message has no arkivmelding.xml")
 		}
 		if xml == nil {
-			b, err := s.readAll(atts[i].File, arkivmeldingXMLLimit)
+			b, err := s.readAll(atts[i], arkivmeldingXMLLimit)
 			if err != nil {
 				return err
 			}
@@ -706,8 +711,8 @@ func (s *Service) checkSend(doc *sbd.Document, svc string, atts []store.Attachme
 	return nil
 }
 
-func (s *Service) readAll(file string, max int64) ([]byte, error) {
-	r, err := s.cfg.Payloads.Open(file)
+func (s *Service) readAll(a store.Attachment, max int64) ([]byte, error) {
+	r, err := s.OpenAttachment(a)
 	if err != nil {
 		return nil, fmt.Errorf("opening attachment: %w", err)
 	}
@@ -741,7 +746,7 @@ func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []
 			}
 			xml = f.xml
 		}
-		atts = append(atts, store.Attachment{Filename: f.Filename, Size: f.Size, Primary: main != "" && f.Filename == main, File: f.File})
+		atts = append(atts, store.Attachment{Filename: f.Filename, Size: f.Size, Primary: main != "" && f.Filename == main, File: f.File, Data: f.Inline})
 	}
 	if err := s.checkSend(doc, p.service, atts, xml); err != nil {
 		return err
@@ -827,5 +832,8 @@ func (s *Service) Outgoing(ctx context.Context, messageID string) (*Message, err
 
 // OpenAttachment returns the decrypted content of an attachment.
 func (s *Service) OpenAttachment(a store.Attachment) (io.ReadCloser, error) {
+	if a.File == "" {
+		return s.cfg.Payloads.OpenInline(a.Data)
+	}
 	return s.cfg.Payloads.Open(a.File)
 }

@@ -14,6 +14,7 @@ package payload
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -117,10 +118,17 @@ func (s *Store) path(name string) (string, error) {
 	return filepath.Join(s.dir, name), nil
 }
 
+// InlineLimit is the largest plaintext CreateSmall keeps in memory instead of
+// a file: one chunk. Most messages of the one-step send are this small, and
+// creating a file costs more than the rest of accepting them.
+const InlineLimit = chunkSize
+
 // Writer encrypts one new file. Close commits it; Abort removes it.
 type Writer struct {
 	f       *os.File
 	bw      *bufio.Writer
+	mem     *bytes.Buffer // sealed bytes while the content is small (CreateSmall)
+	s       *Store
 	name    string
 	aead    cipher.AEAD
 	buf     []byte // plaintext of the current chunk
@@ -133,28 +141,59 @@ type Writer struct {
 
 // Create starts a new file with a random name.
 func (s *Store) Create() (*Writer, error) {
-	var id [16]byte
-	rand.Read(id[:])
-	name := hex.EncodeToString(id[:])
+	w, err := s.CreateSmall()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.spill(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// CreateSmall starts content that stays in memory, sealed, while it is at
+// most InlineLimit bytes (Inline returns it after Close) and moves to a file
+// once it grows beyond.
+func (s *Store) CreateSmall() (*Writer, error) {
 	salt := make([]byte, saltSize)
 	rand.Read(salt)
 	a, err := s.aead(salt)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating payload file: %w", err)
-	}
-	w := &Writer{f: f, bw: bufio.NewWriterSize(f, chunkSize+64), name: name, aead: a,
-		buf: make([]byte, 0, chunkSize), out: make([]byte, 0, chunkSize+a.Overhead())}
-	w.bw.WriteString(magic)
-	w.bw.Write(salt)
+	w := &Writer{s: s, mem: &bytes.Buffer{}, aead: a, buf: make([]byte, 0, chunkSize), out: make([]byte, 0, chunkSize+a.Overhead())}
+	w.mem.WriteString(magic)
+	w.mem.Write(salt)
 	return w, nil
 }
 
-// Name is the file's name, to store beside the record that owns it.
+// spill moves the sealed bytes so far to a new file and continues there.
+func (w *Writer) spill() error {
+	var id [16]byte
+	rand.Read(id[:])
+	name := hex.EncodeToString(id[:])
+	f, err := os.OpenFile(filepath.Join(w.s.dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating payload file: %w", err)
+	}
+	w.f, w.name, w.bw = f, name, bufio.NewWriterSize(f, chunkSize+64)
+	_, err = w.bw.Write(w.mem.Bytes())
+	w.mem = nil
+	return err
+}
+
+// Name is the file's name, to store beside the record that owns it; "" when
+// the content stayed in memory.
 func (w *Writer) Name() string { return w.name }
+
+// Inline is the sealed content after Close when it stayed in memory, nil
+// otherwise. Open it with OpenInline.
+func (w *Writer) Inline() []byte {
+	if w.mem == nil {
+		return nil
+	}
+	return w.mem.Bytes()
+}
 
 // Size is the number of plaintext bytes written so far.
 func (w *Writer) Size() int64 { return w.n }
@@ -200,26 +239,40 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (w *Writer) seal(last bool) error {
+	if w.mem != nil && !last {
+		// More than one chunk: too big to keep in memory.
+		if err := w.spill(); err != nil {
+			return err
+		}
+	}
 	w.out = w.aead.Seal(w.out[:0], nonce(w.nonce[:], w.counter, last), w.buf, nil)
 	w.counter++
 	w.buf = w.buf[:0]
+	if w.mem != nil {
+		_, err := w.mem.Write(w.out)
+		return err
+	}
 	_, err := w.bw.Write(w.out)
 	return err
 }
 
-// Close seals the last chunk and syncs the file to disk.
+// Close seals the last chunk and closes the file.
 func (w *Writer) Close() error {
 	if w.done {
 		return nil
 	}
 	w.done = true
 	err := w.seal(true)
+	if w.mem != nil {
+		return err
+	}
 	if err == nil {
 		err = w.bw.Flush()
 	}
-	if err == nil {
-		err = w.f.Sync()
-	}
+	// No fsync: the store runs SQLite with synchronous=NORMAL, durable across
+	// a crash of the process but not of the machine, and a file written
+	// through the page cache has the same durability. An fsync per file
+	// would cost more than everything else an accepted message does.
 	if err = errors.Join(err, w.f.Close()); err != nil {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("writing payload file: %w", err)
@@ -229,6 +282,10 @@ func (w *Writer) Close() error {
 
 // Abort discards the file.
 func (w *Writer) Abort() {
+	if w.f == nil {
+		w.done, w.mem = true, nil
+		return
+	}
 	if !w.done {
 		w.done = true
 		w.f.Close()
@@ -247,15 +304,26 @@ func (s *Store) Open(name string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(f, chunkSize+64)
+	r, err := s.reader(bufio.NewReaderSize(f, chunkSize+64), f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// OpenInline returns a reader of content kept in memory (Writer.Inline).
+func (s *Store) OpenInline(sealed []byte) (io.ReadCloser, error) {
+	return s.reader(bufio.NewReader(bytes.NewReader(sealed)), nil)
+}
+
+func (s *Store) reader(br *bufio.Reader, f *os.File) (*reader, error) {
 	head := make([]byte, len(magic)+saltSize)
 	if _, err := io.ReadFull(br, head); err != nil || string(head[:len(magic)]) != magic {
-		f.Close()
 		return nil, ErrCorrupt
 	}
 	a, err := s.aead(head[len(magic):])
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	return &reader{f: f, br: br, aead: a, in: make([]byte, chunkSize+a.Overhead()), pbuf: make([]byte, 0, chunkSize)}, nil
@@ -316,12 +384,20 @@ func (r *reader) next() {
 	r.counter++
 }
 
-func (r *reader) Close() error { return r.f.Close() }
+func (r *reader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}
 
 // Remove deletes files; missing ones are ignored.
 func (s *Store) Remove(names ...string) error {
 	var errs []error
 	for _, n := range names {
+		if n == "" {
+			continue
+		}
 		p, err := s.path(n)
 		if err != nil {
 			continue

@@ -86,7 +86,8 @@ type Attachment struct {
 	MimeType  string
 	Size      int64
 	Primary   bool
-	File      string // payload file name
+	File      string // payload file name; "" when Data holds the content
+	Data      []byte // sealed content of a small attachment (payload.Writer.Inline)
 }
 
 // Incoming is a message on the incoming queue (local-api.md §6).
@@ -276,6 +277,13 @@ func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 }
 
 // ConversationExists reports whether any conversation has the message id.
+func (s *Store) ConversationExists(ctx context.Context, messageID string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
+	return n > 0, err
+}
+
+// ConversationExists reports whether any conversation has the message id.
 func (t *Tx) ConversationExists(messageID string) (bool, error) {
 	var n int
 	err := t.tx.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
@@ -396,7 +404,9 @@ func (t *Tx) DeleteOutgoing(messageID string) ([]string, error) {
 	}
 	files := make([]string, 0, len(atts))
 	for _, a := range atts {
-		files = append(files, a.File)
+		if a.File != "" {
+			files = append(files, a.File)
+		}
 	}
 	return files, nil
 }
@@ -407,8 +417,8 @@ func (t *Tx) InsertAttachment(a *Attachment) error {
 	if err := t.tx.QueryRowContext(t.ctx, `SELECT COALESCE(MAX(doc_no), 0) + 1 FROM attachment WHERE message_id = ?`, a.MessageID).Scan(&a.DocNo); err != nil {
 		return fmt.Errorf("numbering attachment: %w", err)
 	}
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file)
-		VALUES (?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File)
+	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
+		VALUES (?,?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data)
 	if err != nil {
 		return fmt.Errorf("inserting attachment: %w", err)
 	}
@@ -427,7 +437,7 @@ type querier interface {
 }
 
 func attachments(ctx context.Context, q querier, messageID string) ([]Attachment, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, message_id, doc_no, filename, title, mime_type, size, is_primary, file
+	rows, err := q.QueryContext(ctx, `SELECT id, message_id, doc_no, filename, title, mime_type, size, is_primary, file, data
 		FROM attachment WHERE message_id = ? ORDER BY doc_no`, messageID)
 	if err != nil {
 		return nil, fmt.Errorf("listing attachments: %w", err)
@@ -436,7 +446,7 @@ func attachments(ctx context.Context, q querier, messageID string) ([]Attachment
 	var as []Attachment
 	for rows.Next() {
 		var a Attachment
-		if err := rows.Scan(&a.ID, &a.MessageID, &a.DocNo, &a.Filename, &a.Title, &a.MimeType, &a.Size, &a.Primary, &a.File); err != nil {
+		if err := rows.Scan(&a.ID, &a.MessageID, &a.DocNo, &a.Filename, &a.Title, &a.MimeType, &a.Size, &a.Primary, &a.File, &a.Data); err != nil {
 			return nil, fmt.Errorf("listing attachments: %w", err)
 		}
 		as = append(as, a)
