@@ -49,6 +49,11 @@ type Component struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// quietRefusal are refusals that are the policy working, not a problem: an
+// older version offered (the channel was pulled back), the operator's pin, a
+// prerelease on the stable channel.
+var quietRefusal = map[string]bool{ReasonUpToDate: true, ReasonDowngrade: true, ReasonPinned: true, ReasonPrerelease: true}
+
 // HealthComponent reports DEGRADED when the last update failed or rolled
 // back, the manifest could not be verified or has expired, or an update is
 // available in notify mode or waiting for a decision.
@@ -61,9 +66,11 @@ func (u *Updater) HealthComponent() Component {
 	switch {
 	case s.Phase == PhaseRolledBack:
 		return Component{Status: "DEGRADED", Reason: s.Reason, Detail: fmt.Sprintf("version %s was rolled back to %s", s.To, s.From)}
+	case s.Phase == PhaseRollbackFailed:
+		return Component{Status: "DEGRADED", Reason: s.LastReason, Detail: fmt.Sprintf("version %s failed (%s) and %s could not be put back: %s", s.To, s.Reason, s.From, s.LastError)}
 	case s.LastResult == ResultFailed:
 		return Component{Status: "DEGRADED", Reason: s.LastReason, Detail: s.LastError}
-	case s.LastResult == ResultRefused && s.LastReason != ReasonDowngrade && s.LastReason != ReasonUpToDate:
+	case s.LastResult == ResultRefused && !quietRefusal[s.LastReason]:
 		return Component{Status: "DEGRADED", Reason: s.LastReason, Detail: s.LastError}
 	case !s.ManifestExpiresAt.IsZero() && now.After(s.ManifestExpiresAt):
 		return Component{Status: "DEGRADED", Reason: ReasonManifestExpired, Detail: "the last verified manifest has expired"}

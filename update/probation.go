@@ -97,7 +97,8 @@ func (u *Updater) commit(ctx context.Context) error {
 	return nil
 }
 
-// rollback ends a failed probation.
+// rollback ends a failed probation. It returns ErrRestart after the swap,
+// and nil when the swap could not be done: the daemon keeps running.
 func (u *Updater) rollback(ctx context.Context, reason, detail string) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -105,7 +106,10 @@ func (u *Updater) rollback(ctx context.Context, reason, detail string) error {
 	if err != nil {
 		return err
 	}
-	return u.rollbackLocked(ctx, s, reason, detail)
+	if err := u.rollbackLocked(ctx, s, reason, detail); !errors.Is(err, ErrRestart) {
+		return nil // logged, recorded and notified by rollbackLocked
+	}
+	return ErrRestart
 }
 
 // rollbackLocked swaps the previous executable back (operations.md §4.4
@@ -114,17 +118,29 @@ func (u *Updater) rollback(ctx context.Context, reason, detail string) error {
 func (u *Updater) rollbackLocked(ctx context.Context, s State, reason, detail string) error {
 	failedVersion, back := s.To, s.From
 	prev := previousPath(u.exe)
-	if _, err := os.Stat(prev); err != nil {
-		err = fmt.Errorf("%w: %s: %w", ErrNoPrevious, prev, err)
-		u.log.ErrorContext(ctx, "cannot roll back", slog.Any("error", err))
-		u.emit(ctx, Event{Type: EventFailed, At: u.cfg.Now(), From: back, To: failedVersion, Reason: ReasonSwapFailed, Detail: err.Error()})
+	cantRollBack := func(err error) error {
+		// Keep running the new version: exiting would only restart it, and a
+		// process that runs beats a crash loop. The state leaves probation so
+		// the next start does not count attempts again.
+		u.log.ErrorContext(ctx, "cannot roll back; the new version keeps running and an operator must act",
+			slog.String("failed", failedVersion), slog.String("back_to", back), slog.String("reason", reason), slog.Any("error", err))
+		if operatorAsked := reason == ReasonOperator; !operatorAsked {
+			s.Phase, s.Reason, s.Attempts = PhaseRollbackFailed, reason, 0
+			s.LastResult, s.LastReason, s.LastError = ResultFailed, ReasonOf(err), err.Error()
+			_ = writeState(u.statePath, s)
+			u.probation = false
+		}
+		u.emit(ctx, Event{Type: EventFailed, At: u.cfg.Now(), From: back, To: failedVersion, Reason: ReasonOf(err), Detail: err.Error()})
 		return err
+	}
+	if _, err := os.Stat(prev); err != nil {
+		return cantRollBack(fmt.Errorf("%w: %s: %w", ErrNoPrevious, prev, err))
 	}
 	sha := s.PreviousSHA256
 	if sha == "" {
 		var err error
 		if sha, err = fileSHA256(prev); err != nil {
-			return fmt.Errorf("%w: %w", ErrSwap, err)
+			return cantRollBack(fmt.Errorf("%w: %w", ErrSwap, err))
 		}
 	}
 	sig := filepath.Join(u.dir, "previous.minisig")
@@ -132,9 +148,7 @@ func (u *Updater) rollbackLocked(ctx context.Context, s State, reason, detail st
 		sig = "" // installed by hand or by a package: only its checksum is known
 	}
 	if err := u.swapIn(prev, sig, sha, failedPath(u.exe)); err != nil {
-		u.log.ErrorContext(ctx, "rollback swap failed", slog.String("to", back), slog.Any("error", err))
-		u.emit(ctx, Event{Type: EventFailed, At: u.cfg.Now(), From: failedVersion, To: back, Reason: ReasonOf(err), Detail: err.Error()})
-		return err
+		return cantRollBack(err)
 	}
 	_ = os.Remove(prev) // it is the running executable now
 	cur, prevSig := filepath.Join(u.dir, "current.minisig"), filepath.Join(u.dir, "previous.minisig")

@@ -75,9 +75,27 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
+// testDaemon returns a variant of the test daemon: one build, with the
+// variant appended as a trailer the daemon reads from its own executable,
+// so each variant has its own bytes and checksum like a real release.
 func testDaemon(t *testing.T, version, health, selftest string) string {
-	return goBuild(t, "./update/internal/testdaemon",
-		fmt.Sprintf("-X main.version=%s -X main.health=%s -X main.selftest=%s", version, health, selftest))
+	t.Helper()
+	base := goBuild(t, "./update/internal/testdaemon", "")
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	out := filepath.Join(buildDir, "variant-"+version+"-"+health+"-"+selftest)
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	bin, err := os.ReadFile(base)
+	require.NoError(t, err)
+	j, err := json.Marshal(map[string]string{"version": version, "health": health, "selftest": selftest})
+	require.NoError(t, err)
+	bin = append(bin, j...)
+	bin = append(bin, fmt.Sprintf("%08d", len(j))...)
+	bin = append(bin, "EFMTEST!"...)
+	require.NoError(t, os.WriteFile(out, bin, 0o755))
+	return out
 }
 
 func freePort(t *testing.T) int {

@@ -19,6 +19,10 @@ const (
 	PhaseProbation  Phase = "probation"
 	PhaseCommitted  Phase = "committed"
 	PhaseRolledBack Phase = "rolled_back"
+	// PhaseRollbackFailed: the new version failed probation but the old
+	// executable could not be put back; the new one keeps running and an
+	// operator must act.
+	PhaseRollbackFailed Phase = "rollback_failed"
 )
 
 // State is <data>/update/state.json. It is the one record that survives the

@@ -208,7 +208,10 @@ func (u *Updater) Boot(ctx context.Context) error {
 	if s.Attempts > MaxBootAttempts {
 		u.log.ErrorContext(ctx, "new version keeps crashing at start; rolling back",
 			slog.String("version", s.To), slog.Int("attempts", s.Attempts))
-		return u.rollbackLocked(ctx, s, ReasonCrashLoop, fmt.Sprintf("%d starts without passing probation", s.Attempts-1))
+		if err := u.rollbackLocked(ctx, s, ReasonCrashLoop, fmt.Sprintf("%d starts without passing probation", s.Attempts-1)); errors.Is(err, ErrRestart) {
+			return ErrRestart
+		}
+		return nil // cannot roll back: start the new version after all
 	}
 	u.probation, u.probationStart = true, u.cfg.Now()
 	u.log.InfoContext(ctx, "new version on probation", slog.String("from", s.From), slog.String("to", s.To),
@@ -384,6 +387,9 @@ func (u *Updater) Check(ctx context.Context) (Report, error) {
 // cycle is one check: fetch, verify, choose, and stage if wanted. The result
 // is recorded in the state and, on a change, sent as an event.
 func (u *Updater) cycle(ctx context.Context, stage bool) (Report, error) {
+	if u.cfg.ManifestURL == "" {
+		return Report{Current: u.cfg.CurrentVersion}, fmt.Errorf("%w: efm.update.url is not set", ErrDisabled)
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	rep := Report{Current: u.cfg.CurrentVersion}
@@ -416,6 +422,7 @@ func (u *Updater) cycle(ctx context.Context, stage bool) (Report, error) {
 	}
 	s.HighestSerial = max(s.HighestSerial, m.Serial)
 	s.ManifestExpiresAt = m.ExpiresAt
+	s.Available, s.Waiting = "", "" // what this manifest offers replaces what the last one did
 	rep.Serial = m.Serial
 	rep.Offered = m.Environments[u.cfg.Environment].Get(u.cfg.Channel)
 	if m.IsRevoked(u.cfg.CurrentVersion) {
@@ -426,7 +433,6 @@ func (u *Updater) cycle(ctx context.Context, stage bool) (Report, error) {
 		var re *RefusedError
 		switch {
 		case errors.Is(err, ErrUpToDate):
-			s.Available, s.Waiting, s.Staged = "", "", nil
 			return fail(err, ResultUpToDate)
 		case errors.As(err, &re) && re.Waiting:
 			s.Waiting = re.Version
@@ -437,7 +443,7 @@ func (u *Updater) cycle(ctx context.Context, stage bool) (Report, error) {
 	}
 	rep.Target = c.Release.Version
 	rep.Urgent = c.Release.Urgency == manifest.UrgencySecurity
-	s.Available, s.Waiting = c.Release.Version, ""
+	s.Available = c.Release.Version
 	if s.Staged != nil && s.Staged.Version != c.Release.Version {
 		_ = os.RemoveAll(u.stagingDir(s.Staged.Version))
 		s.Staged = nil

@@ -649,3 +649,24 @@ func TestRun_RestartsWhenSwappedByCommand(t *testing.T) {
 	assert.Equal(t, e.old, readFile(t, filepath.Join(filepath.Dir(e.exe), "integrasjonspunkt.previous")),
 		"the old binary is kept, not overwritten by a second swap")
 }
+
+// Without a previous executable a failed version cannot be rolled back: it
+// keeps running (better than a crash loop) and health says why.
+func TestBoot_CrashLoopWithoutPreviousKeepsRunning(t *testing.T) {
+	e := newEnv(t)
+	e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{})
+	require.ErrorIs(t, e.updater(t).Apply(context.Background(), update.ApplyOptions{}), update.ErrRestart)
+	require.NoError(t, os.Remove(filepath.Join(filepath.Dir(e.exe), "integrasjonspunkt.previous")))
+	u := func() *update.Updater { return e.updater(t, func(c *update.Config) { c.CurrentVersion = "1.0.1" }) }
+	for i := 0; i <= update.MaxBootAttempts; i++ {
+		require.NoError(t, u().Boot(context.Background()), "start %d", i+1)
+	}
+	s := e.state(t)
+	assert.Equal(t, update.PhaseRollbackFailed, s.Phase)
+	assert.Equal(t, update.ReasonCrashLoop, s.Reason)
+	c := u().HealthComponent()
+	assert.Equal(t, "DEGRADED", c.Status)
+	assert.Contains(t, c.Detail, "could not be put back")
+	require.NoError(t, u().Boot(context.Background()))
+	assert.Equal(t, 0, e.state(t).Attempts, "no more attempts counted")
+}

@@ -1,12 +1,15 @@
 // Command testdaemon is a minimal daemon built on the update library, for
 // the library's own process-level tests: it serves /manage/health, runs the
-// updater and exits with update.ExitRestart when told to. Its behaviour is
-// fixed at link time, as a release's behaviour is:
+// updater and exits with update.ExitRestart when told to.
 //
-//	-X main.version=1.0.1   the version it reports
-//	-X main.health=down     /manage/health answers 503 (a release that never becomes ready)
-//	-X main.health=crash    exits 1 right after Boot (a release that crashes at start)
-//	-X main.selftest=fail   `self-test` fails (a release that does not run here)
+// Its behaviour is part of the executable's bytes, as a release's is: the
+// tests build it once and append a trailer per variant (see trailer.go), so
+// each "release" has its own content and checksum without a build each:
+//
+//	version    the version it reports
+//	health     "up"; "down": /manage/health answers 503 (never becomes ready);
+//	           "crash": exits 1 right after Boot (crashes at start)
+//	selftest   "ok"; "fail": `self-test` fails (does not run here)
 package main
 
 import (
@@ -38,6 +41,9 @@ var (
 )
 
 func main() {
+	if t, err := readTrailer(); err == nil {
+		version, health, selftest = t.Version, t.Health, t.SelfTest
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: testdaemon run|self-test [flags]")
 		os.Exit(2)
