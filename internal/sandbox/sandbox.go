@@ -93,6 +93,10 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 		sb.Close()
 		return nil, err
 	}
+	if err := sb.startCentral(ctx, o.Dir, o.Logger); err != nil {
+		sb.Close()
+		return nil, err
+	}
 	return sb, nil
 }
 
