@@ -12,6 +12,18 @@
 // must exit with the restart status so the service manager starts the swapped
 // binary.
 //
+// Wiring in the daemon (cmd/integrasjonspunkt, after the configuration is
+// loaded and before anything that opens the store):
+//
+//	upd, err := newUpdater(cfg, configFile, withSandbox, log, daemonHealth(cfg), onEvent) // cmd/integrasjonspunkt/update.go
+//	if err != nil { ... }
+//	if err := upd.Boot(ctx); err != nil { return asRestart(err) } // crash-loop rollback → exit ExitRestart
+//	... then inside the errgroup of integrasjonspunkt.Run:
+//	g.Go(func() error { return upd.Run(gctx) })  // ErrRestart ends the group; the API drains as for any stop
+//	... and when Run returns errors.Is(err, update.ErrRestart): exit with ExitRestart (75).
+//
+// HealthComponent is the `update` component of /manage/health.
+//
 // It must not import the core (integrasjonspunkt/...): health, configuration
 // and events come in through Config as plain values and functions.
 package update

@@ -216,6 +216,13 @@ func TestE2E_SelfUpdate(t *testing.T) {
 	require.NoError(t, d.mgr.Start())
 	defer d.mgr.Stop()
 
+	// Fail fast and say why when the daemon was built without the updater:
+	// its first check at start writes the update state.
+	d.waitFor("the daemon's first update check (is update.New/Boot/Run wired into `run`? see update/doc.go)", 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(d.data, "update", "state.json"))
+		return err == nil
+	})
+
 	// 1.0.0 replaces itself with 1.1.0, which passes probation.
 	d.waitFor("1.1.0 committed", 90*time.Second, func() bool {
 		s := d.state()
