@@ -8,11 +8,13 @@ import (
 	"time"
 )
 
-// HTTPHealth builds a Config.Health that asks the daemon's own
-// /manage/health on loopback, the probe operations.md §4.4 step 10 names.
-// 200 (UP or DEGRADED) is up: DEGRADED means an outside service such as
-// Altinn or Maskinporten is failing, which is not the new version's fault.
-// 503 (DOWN) or no answer within 5 s is down.
+// HTTPHealth builds a Config.Health that asks one of the daemon's own
+// health endpoints on loopback (operations.md §4.4 step 10). The daemon
+// should give /manage/health/readiness: store, queue and API, and nothing
+// outside the daemon. For /manage/health, 200 (UP or DEGRADED) is up too:
+// DEGRADED means an outside service such as Altinn or Maskinporten is
+// failing, which is not the new version's fault. 503 (DOWN) or no answer
+// within 5 s is down.
 func HTTPHealth(url string, client *http.Client) func(ctx context.Context) (bool, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}

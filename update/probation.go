@@ -219,9 +219,12 @@ func (u *Updater) Status() (Status, error) {
 		return Status{}, err
 	}
 	_, perr := os.Stat(previousPath(u.exe))
-	return Status{
+	st := Status{
 		Current: u.cfg.CurrentVersion, Mode: u.cfg.Mode, Channel: u.cfg.Channel, Pin: u.cfg.Pin,
-		Executable: u.exe, PreviousKept: perr == nil, NextWindow: u.windows.Next(u.cfg.Now()),
-		Health: u.HealthComponent(), State: s,
-	}, nil
+		Executable: u.exe, PreviousKept: perr == nil, Health: u.HealthComponent(), State: s,
+	}
+	if u.cfg.Mode == ModeAuto {
+		st.NextWindow = u.windows.Next(u.cfg.Now())
+	}
+	return st, nil
 }
