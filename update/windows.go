@@ -6,6 +6,9 @@ import (
 	"hash/fnv"
 	"strings"
 	"time"
+	// Windows machines have no zoneinfo database and a Linux one may lack
+	// tzdata: the windows are read in Europe/Oslo whatever the host has.
+	_ "time/tzdata"
 
 	cron "github.com/netresearch/go-cron"
 )
