@@ -74,6 +74,8 @@ func (u *Updater) HealthComponent() Component {
 		return Component{Status: "DEGRADED", Reason: s.LastReason, Detail: s.LastError}
 	case s.LastResult == ResultRefused && !quietRefusal[s.LastReason]:
 		return Component{Status: "DEGRADED", Reason: s.LastReason, Detail: s.LastError}
+	case s.RevokedRunning != "" && s.RevokedRunning == u.cfg.CurrentVersion:
+		return Component{Status: "DEGRADED", Reason: ReasonRevoked, Detail: "the running version " + s.RevokedRunning + " is revoked; install a newer one"}
 	case !s.ManifestExpiresAt.IsZero() && now.After(s.ManifestExpiresAt):
 		return Component{Status: "DEGRADED", Reason: ReasonManifestExpired, Detail: "the last verified manifest has expired"}
 	case s.Waiting != "":

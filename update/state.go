@@ -51,6 +51,9 @@ type State struct {
 	Waiting           string    `json:"waiting,omitempty"`     // newer version waiting for an operator's decision
 	Staged            *Staged   `json:"staged,omitempty"`
 	ManifestExpiresAt time.Time `json:"manifest_expires_at,omitzero"`
+	// RevokedRunning is the running version when the manifest revokes it:
+	// an alert for the operator, never a reason to downgrade.
+	RevokedRunning string `json:"revoked_running,omitempty"`
 }
 
 // Block records why a version is blocked.

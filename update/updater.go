@@ -425,7 +425,9 @@ func (u *Updater) cycle(ctx context.Context, stage bool) (Report, error) {
 	s.Available, s.Waiting = "", "" // what this manifest offers replaces what the last one did
 	rep.Serial = m.Serial
 	rep.Offered = m.Environments[u.cfg.Environment].Get(u.cfg.Channel)
+	s.RevokedRunning = ""
 	if m.IsRevoked(u.cfg.CurrentVersion) {
+		s.RevokedRunning = u.cfg.CurrentVersion
 		u.log.ErrorContext(ctx, "the running version is revoked; install a newer one", slog.String("version", u.cfg.CurrentVersion))
 	}
 	c, err := Choose(m, u.cfg.CurrentVersion, "", u.policy(&s, false, false))

@@ -200,10 +200,17 @@ func TestCheck_HealthComponent(t *testing.T) {
 	require.ErrorIs(t, err, update.ErrUpToDate)
 	assert.Equal(t, "UP", u.HealthComponent().Status)
 
+	e.sim.Revoke("1.0.0")
+	_, err = u.Check(context.Background())
+	require.ErrorIs(t, err, update.ErrUpToDate)
+	c := u.HealthComponent()
+	assert.Equal(t, "DEGRADED", c.Status, "a revoked running version is an alert")
+	assert.Equal(t, update.ReasonRevoked, c.Reason)
+
 	e.sim.SetFault(updatesim.Fault{BadSignature: true})
 	_, err = u.Check(context.Background())
 	require.Error(t, err)
-	c := u.HealthComponent()
+	c = u.HealthComponent()
 	assert.Equal(t, "DEGRADED", c.Status, "a refused manifest degrades, never downs, the daemon")
 	assert.Equal(t, update.ReasonBadSignature, c.Reason)
 }
