@@ -111,7 +111,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var pl *pipeline.Pipeline
 	if wiring != nil {
-		if pl, err = pipeline.New(wiring.Config(core, q, filepath.Join(cfg.DataDir, "pipeline"), log)); err != nil {
+		pc := wiring.Config(core, q, filepath.Join(cfg.DataDir, "pipeline"), log)
+		pc.Unfinished = st.UnfinishedOutgoing
+		if pl, err = pipeline.New(pc); err != nil {
 			return fmt.Errorf("starting the pipeline: %w", err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
@@ -14,15 +15,15 @@ import (
 
 // fetch drains one channel's inbox once.
 func (p *Pipeline) fetch(ctx context.Context, service string, reg Registration) {
-	got := 0
+	var got atomic.Int64 // an inbox may deliver from several goroutines
 	err := reg.Inbox.Fetch(ctx, func(ctx context.Context, d Delivery) error {
 		err := p.receive(ctx, service, reg, d)
 		if err == nil {
-			got++
+			got.Add(1)
 		}
 		return err
 	})
-	if got > 0 {
+	if got.Load() > 0 {
 		// Each stored message owes its sender a MOTTATT: send it now rather
 		// than at the next tick.
 		select {
@@ -49,13 +50,20 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 		p.log.Warn("incoming message without uuid ids, discarded", logattr.Service(service))
 		return fmt.Errorf("%w: message or conversation id not a uuid", transport.ErrMalformed)
 	}
-	if doc.Type == sbd.TypeStatus {
-		// A receipt proves the transfer went through even when our upload's
-		// answer was lost and the retry is still waiting: record SENDT
-		// first, so the history reads in order (local-api.md §14.2). The
-		// core ignores it when SENDT is already there; the waiting retry
-		// then finds the message gone from the outgoing store.
-		err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: "SENDT"})
+	// A receipt proves the transfer went through even when our upload's
+	// answer was lost and the retry is still waiting: record SENDT first, so
+	// the history reads in order (local-api.md §14.2). The core ignores it
+	// when SENDT is already there; the waiting retry then finds the message
+	// gone from the outgoing store.
+	answered := ""
+	switch doc.Type {
+	case sbd.TypeStatus:
+		answered = id
+	case sbd.TypeArkivmeldingKvittering:
+		answered = doc.String("relatedToMessageId")
+	}
+	if sbd.IsUUID(answered) {
+		err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: answered, Status: "SENDT"})
 		if err != nil && !errors.Is(err, message.ErrUnknownMessage) {
 			return fmt.Errorf("recording SENDT before a receipt: %w", err)
 		}

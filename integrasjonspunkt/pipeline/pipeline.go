@@ -66,6 +66,13 @@ type Config struct {
 	ReplyInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Unfinished lists the outgoing messages without a final status
+	// (store.UnfinishedOutgoing); nil skips the resume at start. Entries
+	// the queue handed out before a crash stay with the consumer until its
+	// ack wait runs out (minutes), so at start the pipeline drives every
+	// unfinished message once itself; the late redelivery then finds it
+	// done.
+	Unfinished func(ctx context.Context) ([]string, error)
 }
 
 // Pipeline is the worker and its pollers.
@@ -75,6 +82,10 @@ type Pipeline struct {
 	ledger *ledger
 	spool  string
 	wake   chan struct{}
+	// busy holds the ids being worked on: a message is never handled by
+	// two goroutines at once (the resume at start and a redelivery may
+	// meet).
+	busy sync.Map
 }
 
 // New checks cfg and returns the pipeline.
@@ -145,6 +156,9 @@ func New(cfg Config) (*Pipeline, error) {
 func (p *Pipeline) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle) })
+	if p.cfg.Unfinished != nil {
+		g.Go(func() error { p.resume(ctx); return nil })
+	}
 	for _, name := range slices.Sorted(maps.Keys(p.cfg.Channels)) {
 		r := p.cfg.Channels[name]
 		every := r.PollInterval
@@ -191,6 +205,10 @@ func (p *Pipeline) every(ctx context.Context, interval time.Duration, wake <-cha
 // when the message is done with (sent, failed for good, expired, or gone)
 // and a *queue.RetryError when the entry should come back later.
 func (p *Pipeline) Handle(ctx context.Context, id string) error {
+	if _, running := p.busy.LoadOrStore(id, true); running {
+		return &queue.RetryError{Delay: time.Second, Err: errors.New("message already being worked on")}
+	}
+	defer p.busy.Delete(id)
 	log := p.log.With(logattr.MessageID(id))
 	msg, err := p.cfg.Messages.Outgoing(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -225,6 +243,29 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		return nil
 	}
 	return p.failed(ctx, id, msg.Service, err)
+}
+
+// resume drives every unfinished message once, Concurrency at a time (see
+// Config.Unfinished). Failures are left to the queue's redelivery.
+func (p *Pipeline) resume(ctx context.Context) {
+	ids, err := p.cfg.Unfinished(ctx)
+	if err != nil {
+		p.log.Warn("listing unfinished messages", logattr.Err(err))
+		return
+	}
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_ = p.Handle(ctx, id)
+		})
+	}
+	wg.Wait()
 }
 
 // send resolves, packs and sends one message, and records SENDT.
