@@ -212,14 +212,191 @@ func limit(p Page) string {
 // Tx is one write transaction of the store: every change to the local API's
 // records goes through it, so a status and its outbox row commit together.
 type Tx struct {
-	tx  *sql.Tx
-	ctx context.Context
+	tx    *sql.Tx
+	ctx   context.Context
+	stmts map[string]*sql.Stmt // shared by the ops of one group commit
 }
 
-// Update runs fn in one write transaction: committed when fn returns nil,
-// rolled back otherwise.
+// stmt returns the statement for q prepared in this transaction, once per
+// group commit: SQLite spends more time preparing these small statements
+// than running them. (Preparing on the writer pool outside the transaction
+// would wait for the one connection the transaction holds.)
+func (t *Tx) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts != nil {
+		t.stmts[q] = st
+	}
+	return st, nil
+}
+
+func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(t.ctx, args...)
+}
+
+func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(t.ctx, args...)
+}
+
+// rowOrErr is a *sql.Row or the error of preparing its statement.
+type rowOrErr struct {
+	row *sql.Row
+	err error
+}
+
+func (r rowOrErr) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.row.Scan(dest...)
+}
+
+func (t *Tx) queryRow(q string, args ...any) rowOrErr {
+	st, err := t.stmt(q)
+	if err != nil {
+		return rowOrErr{err: err}
+	}
+	return rowOrErr{row: st.QueryRowContext(t.ctx, args...)}
+}
+
+// Update runs fn as one atomic unit of writes: committed when fn returns
+// nil, rolled back otherwise, and durable (as the store is) once Update
+// returns nil.
+//
+// Concurrent Updates share one SQLite transaction (group commit): each fn
+// runs inside its own savepoint, so a failing fn undoes only its own writes,
+// and one commit serves them all. With one writer connection, a commit per
+// message would cap the daemon at the commits per second of the disk.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
-	return s.Write(ctx, func(tx *sql.Tx) error { return fn(&Tx{tx: tx, ctx: ctx}) })
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	s.batchOnce.Do(s.startBatcher)
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	}
+	// Once queued, fn runs or fails: wait for which, unless the batcher
+	// stopped before taking it.
+	select {
+	case err := <-o.done:
+		return err
+	case <-s.batcherDone:
+		select {
+		case err := <-o.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// ErrClosed means the store is closing.
+var ErrClosed = errors.New("store closed")
+
+// maxBatch bounds the work one group commit holds up.
+const maxBatch = 64
+
+type op struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+	err  error
+}
+
+func (s *Store) startBatcher() {
+	s.ops = make(chan *op, maxBatch)
+	s.batcherDone = make(chan struct{})
+	go s.batcher()
+}
+
+func (s *Store) batcher() {
+	defer close(s.batcherDone)
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.closing:
+			return
+		}
+		batch := []*op{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []*op) {
+	finish := func(err error) {
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = err
+			}
+			o.done <- o.err
+		}
+	}
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		finish(fmt.Errorf("beginning write: %w", err))
+		return
+	}
+	stmts := map[string]*sql.Stmt{} // closed with the transaction
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			continue
+		}
+		// Statements run without the caller's cancellation: an interrupted
+		// statement can roll back the whole shared transaction in SQLite.
+		ctx := context.WithoutCancel(o.ctx)
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+			o.err = err
+			continue
+		}
+		if o.err = o.fn(&Tx{tx: tx, ctx: ctx, stmts: stmts}); o.err != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("rolling back to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("releasing savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		finish(fmt.Errorf("committing: %w", err))
+		return
+	}
+	finish(nil)
 }
 
 const convCols = `id, message_id, conversation_id, direction, sender, sender_identifier, receiver,
@@ -247,7 +424,7 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO conversation (message_id, conversation_id, direction, sender,
+	res, err := t.exec(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
 		sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, message_reference,
 		message_title, service_identifier, external_system_reference, client, status, finished, pollable, expiry,
 		created_at, last_update) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
@@ -264,7 +441,7 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 // Conversation returns the conversation of a message in one direction, with
 // its statuses.
 func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
-	c, err := scanConv(t.tx.QueryRowContext(t.ctx, `SELECT `+convCols+` FROM conversation
+	c, err := scanConv(t.queryRow(`SELECT `+convCols+` FROM conversation
 		WHERE message_id = ? AND direction = ?`, messageID, direction))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -286,7 +463,7 @@ func (s *Store) ConversationExists(ctx context.Context, messageID string) (bool,
 // ConversationExists reports whether any conversation has the message id.
 func (t *Tx) ConversationExists(messageID string) (bool, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
+	err := t.queryRow(`SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
 	return n > 0, err
 }
 
@@ -296,7 +473,7 @@ func (t *Tx) UpdateConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE conversation SET status = ?, finished = ?, pollable = ?, last_update = ?,
+	_, err := t.exec(`UPDATE conversation SET status = ?, finished = ?, pollable = ?, last_update = ?,
 		message_title = ?, message_reference = ?, external_system_reference = ? WHERE id = ?`,
 		c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.LastUpdate), c.MessageTitle, c.MessageReference, ext, c.ID)
 	if err != nil {
@@ -314,7 +491,7 @@ func (t *Tx) InsertStatus(st *Status) error {
 	if st.RawReceipt != "" {
 		raw = st.RawReceipt
 	}
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
+	res, err := t.exec(`INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
 		VALUES (?,?,?,?,?)`, st.ConvID, st.Status, desc, raw, ms(st.LastUpdate))
 	if err != nil {
 		return fmt.Errorf("inserting status: %w", err)
@@ -325,7 +502,7 @@ func (t *Tx) InsertStatus(st *Status) error {
 
 // InsertEvent writes one central-log outbox row (operations.md §5.4).
 func (t *Tx) InsertEvent(kind string, body []byte, at time.Time) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO event_outbox (kind, body, created_at) VALUES (?,?,?)`, kind, body, ms(at))
+	_, err := t.exec(`INSERT INTO event_outbox (kind, body, created_at) VALUES (?,?,?)`, kind, body, ms(at))
 	if err != nil {
 		return fmt.Errorf("inserting outbox event: %w", err)
 	}
@@ -334,13 +511,13 @@ func (t *Tx) InsertEvent(kind string, body []byte, at time.Time) error {
 
 // QueueStatus appends a status to the status queue of E21.
 func (t *Tx) QueueStatus(statusID int64) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO status_queue (status_id) VALUES (?) ON CONFLICT DO NOTHING`, statusID)
+	_, err := t.exec(`INSERT INTO status_queue (status_id) VALUES (?) ON CONFLICT DO NOTHING`, statusID)
 	return err
 }
 
 // InsertStatusReply records an internal status message owed to a sender.
 func (t *Tx) InsertStatusReply(r *StatusReply) error {
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO status_reply (message_id, conversation_id, service_identifier, status, sbd, created_at)
+	res, err := t.exec(`INSERT INTO status_reply (message_id, conversation_id, service_identifier, status, sbd, created_at)
 		VALUES (?,?,?,?,?,?)`, r.MessageID, r.ConversationID, r.ServiceIdentifier, r.Status, r.SBD, ms(r.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("inserting status reply: %w", err)
@@ -365,7 +542,7 @@ func scanOut(r scanner) (*Outgoing, error) {
 
 // InsertOutgoing puts a message into the outgoing store.
 func (t *Tx) InsertOutgoing(o *Outgoing) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO outgoing_message (`+outCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := t.exec(`INSERT INTO outgoing_message (`+outCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		o.MessageID, o.ConversationID, o.ProcessIdentifier, o.SenderIdentifier, o.ReceiverIdentifier, o.ServiceIdentifier,
 		o.DocumentType, o.SBD, o.State, ms(o.Expiry), ms(o.LastUpdated))
 	if err != nil {
@@ -376,7 +553,7 @@ func (t *Tx) InsertOutgoing(o *Outgoing) error {
 
 // Outgoing reads one message of the outgoing store.
 func (t *Tx) Outgoing(messageID string) (*Outgoing, error) {
-	o, err := scanOut(t.tx.QueryRowContext(t.ctx, `SELECT `+outCols+` FROM outgoing_message WHERE message_id = ?`, messageID))
+	o, err := scanOut(t.queryRow(`SELECT `+outCols+` FROM outgoing_message WHERE message_id = ?`, messageID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -388,7 +565,7 @@ func (t *Tx) Outgoing(messageID string) (*Outgoing, error) {
 
 // SetOutgoingState moves a message between CREATED and QUEUED.
 func (t *Tx) SetOutgoingState(messageID, state string, at time.Time) error {
-	_, err := t.tx.ExecContext(t.ctx, `UPDATE outgoing_message SET state = ?, last_updated = ? WHERE message_id = ?`, state, ms(at), messageID)
+	_, err := t.exec(`UPDATE outgoing_message SET state = ?, last_updated = ? WHERE message_id = ?`, state, ms(at), messageID)
 	return err
 }
 
@@ -399,7 +576,7 @@ func (t *Tx) DeleteOutgoing(messageID string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM outgoing_message WHERE message_id = ?`, messageID); err != nil {
+	if _, err := t.exec(`DELETE FROM outgoing_message WHERE message_id = ?`, messageID); err != nil {
 		return nil, fmt.Errorf("deleting outgoing message: %w", err)
 	}
 	files := make([]string, 0, len(atts))
@@ -414,10 +591,10 @@ func (t *Tx) DeleteOutgoing(messageID string) ([]string, error) {
 // InsertAttachment records one uploaded file; its doc number is the next in
 // upload order.
 func (t *Tx) InsertAttachment(a *Attachment) error {
-	if err := t.tx.QueryRowContext(t.ctx, `SELECT COALESCE(MAX(doc_no), 0) + 1 FROM attachment WHERE message_id = ?`, a.MessageID).Scan(&a.DocNo); err != nil {
+	if err := t.queryRow(`SELECT COALESCE(MAX(doc_no), 0) + 1 FROM attachment WHERE message_id = ?`, a.MessageID).Scan(&a.DocNo); err != nil {
 		return fmt.Errorf("numbering attachment: %w", err)
 	}
-	res, err := t.tx.ExecContext(t.ctx, `INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
+	res, err := t.exec(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
 		VALUES (?,?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data)
 	if err != nil {
 		return fmt.Errorf("inserting attachment: %w", err)
@@ -566,7 +743,7 @@ func scanIn(r scanner) (*Incoming, error) {
 
 // InsertIncoming puts a message on the incoming queue.
 func (t *Tx) InsertIncoming(m *Incoming) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO incoming_message (`+inCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := t.exec(`INSERT INTO incoming_message (`+inCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 		m.MessageID, m.ConversationID, m.ProcessIdentifier, m.SenderIdentifier, m.ReceiverIdentifier, m.ServiceIdentifier,
 		m.DocumentType, m.SBD, m.Package, ms(m.LockedUntil), ms(m.Expiry), ms(m.LastUpdated))
 	if err != nil {
@@ -577,7 +754,7 @@ func (t *Tx) InsertIncoming(m *Incoming) error {
 
 // Incoming reads one message of the incoming queue.
 func (t *Tx) Incoming(messageID string) (*Incoming, error) {
-	m, err := scanIn(t.tx.QueryRowContext(t.ctx, `SELECT `+inCols+` FROM incoming_message WHERE message_id = ?`, messageID))
+	m, err := scanIn(t.queryRow(`SELECT `+inCols+` FROM incoming_message WHERE message_id = ?`, messageID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -589,7 +766,7 @@ func (t *Tx) Incoming(messageID string) (*Incoming, error) {
 
 // DeleteIncoming removes a message from the incoming queue.
 func (t *Tx) DeleteIncoming(messageID string) error {
-	_, err := t.tx.ExecContext(t.ctx, `DELETE FROM incoming_message WHERE message_id = ?`, messageID)
+	_, err := t.exec(`DELETE FROM incoming_message WHERE message_id = ?`, messageID)
 	return err
 }
 
@@ -599,7 +776,7 @@ func (t *Tx) DeleteIncoming(messageID string) error {
 func (t *Tx) LockNextIncoming(f MessageFilter, now, lockUntil time.Time) (*Incoming, error) {
 	w := f.where()
 	w.add("locked_until <= ?", ms(now))
-	m, err := scanIn(t.tx.QueryRowContext(t.ctx, `SELECT `+inCols+` FROM incoming_message`+w.sql()+
+	m, err := scanIn(t.queryRow(`SELECT `+inCols+` FROM incoming_message`+w.sql()+
 		` ORDER BY last_updated, rowid LIMIT 1`, w.args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -607,7 +784,7 @@ func (t *Tx) LockNextIncoming(f MessageFilter, now, lockUntil time.Time) (*Incom
 	if err != nil {
 		return nil, fmt.Errorf("peeking incoming message: %w", err)
 	}
-	if _, err := t.tx.ExecContext(t.ctx, `UPDATE incoming_message SET locked_until = ? WHERE message_id = ?`, ms(lockUntil), m.MessageID); err != nil {
+	if _, err := t.exec(`UPDATE incoming_message SET locked_until = ? WHERE message_id = ?`, ms(lockUntil), m.MessageID); err != nil {
 		return nil, fmt.Errorf("locking incoming message: %w", err)
 	}
 	m.LockedUntil = lockUntil
