@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 const (
@@ -216,19 +217,22 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// ReadFrom streams r into the file with the writer's own buffer.
+// ReadFrom streams r into the file. It goes through Write, which seals a
+// full chunk only once more data follows, so content of exactly one chunk
+// still stays in memory with CreateSmall.
 func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	buf := *bp
 	var total int64
 	for {
-		if len(w.buf) == chunkSize {
-			if err := w.seal(false); err != nil {
-				return total, err
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return total, werr
 			}
+			total += int64(n)
 		}
-		n, err := r.Read(w.buf[len(w.buf):chunkSize])
-		w.buf = w.buf[:len(w.buf)+n]
-		w.n += int64(n)
-		total += int64(n)
 		if err == io.EOF {
 			return total, nil
 		}
@@ -237,6 +241,8 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		}
 	}
 }
+
+var scratch = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 func (w *Writer) seal(last bool) error {
 	if w.mem != nil && !last {
