@@ -167,6 +167,12 @@ func baseOverrides() map[string]string {
 // startDaemon runs a daemon with a fresh data dir; extra overrides win.
 func startDaemon(t testing.TB, extra map[string]string) *daemon {
 	t.Helper()
+	return startDaemonLog(t, extra, io.Discard)
+}
+
+// startDaemonLog is startDaemon with the daemon's log (JSON, debug) in w.
+func startDaemonLog(t testing.TB, extra map[string]string, w io.Writer) *daemon {
+	t.Helper()
 	ov := baseOverrides()
 	id := businessCertificate(t)
 	ov["difi.move.org.keystore.path"] = id.KeystorePath
@@ -186,7 +192,7 @@ func startDaemon(t testing.TB, extra map[string]string) *daemon {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- integrasjonspunkt.Run(ctx, integrasjonspunkt.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), Started: time.Now(),
+		done <- integrasjonspunkt.Run(ctx, integrasjonspunkt.Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), Started: time.Now(),
 			Listening: func(a net.Addr) { addr <- a },
 			Registry:  reg,
 			Core: func(s *message.Service, q *queue.Queue) {
@@ -420,3 +426,5 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
