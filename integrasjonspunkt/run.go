@@ -137,6 +137,7 @@ func Run(ctx context.Context, o Options) error {
 		Webhooks:          hooks,
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
+		Majors:            APIMajors,
 	}
 	if cfg.Server.BasicAuth {
 		deps.BasicAuth = &api.BasicAuth{User: cfg.Server.User, Password: cfg.Server.Password}

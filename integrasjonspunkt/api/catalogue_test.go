@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,4 +174,47 @@ func mustJSON(t *testing.T, v any) []byte {
 	b, err := jsonMarshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+// TestConcurrentDuplicates: racing creates of one messageId and racing
+// uploads of one file name end in one success and the catalogue's refusal,
+// never a 500.
+func TestConcurrentDuplicates(t *testing.T) {
+	d := startDaemon(t, nil)
+	s := avtaltSBD(dpoOrg)
+	s.docID()["instanceIdentifier"] = newID()
+	body := mustJSON(t, s)
+	codes := make(chan resp, 8)
+	for range 8 {
+		go func() {
+			codes <- d.do("POST", "/api/messages/out", bytes.NewReader(body), "Content-Type", "application/json")
+		}()
+	}
+	ok := 0
+	for range 8 {
+		r := <-codes
+		if r.Code == 200 {
+			ok++
+			continue
+		}
+		requireError(t, r, 400, "MessageAlreadyExistsException")
+	}
+	assert.Equal(t, 1, ok)
+
+	_, id := d.create(arkivSBD(dpoOrg))
+	for range 8 {
+		go func() {
+			codes <- d.put("/api/messages/out/"+id, []byte("%PDF"), "Content-Disposition", cd("V", "v.pdf"))
+		}()
+	}
+	ok = 0
+	for range 8 {
+		r := <-codes
+		if r.Code == 200 {
+			ok++
+			continue
+		}
+		requireError(t, r, 400, "DuplicateFilenameException")
+	}
+	assert.Equal(t, 1, ok)
 }

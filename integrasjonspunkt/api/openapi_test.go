@@ -75,3 +75,19 @@ func TestOpenAPI_Served(t *testing.T) {
 		assert.JSONEq(t, string(openAPIDocument), w.Body.String())
 	}
 }
+
+func TestDeprecatedMajor_Headers(t *testing.T) {
+	s := New(Deps{Logger: slog.New(slog.DiscardHandler), Messages: new(message.Service),
+		Health: func(context.Context) Health { return Health{Status: Up} }, Info: func() any { return nil },
+		Ready:  func(context.Context) error { return nil },
+		Majors: map[string]map[string]string{"v1": {"status": "deprecated", "deprecated": "2027-01-01", "sunset": "2028-01-31", "link": "https://example.test/v2"}}})
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
+	assert.Equal(t, "@1798761600", w.Header().Get("Deprecation"))
+	assert.Equal(t, "Mon, 31 Jan 2028 00:00:00 GMT", w.Header().Get("Sunset"))
+	assert.Equal(t, `<https://example.test/v2>; rel="deprecation"`, w.Header().Get("Link"))
+
+	w = httptest.NewRecorder()
+	testServer().ServeHTTP(w, httptest.NewRequest("GET", "/api/openapi.json", nil))
+	assert.Empty(t, w.Header().Get("Deprecation"), "a current major sends none")
+}

@@ -3,7 +3,9 @@ package api
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // apiPrefixes are where API v1 is served: its historic paths and /api/v1
@@ -61,9 +63,38 @@ func (s *Server) apiRoutesRegistered() {
 	for _, p := range apiPrefixes {
 		for _, rt := range apiRoutes {
 			h := rt.h
-			s.mux.Handle(rt.method+" "+p+rt.path, s.requireAuth(s.handle(func(w http.ResponseWriter, r *http.Request) error { return h(s, w, r) })))
+			s.mux.Handle(rt.method+" "+p+rt.path, s.majorHeaders("v1", s.requireAuth(s.handle(func(w http.ResponseWriter, r *http.Request) error { return h(s, w, r) }))))
 		}
 	}
+}
+
+// majorHeaders signals a deprecated API major on every response:
+// Deprecation (RFC 9745), Sunset (RFC 8594) and the migration guide
+// (operations.md §6 rule 4). A current major passes through untouched.
+func (s *Server) majorHeaders(major string, h http.Handler) http.Handler {
+	m := s.d.Majors[major]
+	if m["status"] != "deprecated" {
+		return h
+	}
+	var dep, sunset string
+	if t, err := time.Parse(time.DateOnly, m["deprecated"]); err == nil {
+		dep = "@" + strconv.FormatInt(t.Unix(), 10)
+	}
+	if t, err := time.Parse(time.DateOnly, m["sunset"]); err == nil {
+		sunset = t.UTC().Format(http.TimeFormat)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dep != "" {
+			w.Header().Set("Deprecation", dep)
+		}
+		if sunset != "" {
+			w.Header().Set("Sunset", sunset)
+		}
+		if l := m["link"]; l != "" {
+			w.Header().Set("Link", "<"+l+`>; rel="deprecation"`)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch}

@@ -43,6 +43,10 @@ type Deps struct {
 	MaxMultipartBytes int64
 	// StrictPing makes a failed subscription ping a 400 (local-api.md §9.2).
 	StrictPing bool
+	// Majors describes each API major by name ("v1"): "status" (current or
+	// deprecated), "sunset" (YYYY-MM-DD), "deprecated" (YYYY-MM-DD, when it
+	// was deprecated) and "link" (the migration guide); operations.md §6.
+	Majors map[string]map[string]string
 }
 
 // BasicAuth is the one user of difi.security.* that /api requires when enabled.

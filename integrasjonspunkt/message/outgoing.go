@@ -338,7 +338,7 @@ func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) 
 }
 
 func (s *Service) persistError(err error, doc *sbd.Document) error {
-	if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+	if errors.Is(err, store.ErrDuplicate) {
 		// Two creates of one messageId raced past the read check.
 		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", doc.MessageID())
 	}
@@ -393,7 +393,7 @@ type Staged struct {
 	File   string // payload file; "" when the content is Inline
 	Inline []byte // sealed content of a small file
 	Size   int64
-	xml  []byte // arkivmelding.xml's content, kept for parsing
+	xml    []byte // arkivmelding.xml's content, kept for parsing
 }
 
 // Stage streams r into a new encrypted file, refusing more than max bytes
@@ -519,7 +519,7 @@ func (s *Service) UploadFile(ctx context.Context, messageID string, u Upload, bo
 	})
 	if err != nil {
 		s.Discard(st)
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if errors.Is(err, store.ErrDuplicate) {
 			return bad(NameDuplicateFilename, "A file named %s is already attached", u.Filename)
 		}
 		return err

@@ -330,7 +330,9 @@ func (s *Store) GetSubscription(ctx context.Context, id int64) (Subscription, er
 	return subs[0], nil
 }
 
-// ErrDuplicate means another subscription has the same name and push endpoint.
+// ErrDuplicate means a row with the same key exists: a message id already
+// stored, a file name already attached, or another subscription with the
+// same name and push endpoint.
 var ErrDuplicate = errors.New("duplicate")
 
 // SaveSubscription inserts (ID 0) or replaces a subscription, refusing a

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // ErrNotFound is returned when the asked-for row does not exist.
@@ -207,6 +209,17 @@ func orderBy(p Page, cols map[string]string, idCol string) (string, error) {
 
 func limit(p Page) string {
 	return fmt.Sprintf(" LIMIT %d OFFSET %d", p.Size, p.Number*p.Size)
+}
+
+// conflict marks a unique-key violation as ErrDuplicate, so callers tell
+// "already there" from a failing store without reading error text.
+func conflict(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint &&
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey) {
+		return fmt.Errorf("%w: %w", ErrDuplicate, err)
+	}
+	return err
 }
 
 // Tx is one write transaction of the store: every change to the local API's
@@ -432,7 +445,7 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 		c.ProcessIdentifier, c.DocumentIdentifier, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
 		c.Client, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
 	if err != nil {
-		return fmt.Errorf("inserting conversation: %w", err)
+		return fmt.Errorf("inserting conversation: %w", conflict(err))
 	}
 	c.ID, err = res.LastInsertId()
 	return err
@@ -546,7 +559,7 @@ func (t *Tx) InsertOutgoing(o *Outgoing) error {
 		o.MessageID, o.ConversationID, o.ProcessIdentifier, o.SenderIdentifier, o.ReceiverIdentifier, o.ServiceIdentifier,
 		o.DocumentType, o.SBD, o.State, ms(o.Expiry), ms(o.LastUpdated))
 	if err != nil {
-		return fmt.Errorf("inserting outgoing message: %w", err)
+		return fmt.Errorf("inserting outgoing message: %w", conflict(err))
 	}
 	return nil
 }
@@ -597,7 +610,7 @@ func (t *Tx) InsertAttachment(a *Attachment) error {
 	res, err := t.exec(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
 		VALUES (?,?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data)
 	if err != nil {
-		return fmt.Errorf("inserting attachment: %w", err)
+		return fmt.Errorf("inserting attachment: %w", conflict(err))
 	}
 	a.ID, err = res.LastInsertId()
 	return err
@@ -747,7 +760,7 @@ func (t *Tx) InsertIncoming(m *Incoming) error {
 		m.MessageID, m.ConversationID, m.ProcessIdentifier, m.SenderIdentifier, m.ReceiverIdentifier, m.ServiceIdentifier,
 		m.DocumentType, m.SBD, m.Package, ms(m.LockedUntil), ms(m.Expiry), ms(m.LastUpdated))
 	if err != nil {
-		return fmt.Errorf("inserting incoming message: %w", err)
+		return fmt.Errorf("inserting incoming message: %w", conflict(err))
 	}
 	return nil
 }
