@@ -218,3 +218,16 @@ func TestConcurrentDuplicates(t *testing.T) {
 	}
 	assert.Equal(t, 1, ok)
 }
+
+func TestCapabilities_Identifiers(t *testing.T) {
+	d := startDaemon(t, nil) // difi.move.identifier.synthetic.allow=true
+	requireError(t, d.get("/api/capabilities/910077474"), 400, "jakarta.validation.ConstraintViolationException")
+	assert.Equal(t, 200, d.get("/api/capabilities/0192:"+dpoOrg).Code, "the 0192: prefix is stripped")
+	r := d.get("/api/capabilities/17912099997")
+	require.Equal(t, 200, r.Code, "a synthetic number under synthetic.allow: %s", r.Body)
+	requireError(t, d.get("/api/capabilities/"+dpoOrg+"?securityLevel=fire"), 400, "")
+
+	strict := startDaemon(t, map[string]string{"difi.move.identifier.synthetic.allow": "false"})
+	m := requireError(t, strict.get("/api/capabilities/17912099997"), 400, "")
+	assert.NotContains(t, m["message"], "17912099997")
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/efm-go/efm/addressing"
+	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/addressing/krr"
 	"github.com/efm-go/efm/addressing/regsim"
 	"github.com/efm-go/efm/addressing/seed"
@@ -66,7 +67,7 @@ var (
 
 // registry starts the register simulators once per test binary (real HTTP),
 // and builds a resolver over them per daemon.
-func registry(t testing.TB) message.Registry {
+func registry(t testing.TB, policy ident.Policy) message.Registry {
 	t.Helper()
 	simOnce.Do(func() {
 		s, err := seed.Default()
@@ -96,7 +97,7 @@ func registry(t testing.TB) message.Registry {
 	require.NoError(t, err)
 	k, err := krr.New(krr.Config{BaseURL: sims.KRRURL, PrintURL: sims.KRRPrintURL})
 	require.NoError(t, err)
-	res, err := addressing.New(addressing.Config{SR: c, KRR: k, Logger: slog.New(slog.DiscardHandler)})
+	res, err := addressing.New(addressing.Config{SR: c, KRR: k, Policy: policy, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	return message.ResolverRegistry{Resolver: res}
 }
@@ -185,7 +186,7 @@ func startDaemonLog(t testing.TB, extra map[string]string, w io.Writer) *daemon 
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir})
 	require.NoError(t, err)
 	cfg.Server.Port = 0 // config check wants a real port; tests take any free one
-	reg := registry(t)
+	reg := registry(t, ident.Policy{AllowSynthetic: cfg.SyntheticOK})
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	d := &daemon{t: t, dir: dir}

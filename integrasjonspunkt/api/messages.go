@@ -75,11 +75,12 @@ func client(r *http.Request) string {
 }
 
 func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
+	// The registry validates the identifier under the configured policy
+	// (synthetic numbers); here it is only named, masked when a person's.
 	rid := strings.TrimPrefix(r.PathValue("receiverIdentifier"), ident.ICDNorwegianOrg+":")
-	id, err := ident.ParseID(rid)
-	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Exception: message.NameConstraintViolation,
-			Message: "receiverIdentifier: " + err.Error()}
+	shown := rid
+	if ident.LooksLikePersonNumber(rid) || len(rid) == 11 {
+		shown = ident.Mask
 	}
 	q := message.CapabilityQuery{Process: r.URL.Query().Get("process")}
 	if sl := r.URL.Query().Get("securityLevel"); sl != "" {
@@ -90,13 +91,18 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 		}
 		q.SecurityLevel = n
 	}
-	caps, err := s.d.Messages.Capabilities(r.Context(), id.RevealPrimary(), q)
+	caps, err := s.d.Messages.Capabilities(r.Context(), rid, q)
 	switch {
 	case errors.Is(err, message.ErrUnknownReceiver):
 		return &Error{Status: http.StatusNotFound, Exception: "no.difi.meldingsutveksling.exceptions." + message.NameIdentifierNotFound,
-			Message: "Identifier " + id.String() + " not found in the service registry"}
+			Message: "Identifier " + shown + " not found in the service registry"}
 	case errors.Is(err, message.ErrInvalidReceiver):
-		return &Error{Status: http.StatusBadRequest, Exception: message.NameConstraintViolation, Message: "receiverIdentifier is not a valid identifier"}
+		var re *message.RegistryError
+		msg := "receiverIdentifier is not a valid identifier"
+		if errors.As(err, &re) && re.Description != "" {
+			msg += ": " + re.Description
+		}
+		return &Error{Status: http.StatusBadRequest, Exception: message.NameConstraintViolation, Message: msg}
 	case err != nil:
 		return fmt.Errorf("asking the registry for capabilities: %w", err)
 	}

@@ -68,8 +68,8 @@ func (s *Service) Receive(ctx context.Context, in Received) error {
 	}
 	now := s.cfg.Now()
 	expiry, _ := sbd.ParseTime(doc.ExpectedResponse())
-	sender, _ := ident.ParseID(doc.SenderValue())
-	receiver, _ := ident.ParseID(doc.ReceiverValue())
+	sender, _ := s.cfg.IDPolicy.ParseID(doc.SenderValue())
+	receiver, _ := s.cfg.IDPolicy.ParseID(doc.ReceiverValue())
 	primary := func(id ident.ID) string {
 		if id.Kind() == ident.KindUnknown {
 			return ""

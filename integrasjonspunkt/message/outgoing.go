@@ -53,9 +53,9 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 		return nil, bad(NameUnknownMessageType, "Message type '%s' cannot be sent; valid types: %s", doc.DocID().Type, strings.Join(sbd.Types, ", "))
 	}
 	p := &prepared{doc: doc, client: client}
-	p.sender, _ = ident.ParseID(doc.SenderValue())
+	p.sender, _ = s.cfg.IDPolicy.ParseID(doc.SenderValue())
 	if rv := doc.ReceiverValue(); rv != "" {
-		id, err := ident.ParseID(rv)
+		id, err := s.cfg.IDPolicy.ParseID(rv)
 		if err != nil {
 			return nil, Violation(sbd.Violations{{Path: "standardBusinessDocumentHeader.receiver[0].identifier.value",
 				Code: "ReceiverValue", Message: "must be a valid party identifier: " + errText(err)}})
@@ -129,7 +129,7 @@ func (s *Service) normaliseSender(doc *sbd.Document) {
 	if pi == nil || pi.Value == "" || doc.Type == sbd.TypePublisering {
 		return
 	}
-	id, err := ident.ParseID(pi.Value)
+	id, err := s.cfg.IDPolicy.ParseID(pi.Value)
 	if err != nil || id.Kind() != ident.KindOrganisation {
 		return
 	}

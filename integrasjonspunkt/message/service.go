@@ -88,6 +88,8 @@ type Config struct {
 	// organisation the daemon sends DPF for on behalf of; nil means every
 	// represented organisation has one.
 	SvarUtCredentials func(org string) bool
+	// IDPolicy validates party identifiers (difi.move.identifier.synthetic.allow).
+	IDPolicy ident.Policy
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -262,6 +264,11 @@ func (s *Service) pollable(c *store.Conversation, status string) bool {
 	return c.Pollable
 }
 
+// anyID classifies stored identifiers for events: a synthetic person number
+// accepted under an earlier setting is still a person, and still gets only
+// its pseudonym.
+var anyID = ident.Policy{AllowSynthetic: true}
+
 func (s *Service) writeEvent(tx *store.Tx, c *store.Conversation, st store.Status, reason events.ReasonCode) error {
 	if reason == "" {
 		switch st.Status {
@@ -285,7 +292,7 @@ func (s *Service) writeEvent(tx *store.Tx, c *store.Conversation, st store.Statu
 		Reason:             reason,
 		Client:             c.Client,
 	}
-	if id, err := ident.ParseID(c.Sender); err == nil {
+	if id, err := anyID.ParseID(c.Sender); err == nil {
 		if o, ok := id.Org(); ok {
 			in.SenderOrgNr = o.String()
 		}
@@ -293,7 +300,7 @@ func (s *Service) writeEvent(tx *store.Tx, c *store.Conversation, st store.Statu
 			in.OnBehalfOf = p.String()
 		}
 	}
-	if id, err := ident.ParseID(c.Receiver); err == nil {
+	if id, err := anyID.ParseID(c.Receiver); err == nil {
 		if o, ok := id.Org(); ok {
 			in.Receiver = events.OrganisationReceiver(o.String())
 		} else if p, ok := id.Person(); ok {

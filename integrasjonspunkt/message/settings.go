@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 )
 
@@ -47,6 +48,7 @@ func Settings(c *config.Config) Config {
 		MessageChannel: c.Value("difi.move.dpo.message-channel"),
 		Lenient:        strings.EqualFold(c.Value("compat.lenientBusinessMessageValidation"), "true"),
 		DPIPolling:     c.Value("difi.move.dpi.pollingrate") != "",
+		IDPolicy:       ident.Policy{AllowSynthetic: c.SyntheticOK},
 	}
 	s.SvarUtCredentials = func(org string) bool {
 		return c.Value("difi.move.fiks.ut.paa-vegne-av."+org+".username") != ""
