@@ -108,6 +108,18 @@ func runChild(t testing.TB, dir, conf string, port int) *child {
 	return nil
 }
 
+// logOf is what the daemon logged about a message, across restarts.
+func (c *child) logOf(id string) string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "daemon.log"))
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, id) || strings.Contains(line, "integrasjonspunkt started") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // kill ends the child with SIGKILL: no drain, no clean shutdown.
 func (c *child) kill(t testing.TB) {
 	t.Helper()
@@ -228,7 +240,9 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, id := range accepted {
-		require.Equal(t, 1, dl[id], "accepted message %s published once", id)
+		if dl[id] != 1 {
+			t.Errorf("accepted message %s published %d times; the daemon says:\n%s", id, dl[id], c.logOf(id))
+		}
 	}
 	for _, id := range unsure {
 		require.LessOrEqual(t, dl[id], 1, "message %s published at most once", id)
