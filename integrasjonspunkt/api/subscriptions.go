@@ -134,7 +134,9 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err := s.ping(r, sub.PushEndpoint); err != nil {
 		return err
 	}
-	if err := s.d.Store.SaveSubscription(r.Context(), &sub); err != nil {
+	err = s.d.Store.SaveSubscription(r.Context(), &sub)
+	s.d.Webhooks.Invalidate()
+	if err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
 			return errDuplicateSubscription
 		}
@@ -195,7 +197,9 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 	}
-	switch err := s.d.Store.SaveSubscription(r.Context(), &sub); {
+	err = s.d.Store.SaveSubscription(r.Context(), &sub)
+	s.d.Webhooks.Invalidate()
+	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		return errDuplicateSubscription
 	case errors.Is(err, store.ErrNotFound):
@@ -242,7 +246,9 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if err := s.d.Store.DeleteSubscription(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+	err = s.d.Store.DeleteSubscription(r.Context(), id)
+	s.d.Webhooks.Invalidate()
+	if errors.Is(err, store.ErrNotFound) {
 		return errSubscriptionNotFound(id)
 	} else if err != nil {
 		return err
@@ -252,7 +258,9 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) deleteAllSubscriptions(w http.ResponseWriter, r *http.Request) error {
-	if err := s.d.Store.DeleteAllSubscriptions(r.Context()); err != nil {
+	err := s.d.Store.DeleteAllSubscriptions(r.Context())
+	s.d.Webhooks.Invalidate()
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

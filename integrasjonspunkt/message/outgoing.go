@@ -74,10 +74,8 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	if err := s.checkDuplicate(ctx, doc); err != nil {
 		return nil, err
 	}
-	if s.cfg.Certificate != nil {
-		if err := s.cfg.Certificate(); err != nil {
-			return nil, bad(NameInvalidCertificate, "The integration point's certificate cannot be used: %v", err)
-		}
+	if err := s.certificate(); err != nil {
+		return nil, bad(NameInvalidCertificate, "The integration point's certificate cannot be used: %v", err)
 	}
 	if !s.cfg.Lenient {
 		if vs := sbd.ValidateBusiness(doc); len(vs) > 0 {
@@ -299,20 +297,15 @@ func checkPrintAddresses(doc *sbd.Document) error {
 }
 
 func (s *Service) checkDuplicate(ctx context.Context, doc *sbd.Document) error {
-	id := doc.MessageID()
-	if _, err := s.st.GetOutgoing(ctx, id); err == nil {
-		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", id)
-	}
-	if doc.Type == sbd.TypeStatus {
-		return nil
-	}
 	// A read, not a write transaction: a race past it ends at the unique
-	// keys of the insert (persistError).
-	exists, err := s.st.ConversationExists(ctx, id)
+	// keys of the insert (persistError). A status message may share its id
+	// with the conversation it reports on (§12.10).
+	id := doc.MessageID()
+	taken, err := s.st.MessageIDTaken(ctx, id, doc.Type == sbd.TypeStatus)
 	if err != nil {
 		return err
 	}
-	if exists {
+	if taken {
 		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", id)
 	}
 	return nil

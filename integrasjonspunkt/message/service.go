@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/efm-go/efm/addressing/ident"
@@ -99,6 +100,27 @@ type Service struct {
 	cfg Config
 	st  *store.Store
 	log *slog.Logger
+
+	certMu      sync.Mutex
+	certChecked time.Time
+	certErr     error
+}
+
+// certCheckEvery bounds how stale the certificate check of E2–E5 may be:
+// verifying the chain per message would cost more than the message.
+const certCheckEvery = 10 * time.Second
+
+// certificate is Config.Certificate, asked at most every certCheckEvery.
+func (s *Service) certificate() error {
+	if s.cfg.Certificate == nil {
+		return nil
+	}
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	if now := s.cfg.Now(); s.certChecked.IsZero() || now.Sub(s.certChecked) >= certCheckEvery {
+		s.certErr, s.certChecked = s.cfg.Certificate(), now
+	}
+	return s.certErr
 }
 
 // New checks cfg and returns the service.

@@ -466,6 +466,18 @@ func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 	return c, err
 }
 
+// MessageIDTaken reports whether a message id is in the outgoing store or,
+// unless onlyOutgoing, on any conversation: the duplicate check of E2.
+func (s *Store) MessageIDTaken(ctx context.Context, messageID string, onlyOutgoing bool) (bool, error) {
+	var taken bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outgoing_message WHERE message_id = ?1)
+		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?1))`, messageID, onlyOutgoing).Scan(&taken)
+	if err != nil {
+		return false, fmt.Errorf("checking message id: %w", err)
+	}
+	return taken, nil
+}
+
 // ConversationExists reports whether any conversation has the message id.
 func (s *Store) ConversationExists(ctx context.Context, messageID string) (bool, error) {
 	var n int

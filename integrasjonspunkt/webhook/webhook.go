@@ -128,6 +128,39 @@ type Notifier struct {
 	log *slog.Logger
 	ch  chan message.StatusEvent
 	wg  sync.WaitGroup
+
+	mu     sync.Mutex
+	subs   []store.Subscription // cached; nil means read again
+	subsAt time.Time
+}
+
+// subsMaxAge bounds the subscription cache when a change bypasses
+// Invalidate (another process writing the store).
+const subsMaxAge = 30 * time.Second
+
+// Invalidate drops the cached subscriptions; the API calls it after every
+// change so the next event sees it.
+func (n *Notifier) Invalidate() {
+	n.mu.Lock()
+	n.subs = nil
+	n.mu.Unlock()
+}
+
+func (n *Notifier) subscriptions(ctx context.Context) ([]store.Subscription, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.subs != nil && time.Since(n.subsAt) < subsMaxAge {
+		return n.subs, nil
+	}
+	subs, err := n.cfg.Store.AllSubscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if subs == nil {
+		subs = []store.Subscription{}
+	}
+	n.subs, n.subsAt = subs, time.Now()
+	return subs, nil
 }
 
 // New returns a Notifier; start it with Run.
@@ -172,7 +205,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case ev := <-n.ch:
-			subs, err := n.cfg.Store.AllSubscriptions(ctx)
+			subs, err := n.subscriptions(ctx)
 			if err != nil {
 				n.log.Warn("reading subscriptions", logattr.Err(err))
 				continue

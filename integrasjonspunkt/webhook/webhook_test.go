@@ -140,6 +140,7 @@ func TestNotifier_RetriesThenDrops(t *testing.T) {
 
 	require.NoError(t, st.DeleteAllSubscriptions(ctx))
 	require.NoError(t, st.SaveSubscription(ctx, &store.Subscription{Name: "b", PushEndpoint: srv.URL + "/bad", Resource: "messages", Event: "status"}))
+	n.Invalidate()
 	n.Notify(message.StatusEvent{MessageID: "m2", Status: "LEVERT"})
 	require.Eventually(t, func() bool { return calls.Load() == 104 }, 5*time.Second, 10*time.Millisecond)
 	time.Sleep(100 * time.Millisecond)
