@@ -231,3 +231,19 @@ func TestCapabilities_Identifiers(t *testing.T) {
 	m := requireError(t, strict.get("/api/capabilities/17912099997"), 400, "")
 	assert.NotContains(t, m["message"], "17912099997")
 }
+
+// TestPrint_AddressesFromRegistry: a print to a citizen without addresses
+// gets them from the registry (local-api.md §11.4 item 7).
+func TestPrint_AddressesFromRegistry(t *testing.T) {
+	d := startDaemon(t, nil)
+	s := newSBD("print", "urn:no:difi:digitalpost:xsd:fysisk::print", vedtakProc, printOnly, map[string]any{"hoveddokument": "brev.pdf"})
+	m, _ := d.create(s)
+	p := m["print"].(map[string]any)
+	mottaker := p["mottaker"].(map[string]any)
+	assert.NotEmpty(t, mottaker["navn"])
+	assert.NotEmpty(t, mottaker["adresselinje1"])
+	assert.NotEmpty(t, mottaker["postnummer"])
+	retur := p["retur"].(map[string]any)
+	assert.Equal(t, "DIREKTE_RETUR", retur["returhaandtering"])
+	assert.NotEmpty(t, retur["mottaker"].(map[string]any)["adresselinje1"])
+}

@@ -62,12 +62,12 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 		}
 		p.receiver = &id
 	}
-	svc, err := s.channelFor(ctx, doc, p.receiver)
+	svc, capab, err := s.channelFor(ctx, doc, p.receiver)
 	if err != nil {
 		return nil, err
 	}
 	p.service = svc
-	s.applyDefaults(doc, svc, now)
+	s.applyDefaults(doc, svc, capab, now)
 	p.expiry, _ = sbd.ParseTime(doc.ExpectedResponse())
 
 	// Semantic checks in the order of local-api.md §15.2.
@@ -143,13 +143,13 @@ func (s *Service) normaliseSender(doc *sbd.Document) {
 
 // channelFor is E2 step 4: the first registry record that accepts the
 // document type decides the channel.
-func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *ident.ID) (string, error) {
+func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *ident.ID) (string, *Capability, error) {
 	di := doc.DocID()
 	if receiver == nil {
 		if doc.Type == sbd.TypePrint {
-			return "DPI", nil
+			return "DPI", nil, nil
 		}
-		return "UNKNOWN", nil
+		return "UNKNOWN", nil, nil
 	}
 	q := CapabilityQuery{Process: doc.Process(), ConversationID: doc.ConversationID()}
 	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
@@ -165,14 +165,14 @@ func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *i
 		var re *RegistryError
 		switch {
 		case errors.As(err, &re) && re.Description != "":
-			return "", refuse(re.Description)
+			return "", nil, refuse(re.Description)
 		case errors.Is(err, ErrUnknownReceiver):
-			return "", refuse("The receiver is not registered in the service registry")
+			return "", nil, refuse("The receiver is not registered in the service registry")
 		case errors.Is(err, ErrInvalidReceiver):
-			return "", refuse("The receiver identifier is not valid")
+			return "", nil, refuse("The receiver identifier is not valid")
 		}
 		s.log.Warn("service registry lookup failed", logattr.Err(err))
-		return "", refuse("The service registry could not be asked: " + lookupFailure)
+		return "", nil, refuse("The service registry could not be asked: " + lookupFailure)
 	}
 	for _, c := range caps {
 		if c.Process != "" && c.Process != q.Process {
@@ -183,10 +183,10 @@ func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *i
 				// A standard that does not fit the type is reported later, as
 				// MessageTypeDoesNotFitDocumentTypeException (§15.2 step 7).
 				if chs, ok := channelOfType[doc.Type]; ok && !slices.Contains(chs, c.ServiceIdentifier) && sbd.StandardFits(di.Standard, doc.Type) {
-					return "", bad(NameUnknownMessageType, "Message type '%s' cannot be sent over %s; valid types: %s",
+					return "", nil, bad(NameUnknownMessageType, "Message type '%s' cannot be sent over %s; valid types: %s",
 						doc.Type, c.ServiceIdentifier, strings.Join(sbd.Types, ", "))
 				}
-				return c.ServiceIdentifier, nil
+				return c.ServiceIdentifier, &c, nil
 			}
 		}
 	}
@@ -196,13 +196,13 @@ func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *i
 			desc = c.Description
 		}
 	}
-	return "", refuse(desc)
+	return "", nil, refuse(desc)
 }
 
 const lookupFailure = "registry unreachable or failing"
 
 // applyDefaults is local-api.md §11.4.
-func (s *Service) applyDefaults(doc *sbd.Document, svc string, now time.Time) {
+func (s *Service) applyDefaults(doc *sbd.Document, svc string, capab *Capability, now time.Time) {
 	di := doc.DocID()
 	if di.InstanceIdentifier == "" {
 		di.InstanceIdentifier = newUUID()
@@ -254,14 +254,35 @@ func (s *Service) applyDefaults(doc *sbd.Document, svc string, now time.Time) {
 			if _, ok := r["mottaker"].(map[string]any); !ok {
 				r["mottaker"] = map[string]any{}
 			}
+			if capab != nil {
+				// Empty address fields come from the registry: the
+				// receiver's postal address and the sender's (§11.4 item 7).
+				fillAddress(doc.Business["mottaker"].(map[string]any), capab.PostAddress)
+				fillAddress(r["mottaker"].(map[string]any), capab.ReturnAddress)
+			}
 		} else if r, ok := doc.Business["retur"].(map[string]any); ok {
 			setDefault(r, "returhaandtering", "DIREKTE_RETUR")
 		}
 	}
 }
 
+// fillAddress sets the empty fields of a print address from a registry
+// address; street lines are separated by ";".
+func fillAddress(m map[string]any, a *Address) {
+	if a == nil {
+		return
+	}
+	setDefault(m, "navn", a.Name)
+	for i, line := range strings.SplitN(a.Street, ";", 4) {
+		setDefault(m, fmt.Sprintf("adresselinje%d", i+1), strings.TrimSpace(line))
+	}
+	setDefault(m, "postnummer", a.PostalCode)
+	setDefault(m, "poststed", a.PostalArea)
+	setDefault(m, "land", a.Country)
+}
+
 func setDefault(m map[string]any, k, v string) {
-	if s, _ := m[k].(string); s == "" {
+	if s, _ := m[k].(string); s == "" && v != "" {
 		m[k] = v
 	}
 }
