@@ -247,3 +247,17 @@ func TestPrint_AddressesFromRegistry(t *testing.T) {
 	assert.Equal(t, "DIREKTE_RETUR", retur["returhaandtering"])
 	assert.NotEmpty(t, retur["mottaker"].(map[string]any)["adresselinje1"])
 }
+
+// TestReceiptToDPV: a receipt to a channel without receipts is not carried
+// and gets SENDT, LEVERT and LEST at once (local-api.md §12.2).
+func TestReceiptToDPV(t *testing.T) {
+	d := startDaemon(t, nil)
+	s := newSBD("arkivmelding_kvittering", "urn:no:difi:arkivmelding:xsd::arkivmelding_kvittering",
+		"urn:no:difi:profile:arkivmelding:response:ver1.0", "0192:"+dpvOrg, map[string]any{"receiptType": "OK", "relatedToMessageId": newID()})
+	r := d.postJSON("/api/messages/out", s)
+	require.Equal(t, 200, r.Code, "body: %s", r.Body)
+	id := doc(r.JSON(t)).docID()["instanceIdentifier"].(string)
+	require.Equal(t, 200, d.do("POST", "/api/messages/out/"+id, nil).Code)
+	assert.Equal(t, []string{"OPPRETTET", "SENDT", "LEVERT", "LEST"}, statusesOf(t, d, id))
+	assert.Equal(t, 404, d.get("/api/messages/out/"+id).Code, "left the outgoing store")
+}

@@ -662,6 +662,21 @@ func (s *Service) Send(ctx context.Context, messageID string) error {
 	if err != nil {
 		return err
 	}
+	return s.enqueue(ctx, messageID, o.ServiceIdentifier, doc.Type)
+}
+
+// enqueue hands a queued message to the pipeline. A receipt to a DPV or DPF
+// receiver is not carried (those channels have no receipts) and gets SENDT,
+// LEVERT and LEST at once (local-api.md §12.2, §14.3).
+func (s *Service) enqueue(ctx context.Context, messageID, svc, typ string) error {
+	if (svc == "DPV" || svc == "DPF") && (typ == sbd.TypeArkivmeldingKvittering || typ == sbd.TypeStatus) {
+		for _, st := range []string{"SENDT", "LEVERT", "LEST"} {
+			if err := s.SetStatus(ctx, Change{MessageID: messageID, Status: st}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return s.cfg.Queue.Enqueue(ctx, messageID)
 }
 
@@ -782,7 +797,7 @@ func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []
 		return s.persistError(err, doc)
 	}
 	s.after(evs, nil)
-	if err := s.cfg.Queue.Enqueue(ctx, doc.MessageID()); err != nil {
+	if err := s.enqueue(ctx, doc.MessageID(), p.service, doc.Type); err != nil {
 		// Committed: the start-up re-enqueue picks it up if this failed.
 		s.log.Warn("enqueueing message", logattr.MessageID(doc.MessageID()), logattr.Err(err))
 	}
