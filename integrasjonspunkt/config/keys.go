@@ -153,7 +153,7 @@ var keys = []key{
 	{name: "difi.move.nextmove.serviceBus.useHttps", channel: "DPE", check: checkBool},
 	{name: "difi.move.nextmove.serviceBus.pollingrate", channel: "DPE"},
 	{name: "difi.move.nextmove.serviceBus.default-ttl-hours", channel: "DPE", check: checkPositiveInt},
-	{name: "difi.move.nextmove.service-bus.upload-size-limit", channel: "DPE", def: "1GB", check: checkSize},
+	{name: "difi.move.nextmove.service-bus.upload-size-limit", channel: "DPE", def: "2MB", check: checkSize},
 
 	{name: "difi.move.dph.uri", channel: "DPH"},
 	{name: "difi.move.dph.her-ids", channel: "DPH", prefix: true},
@@ -180,6 +180,7 @@ var keys = []key{
 	{name: "efm.expiry.check-interval", def: "30s", check: checkDuration},
 	{name: "efm.webhook.backoff", def: "1s", check: checkDuration},
 	{name: "efm.webhook.strict-ping", def: "false", check: checkBool},
+	{name: "compat.lenientBusinessMessageValidation", def: "false", check: checkBool},
 	{name: "efm.pipeline.backoff"}, // comma-separated durations between send attempts
 	{name: "efm.pipeline.poll-interval", check: checkDuration},
 	{name: "efm.pipeline.reply-interval", check: checkDuration},
