@@ -105,7 +105,14 @@ func Run(ctx context.Context, o Options) error {
 		reg = message.ResolverRegistry{Resolver: wiring.Resolver}
 	}
 
-	core, hooks, err := openCore(ctx, cfg, st, q, reg, certificateError(certificateHealth(cfg, ks, ksErr)), log)
+	core, hooks, builder, err := openCore(ctx, cfg, st, q, reg, certificateError(certificateHealth(cfg, ks, ksErr)), log)
+	if err != nil {
+		return err
+	}
+	if err := recordStart(ctx, cfg, st, builder); err != nil {
+		log.Warn("recording the start for the central log", logattr.Err(err))
+	}
+	shipper, err := newShipper(cfg, st, ks, log)
 	if err != nil {
 		return err
 	}
@@ -124,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr)),
+		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper)),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
@@ -147,6 +154,9 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
+	if shipper != nil {
+		g.Go(func() error { return shipper.Run(gctx) })
+	}
 	g.Go(func() error { return core.Run(gctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second)) })
 	if pl != nil {
 		g.Go(func() error { return pl.Run(gctx) })
@@ -199,9 +209,9 @@ func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Log
 	return nil
 }
 
-func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component) func(context.Context) api.Health {
+func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, central func(context.Context) api.Component) func(context.Context) api.Health {
 	return func(ctx context.Context) api.Health {
-		cs := map[string]api.Component{"certificate": cert()}
+		cs := map[string]api.Component{"certificate": cert(), "central-log": central(ctx)}
 		if err := st.Check(ctx); err != nil {
 			cs["store"] = api.Component{Status: api.Down, Details: map[string]any{"error": "store not writable"}}
 		} else {
@@ -245,23 +255,23 @@ func infoOf(cfg *config.Config) func() any {
 // openCore builds the local API's core: the central-log event builder (its
 // pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
 // the message service.
-func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, error) {
+func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
 	secrets := filepath.Join(cfg.DataDir, "secrets")
 	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading pseudonym key: %w", err)
+		return nil, nil, nil, fmt.Errorf("loading pseudonym key: %w", err)
 	}
 	inst, err := st.InstallationID(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	builder, err := events.NewBuilder(events.BuilderConfig{InstallationID: inst, OrgNr: cfg.OrgNumber, Version: buildinfo.Version, Key: key})
 	if err != nil {
-		return nil, nil, fmt.Errorf("building event builder: %w", err)
+		return nil, nil, nil, fmt.Errorf("building event builder: %w", err)
 	}
 	payloads, err := payload.Open(filepath.Join(cfg.DataDir, "payload"), filepath.Join(secrets, "payload.key"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening payload store: %w", err)
+		return nil, nil, nil, fmt.Errorf("opening payload store: %w", err)
 	}
 	hooks := webhook.New(webhook.Config{Store: st, Logger: log, Backoff: cfg.Duration("efm.webhook.backoff", time.Second)})
 	if reg == nil {
@@ -272,9 +282,9 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	mc.Certificate = certErr
 	core, err := message.New(mc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return core, hooks, nil
+	return core, hooks, builder, nil
 }
 
 // certificateHealth is the certificate component: DOWN when the keystore
