@@ -1,0 +1,272 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/integrasjonspunkt"
+	"github.com/efm-go/efm/integrasjonspunkt/api"
+	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/internal/sandbox"
+)
+
+const (
+	orgReceiver     = "910075918"   // DPO for the archive processes
+	citizenReceiver = "05050910077" // secret address, no mailbox: DPV only
+)
+
+// lockedBuffer collects every log line of the run: daemon, simulators and
+// pakkesporing write to the same one.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSandbox_NoPersonNumberLeavesTheAgency sends one message to an
+// organisation and one to a citizen through the whole sandbox, waits for
+// their events in pakkesporing, and scans every stored central event and
+// every log line of the run for a national identity number (operations.md
+// §5.3): there must be none.
+func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	dir := t.TempDir()
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Logger: log})
+	require.NoError(t, err)
+	defer sb.Close()
+	// Citizen lookups at the Service Registry need the DPI scopes, which the
+	// daemon asks for only with DPI on (addressing.md §3.1). The citizen has
+	// no mailbox, so the route is DPV and no DPI send happens.
+	ov := map[string]string{"difi.move.feature.enableDPI": "true"}
+	for k, v := range sb.Overrides {
+		ov[k] = v
+	}
+	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir + "/data"})
+	require.NoError(t, err)
+	cfg.Server.Port = 0
+
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- integrasjonspunkt.Run(ctx, integrasjonspunkt.Options{
+			Config: cfg, Logger: log, Started: time.Now(), Sandbox: []api.SandboxService{},
+			Listening: func(a net.Addr) { addr <- a },
+		})
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("daemon stopped: %v\n%s", err, logs)
+	}
+
+	orgMsg := send(t, base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
+		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
+		part{"arkivmelding", "arkivmelding.xml", "text/xml", arkivmelding("vedtak.pdf")},
+		part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")})
+	citizenMsg := send(t, base, sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
+		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
+		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
+
+	for _, id := range []string{orgMsg, citizenMsg} {
+		require.Eventually(t, func() bool { return hasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+			"message %s not LEVERT; statuses %v\n%s", id, statuses(base, id), tail(logs.String()))
+	}
+
+	central := findService(t, sb, "pakkesporing")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for _, id := range []string{orgMsg, citizenMsg} {
+		require.Eventually(t, func() bool {
+			return strings.Contains(get(client, central.BaseURL+"/v1/messages/"+id, central.Credentials["queryToken"]), `"LEVERT"`)
+		}, 30*time.Second, 200*time.Millisecond, "central log lacks LEVERT for %s", id)
+	}
+
+	var all []string
+	cursor := ""
+	for {
+		var page struct {
+			Events     []json.RawMessage `json:"events"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		body := get(client, central.BaseURL+"/v1/events?limit=1000&cursor="+cursor, central.Credentials["queryToken"])
+		require.NoError(t, json.Unmarshal([]byte(body), &page), body)
+		for _, e := range page.Events {
+			all = append(all, string(e))
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	require.NotEmpty(t, all)
+	sawPseudonym := false
+	for _, e := range all {
+		assert.False(t, events.ContainsPersonNumber(e), "a central event holds a person number: %s", e)
+		sawPseudonym = sawPseudonym || strings.Contains(e, "receiver_pseudonym")
+	}
+	assert.True(t, sawPseudonym, "the citizen's events must carry the pseudonym instead of the number")
+
+	cancel()
+	<-done
+	lines := 0
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines++
+		assert.False(t, events.ContainsPersonNumber(sc.Text()), "a log line holds a person number: %s", sc.Text())
+	}
+	assert.Greater(t, lines, 10, "the scan must have read the run's log")
+	t.Logf("scanned %d central events and %d log lines", len(all), lines)
+}
+
+type part struct {
+	name, filename, contentType string
+	body                        []byte
+}
+
+func sbd(receiver, typ, standard, process string, business map[string]any) map[string]any {
+	return map[string]any{
+		"standardBusinessDocumentHeader": map[string]any{
+			"headerVersion":          "1.0",
+			"receiver":               []any{map[string]any{"identifier": map[string]any{"authority": "iso6523-actorid-upis", "value": receiver}}},
+			"documentIdentification": map[string]any{"standard": standard, "typeVersion": "2.0", "type": typ},
+			"businessScope":          map[string]any{"scope": []any{map[string]any{"type": "ConversationId", "identifier": process}}},
+		},
+		typ: business,
+	}
+}
+
+func arkivmelding(file string) []byte {
+	return fmt.Appendf(nil, `<?xml version="1.0" encoding="utf-8"?>
+<arkivmelding xmlns="http://www.arkivverket.no/standarder/noark5/arkivmelding" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <system>Sak</system><meldingId>1</meldingId><tidspunkt>2026-11-21T09:30:12+01:00</tidspunkt><antallFiler>1</antallFiler>
+  <mappe xsi:type="saksmappe"><systemID>2026/118</systemID><tittel>Leirskole</tittel>
+    <registrering xsi:type="journalpost"><systemID>abc</systemID><tittel>Tilskudd</tittel><offentligTittel>Tilskudd</offentligTittel>
+      <dokumentbeskrivelse><dokumentobjekt><referanseDokumentfil>%s</referanseDokumentfil></dokumentobjekt></dokumentbeskrivelse>
+      <journalpostnummer>7</journalpostnummer></registrering>
+  </mappe>
+</arkivmelding>`, file)
+}
+
+// send is the one-step multipart send (E5); it returns the message id.
+func send(t *testing.T, base string, doc map[string]any, parts ...part) string {
+	t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="sbd"`)
+	h.Set("Content-Type", "application/json")
+	pw, _ := w.CreatePart(h)
+	require.NoError(t, json.NewEncoder(pw).Encode(doc))
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, p.name, p.filename))
+		h.Set("Content-Type", p.contentType)
+		pw, _ := w.CreatePart(h)
+		pw.Write(p.body)
+	}
+	require.NoError(t, w.Close())
+	resp, err := http.Post(base+"/api/messages/out/multipart", w.FormDataContentType(), &body)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "send: %s", b)
+	var out struct {
+		H struct {
+			D struct {
+				ID string `json:"instanceIdentifier"`
+			} `json:"documentIdentification"`
+		} `json:"standardBusinessDocumentHeader"`
+	}
+	require.NoError(t, json.Unmarshal(b, &out))
+	return out.H.D.ID
+}
+
+func statuses(base, id string) []string {
+	resp, err := http.Get(base + "/api/statuses/" + id)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Content []struct{ Status string } `json:"content"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&page)
+	var out []string
+	for _, s := range page.Content {
+		out = append(out, s.Status)
+	}
+	return out
+}
+
+func hasStatus(base, id, want string) bool {
+	for _, s := range statuses(base, id) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+func get(c *http.Client, url, token string) string {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func findService(t *testing.T, sb *sandbox.Sandbox, name string) sandbox.Service {
+	t.Helper()
+	for _, s := range sb.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("sandbox runs no %s", name)
+	return sandbox.Service{}
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return s[len(s)-4000:]
+	}
+	return s
+}
