@@ -50,6 +50,8 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, s.d.Info())
 	})
 	s.mux.Handle("GET /manage/sandbox", s.handle(s.sandbox))
+	s.mux.HandleFunc("GET /manage/prometheus", s.prometheus)
+	s.mux.HandleFunc("GET /manage/metrics", s.metricsJSON)
 	s.apiRoutesRegistered()
 	s.mux.Handle("/", s.handle(s.notFound))
 }

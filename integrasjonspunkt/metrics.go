@@ -1,0 +1,56 @@
+package integrasjonspunkt
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/efm-go/efm/integrasjonspunkt/api"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/queue"
+	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/internal/buildinfo"
+	"github.com/efm-go/efm/packaging/keystore"
+)
+
+// metricsOf gathers the numbers of operations.md §2.2 that the daemon keeps
+// today. None carries personal data or message titles.
+func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper) func(context.Context) []api.Sample {
+	return func(ctx context.Context) []api.Sample {
+		s := []api.Sample{
+			{Name: "efm_build_info", Help: "build of the running daemon", Labels: map[string]string{"version": buildinfo.Version, "commit": buildinfo.CommitOrVCS()}, Value: 1},
+			{Name: "efm_start_time_seconds", Help: "process start, Unix seconds", Value: float64(started.Unix())},
+			{Name: "efm_central_log_redactions_total", Help: "event fields dropped by the person-number scan", Type: "counter", Value: float64(b.Redactions())},
+			{Name: "go_goroutines", Help: "goroutines", Value: float64(runtime.NumGoroutine())},
+		}
+		if c, err := st.Unfinished(ctx); err == nil {
+			s = append(s,
+				api.Sample{Name: "efm_messages_unfinished", Help: "messages not in a final status", Labels: map[string]string{"direction": "OUTGOING"}, Value: float64(c.Outgoing)},
+				api.Sample{Name: "efm_messages_unfinished", Labels: map[string]string{"direction": "INCOMING"}, Value: float64(c.Incoming)})
+		}
+		if n, err := q.Pending(ctx); err == nil {
+			s = append(s, api.Sample{Name: "efm_queue_pending", Help: "work-queue entries waiting", Labels: map[string]string{"stream": "OUTGOING"}, Value: float64(n)})
+		}
+		if ks != nil {
+			s = append(s, api.Sample{Name: "efm_certificate_not_after_seconds", Help: "business certificate expiry, Unix seconds", Value: float64(ks.Cert.NotAfter.Unix())})
+		}
+		if sh != nil {
+			m := sh.Metrics()
+			s = append(s,
+				api.Sample{Name: "efm_central_log_backlog_events", Help: "events waiting in the outbox", Value: float64(m.BacklogEvents)},
+				api.Sample{Name: "efm_central_log_shipped_events_total", Help: "events the central log accepted", Type: "counter", Value: float64(m.ShippedEvents)},
+				api.Sample{Name: "efm_central_log_rejected_events_total", Help: "events the central log refused", Type: "counter", Value: float64(m.RejectedEvents)},
+				api.Sample{Name: "efm_central_log_send_errors_total", Help: "failed batch attempts", Type: "counter", Value: float64(m.SendErrors)})
+			if !m.LastSuccess.IsZero() {
+				s = append(s, api.Sample{Name: "efm_central_log_last_success_timestamp_seconds", Help: "last batch the central log accepted", Value: float64(m.LastSuccess.Unix())})
+			}
+			for t, n := range m.DroppedEvents {
+				s = append(s, api.Sample{Name: "efm_central_log_dropped_events_total", Help: "events dropped by the backlog limits", Type: "counter", Labels: map[string]string{"type": string(t)}, Value: float64(n)})
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s = append(s, api.Sample{Name: "go_memstats_heap_inuse_bytes", Help: "heap in use", Value: float64(ms.HeapInuse)})
+		return s
+	}
+}
