@@ -98,3 +98,40 @@ func centralLogHealth(sh *events.Shipper) func(context.Context) api.Component {
 		return api.Component{Status: h.Status, Details: d}
 	}
 }
+
+// heartbeat writes installation.heartbeat once a day: central operations
+// alert on installations silent for two days (operations.md §5.4).
+func heartbeat(ctx context.Context, st *store.Store, b *events.Builder, ks *keystore.Keystore, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := recordHeartbeat(ctx, st, b, ks); err != nil {
+			log.Warn("recording the daily heartbeat", logattr.Err(err))
+		}
+	}
+}
+
+func recordHeartbeat(ctx context.Context, st *store.Store, b *events.Builder, ks *keystore.Keystore) error {
+	counts, err := st.UnfinishedByService(ctx)
+	if err != nil {
+		return err
+	}
+	var sc []events.ServiceCount
+	for svc, n := range counts {
+		sc = append(sc, events.ServiceCount{Service: events.ServiceID(svc), Count: n})
+	}
+	var notAfter time.Time
+	if ks != nil {
+		notAfter = ks.Cert.NotAfter
+	}
+	typ, body, err := b.InstallationHeartbeat(sc, notAfter)
+	if err != nil {
+		return fmt.Errorf("building installation.heartbeat: %w", err)
+	}
+	return st.Update(ctx, func(tx *store.Tx) error { return tx.InsertEvent(string(typ), body, time.Now()) })
+}

@@ -158,6 +158,9 @@ func Run(ctx context.Context, o Options) error {
 	if shipper != nil {
 		g.Go(func() error { return shipper.Run(gctx) })
 	}
+	g.Go(func() error {
+		return heartbeat(gctx, st, builder, ks, cfg.Duration("efm.events.heartbeat-interval", 24*time.Hour), log)
+	})
 	g.Go(func() error { return core.Run(gctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second)) })
 	if pl != nil {
 		g.Go(func() error { return pl.Run(gctx) })

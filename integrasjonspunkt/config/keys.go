@@ -194,6 +194,7 @@ var keys = []key{
 	{name: "efm.retention.incoming-unfetched", def: "2160h", check: checkDuration},
 	{name: "efm.retention.history", def: "17520h", check: checkDuration},
 	{name: "efm.events.url"},
+	{name: "efm.events.heartbeat-interval", def: "24h", check: checkDuration},
 	{name: "efm.events.trusted-ca"}, // PEM file trusted for efm.events.url besides the system roots
 	{name: "efm.events.enabled", def: "true", check: checkBool},
 	{name: "efm.events.max-backlog-age", def: "720h", check: checkDuration},

@@ -258,3 +258,24 @@ func (s *Store) Unfinished(ctx context.Context) (Counts, error) {
 	}
 	return c, nil
 }
+
+// UnfinishedByService counts unfinished outgoing messages per channel: the
+// daily heartbeat's numbers for central operations.
+func (s *Store) UnfinishedByService(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT service_identifier, COUNT(*) FROM conversation
+		WHERE direction = 'OUTGOING' AND finished = 0 GROUP BY service_identifier`)
+	if err != nil {
+		return nil, fmt.Errorf("counting unfinished messages per service: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var svc string
+		var n int
+		if err := rows.Scan(&svc, &n); err != nil {
+			return nil, fmt.Errorf("counting unfinished messages per service: %w", err)
+		}
+		out[svc] = n
+	}
+	return out, rows.Err()
+}
