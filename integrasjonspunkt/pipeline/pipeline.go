@@ -20,6 +20,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/queue"
+	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/transport"
@@ -67,12 +68,20 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Unfinished lists the outgoing messages without a final status
-	// (store.UnfinishedOutgoing); nil skips the resume at start. Entries
-	// the queue handed out before a crash stay with the consumer until its
-	// ack wait runs out (minutes), so at start the pipeline drives every
-	// unfinished message once itself; the late redelivery then finds it
-	// done.
+	// (store.UnfinishedOutgoing); nil turns the sweep off. The store, not
+	// the queue, is the source of truth: after a SIGKILL the queue's
+	// consumer may hold entries until its ack wait runs out (minutes), and
+	// JetStream can lose the tail of its stream while the consumer's state
+	// remembers it, which stalls new entries. So at start the pipeline
+	// drives every unfinished message once itself, and then every
+	// SweepInterval each queued message the queue has left alone for
+	// longer than SweepGrace; a late redelivery finds it done.
 	Unfinished func(ctx context.Context) ([]string, error)
+	// SweepInterval is how often the sweep runs; default 1 min.
+	SweepInterval time.Duration
+	// SweepGrace is how long a queued message may wait for the queue
+	// before the sweep takes it; default 1 min.
+	SweepGrace time.Duration
 }
 
 // Pipeline is the worker and its pollers.
@@ -86,6 +95,10 @@ type Pipeline struct {
 	// two goroutines at once (the resume at start and a redelivery may
 	// meet).
 	busy sync.Map
+	// sent holds unfinished messages the sweep found already sent (they
+	// wait for receipts and never need the sweep again); only the sweep's
+	// goroutine touches it.
+	sent map[string]bool
 }
 
 // New checks cfg and returns the pipeline.
@@ -135,6 +148,12 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Minute
+	}
+	if cfg.SweepGrace <= 0 {
+		cfg.SweepGrace = time.Minute
+	}
 	l, err := openLedger(filepath.Join(cfg.Dir, "sends"))
 	if err != nil {
 		return nil, err
@@ -157,7 +176,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle) })
 	if p.cfg.Unfinished != nil {
-		g.Go(func() error { p.resume(ctx); return nil })
+		g.Go(func() error {
+			first := true
+			p.every(ctx, p.cfg.SweepInterval, nil, func(ctx context.Context) {
+				p.sweep(ctx, first)
+				first = false
+			})
+			return nil
+		})
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.cfg.Channels)) {
 		r := p.cfg.Channels[name]
@@ -245,9 +271,11 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 	return p.failed(ctx, id, msg.Service, err)
 }
 
-// resume drives every unfinished message once, Concurrency at a time (see
-// Config.Unfinished). Failures are left to the queue's redelivery.
-func (p *Pipeline) resume(ctx context.Context) {
+// sweep drives unfinished messages the queue has not (see
+// Config.Unfinished), Concurrency at a time. At start it takes every one;
+// later only queued messages older than SweepGrace whose retry, if any, is
+// overdue. Failures are left to the queue's redelivery and the next sweep.
+func (p *Pipeline) sweep(ctx context.Context, first bool) {
 	ids, err := p.cfg.Unfinished(ctx)
 	if err != nil {
 		p.log.Warn("listing unfinished messages", logattr.Err(err))
@@ -255,10 +283,29 @@ func (p *Pipeline) resume(ctx context.Context) {
 	}
 	sem := make(chan struct{}, p.cfg.Concurrency)
 	var wg sync.WaitGroup
+	taken := 0
+	sent := make(map[string]bool, len(p.sent))
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
+		if p.sent[id] {
+			sent[id] = true
+			continue
+		}
+		if _, running := p.busy.Load(id); running {
+			continue
+		}
+		if !first {
+			take, gone := p.stale(ctx, id)
+			if gone {
+				sent[id] = true
+			}
+			if !take {
+				continue
+			}
+		}
+		taken++
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -266,6 +313,39 @@ func (p *Pipeline) resume(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	p.sent = sent // forget what is no longer unfinished
+	if taken > 0 && !first {
+		p.log.Warn("queued messages the queue did not deliver were sent by the sweep", slog.Int("count", taken))
+	}
+}
+
+// stale reports whether a queued message has waited for the queue longer
+// than it should: created more than SweepGrace ago and, when it is being
+// retried, past its next attempt by SweepGrace. gone says it has left the
+// outgoing store (sent, waiting for receipts).
+func (p *Pipeline) stale(ctx context.Context, id string) (take, gone bool) {
+	msg, err := p.cfg.Messages.Outgoing(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, true
+	}
+	if err != nil || msg.State != store.StateQueued {
+		return false, false
+	}
+	now := p.cfg.Now()
+	if di := msg.Document.DocID(); di != nil {
+		if created, err := sbd.ParseTime(di.CreationDateAndTime); err == nil && now.Sub(created) < p.cfg.SweepGrace {
+			return false, false
+		}
+	}
+	e, err := p.ledger.get(id)
+	if err != nil {
+		return false, false
+	}
+	if e.Attempts > 0 {
+		next := e.Updated.Add(p.cfg.Backoff[min(e.Attempts, len(p.cfg.Backoff))-1])
+		return now.Sub(next) > p.cfg.SweepGrace, false
+	}
+	return true, false
 }
 
 // send resolves, packs and sends one message, and records SENDT.

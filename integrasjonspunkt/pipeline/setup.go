@@ -35,6 +35,11 @@ const (
 	KeyPollInterval = "efm.pipeline.poll-interval"
 	// KeyReplyInterval is how often owed status replies are sent (default 5s).
 	KeyReplyInterval = "efm.pipeline.reply-interval"
+	// KeySweep is how often, and KeySweepGrace after how long, queued
+	// messages the queue did not deliver are taken by the pipeline itself
+	// (defaults 1m and 1m; see Config.Unfinished).
+	KeySweep      = "efm.pipeline.sweep-interval"
+	KeySweepGrace = "efm.pipeline.sweep-grace"
 	// KeyTrustAnchors is a PEM file of the CAs incoming signatures must chain
 	// to; default the system pool. The sandbox points it at its test CA
 	// (the SANDBOX certificate mode of channels.md §1.8).
@@ -166,7 +171,8 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
 		hours = 100
 	}
 	w.settings = Config{OrgNumber: cfg.OrgNumber, Concurrency: conc, Backoff: backoff, MaxAttempts: 5 + hours,
-		ReplyInterval: cfg.Duration(KeyReplyInterval, 5*time.Second), Unpacker: packer, Packer: packer}
+		ReplyInterval: cfg.Duration(KeyReplyInterval, 5*time.Second), Unpacker: packer, Packer: packer,
+		SweepInterval: cfg.Duration(KeySweep, time.Minute), SweepGrace: cfg.Duration(KeySweepGrace, time.Minute)}
 	return w, nil
 }
 
