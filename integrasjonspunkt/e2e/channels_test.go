@@ -101,3 +101,16 @@ func TestDPE_Incoming(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestDPV_FinalRejection: a 4xx other than 409 from Altinn is final (the
+// project rule of channels.md §1.3): FEIL at once.
+func TestDPV_FinalRejection(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), nil)
+	simCall(t, "altinn-correspondence", "POST", "/_sim/faults", map[string]any{"path": "/correspondence/api/v1/correspondence/upload",
+		"method": "POST", "status": 400, "times": 1}, nil)
+	t.Cleanup(func() { simCall(t, "altinn-correspondence", "DELETE", "/_sim/faults", nil, nil) })
+	sbd, files, id := arkivmelding(dpvOrg, 0)
+	d.mustSend(sbd, files)
+	got := d.waitStatus(id, "FEIL", 30*time.Second)
+	assert.NotContains(t, got, "SENDT")
+}
