@@ -193,3 +193,29 @@ func sendMany(t testing.TB, d *daemon, n, clients int, _ time.Duration) []string
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// BenchmarkDPO_Drain measures the pipeline alone, without the local API's
+// accept path: 1,000 messages are accepted while the broker refuses
+// everything, then the broker comes back and the benchmark times the
+// backlog from the first retry to LEVERT for all.
+func BenchmarkDPO_Drain(b *testing.B) {
+	const n = 1000
+	brokerSchedule(b, map[string]any{"kvitteringType": "none", "drop": []string{}})
+	c := startChild(b, b.TempDir(), map[string]string{"difi.move.queue.concurrency": "32", "efm.log.level": "error",
+		"efm.pipeline.backoff": "1s"})
+	e := newEvents()
+	subscribe(b, c.daemon, e)
+	var rate float64
+	for b.Loop() {
+		simCall(b, "altinn-broker", "POST", "/_sim/faults", map[string]any{"path": "/broker/api/v1/filetransfer", "method": "POST", "status": 503}, nil)
+		ids := sendMany(b, c.daemon, n, 16, 0)
+		simCall(b, "altinn-broker", "DELETE", "/_sim/faults", nil, nil)
+		start := time.Now()
+		if missing := e.wait(ids, "LEVERT", 5*time.Minute); missing > 0 {
+			b.Fatalf("%d of %d messages did not reach LEVERT", missing, n)
+		}
+		rate = float64(n) / time.Since(start).Seconds()
+	}
+	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(float64(c.rss(b))/(1<<20), "rss-MB")
+}
