@@ -32,13 +32,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "./sandbox", "`dir` for the test PKI and the generated properties files")
 	seedFile := fs.String("sandbox-seed", "", "seed `file` for the simulated registers (default: the built-in seed)")
+	daemons := fs.String("daemons", "", "comma-separated `orgnrs` that real daemons play besides 910077473; the simulators do not answer for them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: *dir, SeedFile: *seedFile, Logger: log})
+	var others []string
+	for _, o := range strings.Split(*daemons, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			others = append(others, o)
+		}
+	}
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: *dir, SeedFile: *seedFile, Logger: log, Daemons: others})
 	if err != nil {
 		return err
 	}

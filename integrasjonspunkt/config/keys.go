@@ -183,6 +183,8 @@ var keys = []key{
 	{name: "compat.lenientBusinessMessageValidation", def: "false", check: checkBool},
 	{name: "efm.pipeline.backoff"}, // comma-separated durations between send attempts
 	{name: "efm.pipeline.poll-interval", check: checkDuration},
+	{name: "efm.pipeline.sweep-interval", check: checkDuration},
+	{name: "efm.pipeline.sweep-grace", check: checkDuration},
 	{name: "efm.pipeline.reply-interval", check: checkDuration},
 	{name: "efm.pipeline.trust-anchors"}, // PEM file of CAs trusted for receivers' certificates
 	{name: "efm.shutdown.drain", def: "30s", check: checkDuration},
