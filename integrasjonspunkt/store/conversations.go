@@ -60,24 +60,8 @@ func (s *Store) ListConversations(ctx context.Context, f ConversationFilter, p P
 	if err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversation`+w.sql(), w.args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("counting conversations: %w", err)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+convCols+` FROM conversation`+w.sql()+ob+limit(p), w.args...)
+	cs, total, err := listPage(ctx, s.r, "conversation", convCols, w, ob, p, scanConv, "conversations")
 	if err != nil {
-		return nil, 0, fmt.Errorf("listing conversations: %w", err)
-	}
-	defer rows.Close()
-	var cs []*Conversation
-	for rows.Next() {
-		c, err := scanConv(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("listing conversations: %w", err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
 	if _, err := statusesOf(ctx, s.r, cs); err != nil {

@@ -211,6 +211,32 @@ func limit(p Page) string {
 	return fmt.Sprintf(" LIMIT %d OFFSET %d", p.Size, p.Number*p.Size)
 }
 
+// listPage counts the rows of table matching w and reads page p of them in
+// the given order: the shape of every paged list of the local API.
+func listPage[T any](ctx context.Context, db *sql.DB, table, cols string, w *where, order string, p Page, scan func(scanner) (T, error), what string) ([]T, int, error) {
+	var total int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+w.sql(), w.args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting %s: %w", what, err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT `+cols+` FROM `+table+w.sql()+order+limit(p), w.args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("listing %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("listing %s: %w", what, err)
+	}
+	return out, total, nil
+}
+
 // conflict marks a unique-key violation as ErrDuplicate, so callers tell
 // "already there" from a failing store without reading error text.
 func conflict(err error) error {
@@ -703,24 +729,7 @@ func (s *Store) ListOutgoing(ctx context.Context, f MessageFilter, p Page) ([]*O
 	if err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM outgoing_message`+w.sql(), w.args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("counting outgoing messages: %w", err)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+outCols+` FROM outgoing_message`+w.sql()+ob+limit(p), w.args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("listing outgoing messages: %w", err)
-	}
-	defer rows.Close()
-	var out []*Outgoing
-	for rows.Next() {
-		o, err := scanOut(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("listing outgoing messages: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, total, rows.Err()
+	return listPage(ctx, s.r, "outgoing_message", outCols, w, ob, p, scanOut, "outgoing messages")
 }
 
 // ExpiredOutgoing lists outgoing conversations past their expiry that are not
@@ -836,22 +845,5 @@ func (s *Store) ListIncoming(ctx context.Context, f MessageFilter, p Page) ([]*I
 	if err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM incoming_message`+w.sql(), w.args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("counting incoming messages: %w", err)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+inCols+` FROM incoming_message`+w.sql()+ob+limit(p), w.args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("listing incoming messages: %w", err)
-	}
-	defer rows.Close()
-	var out []*Incoming
-	for rows.Next() {
-		m, err := scanIn(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("listing incoming messages: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, total, rows.Err()
+	return listPage(ctx, s.r, "incoming_message", inCols, w, ob, p, scanIn, "incoming messages")
 }
