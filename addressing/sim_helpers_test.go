@@ -1,14 +1,14 @@
 package addressing
 
 import (
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/krr"
 	"github.com/efm-go/efm/addressing/seed"
+	"github.com/efm-go/efm/internal/simfault"
 )
 
-func faultDrop(path string) simctl.Fault { return simctl.Fault{Path: path, Drop: true, Times: 2} }
-func faultMalformed(path string) simctl.Fault {
-	return simctl.Fault{Path: path, Malformed: true, Times: 1}
+func faultDrop(path string) simfault.Fault { return simfault.Fault{Path: path, Drop: true, Times: 2} }
+func faultMalformed(path string) simfault.Fault {
+	return simfault.Fault{Path: path, Malformed: true, Times: 1}
 }
 
 // krrWire is the simulator's entry for a seeded person, without the certificate (tests that

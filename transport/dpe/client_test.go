@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpe"
 	"github.com/efm-go/efm/transport/dpe/dpesim"
-	"github.com/efm-go/efm/transport/internal/simfault"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpo"
 	"github.com/efm-go/efm/transport/dpo/dposim"
-	"github.com/efm-go/efm/transport/internal/simfault"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/altinn"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
 	"github.com/efm-go/efm/transport/dpv"
 	"github.com/efm-go/efm/transport/dpv/dpvsim"
-	"github.com/efm-go/efm/transport/internal/simfault"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -1,7 +1,7 @@
 // Package brregsim simulates the open Enhetsregisteret API (spec/channels.md §9.8) from a seed:
 // GET /enhetsregisteret/api/enheter/{orgnr} and /underenheter/{orgnr}, 200 JSON with the v2
 // media types, 404 for unknown numbers, 410 for removed units; plus the /_sim/ control API of
-// addressing/internal/simctl.
+// internal/simfault.
 package brregsim
 
 import (
@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/efm-go/efm/addressing/brreg"
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/seed"
+	"github.com/efm-go/efm/internal/simfault"
 )
 
 // Options configure a Server.
@@ -22,10 +22,10 @@ type Options struct {
 	Seed *seed.Seed
 }
 
-// Server is the simulator; an http.Handler. The promoted simctl methods (FailNext, SetDelay,
+// Server is the simulator; an http.Handler. The promoted simfault methods (FailNext, SetDelay,
 // AddFault, Requests, Reset) drive it from tests.
 type Server struct {
-	*simctl.Control
+	*simfault.Injector
 	handler http.Handler
 
 	mu    sync.RWMutex
@@ -37,15 +37,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Seed == nil {
 		return nil, errors.New("brregsim: Options.Seed must not be nil")
 	}
-	s := &Server{Control: simctl.New(), units: map[string]seed.Organisation{}}
+	s := &Server{Injector: simfault.New(simfault.Options{StatusAnswer: simfault.ErrorCodeJSON}), units: map[string]seed.Organisation{}}
 	for _, o := range opts.Seed.Orgs {
 		s.units[o.Organisasjonsnummer] = o
 	}
 	mux := http.NewServeMux()
-	s.Control.Register(mux)
+	s.Injector.Routes(mux)
 	mux.HandleFunc("GET /enhetsregisteret/api/enheter/{orgnr}", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, false) })
 	mux.HandleFunc("GET /enhetsregisteret/api/underenheter/{orgnr}", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, true) })
-	s.handler = s.Control.Wrap(mux)
+	s.handler = s.Injector.Wrap(mux)
 	return s, nil
 }
 

@@ -1,7 +1,7 @@
 // Package elmasim simulates ELMA, the Peppol SMP of eFormidling (spec/channels.md §9.7), from a
 // seed: GET /{participant} → ServiceGroup, GET /{participant}/services/{doctype} →
 // SignedServiceMetadata (unsigned: the SR does not check it), 404 for unknown participants or
-// document types; plus the /_sim/ control API of addressing/internal/simctl.
+// document types; plus the /_sim/ control API of internal/simfault.
 package elmasim
 
 import (
@@ -12,8 +12,8 @@ import (
 	"sync"
 
 	"github.com/efm-go/efm/addressing/elma"
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/seed"
+	"github.com/efm-go/efm/internal/simfault"
 )
 
 // Options configure a Server.
@@ -24,9 +24,9 @@ type Options struct {
 	EndpointURL string
 }
 
-// Server is the simulator; an http.Handler with the promoted simctl methods.
+// Server is the simulator; an http.Handler with the promoted simfault methods.
 type Server struct {
-	*simctl.Control
+	*simfault.Injector
 	handler  http.Handler
 	endpoint string
 
@@ -39,7 +39,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Seed == nil {
 		return nil, errors.New("elmasim: Options.Seed must not be nil")
 	}
-	s := &Server{Control: simctl.New(), regs: map[string][]seed.ELMA{}, endpoint: opts.EndpointURL}
+	s := &Server{Injector: simfault.New(simfault.Options{StatusAnswer: simfault.ErrorCodeJSON}), regs: map[string][]seed.ELMA{}, endpoint: opts.EndpointURL}
 	if s.endpoint == "" {
 		s.endpoint = "https://ap.example.test/as4"
 	}
@@ -49,10 +49,10 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	s.Control.Register(mux)
+	s.Injector.Routes(mux)
 	mux.HandleFunc("GET /{participant}", s.serviceGroup)
 	mux.HandleFunc("GET /{participant}/services/{doctype}", s.serviceMetadata)
-	s.handler = s.Control.Wrap(mux)
+	s.handler = s.Injector.Wrap(mux)
 	return s, nil
 }
 

@@ -1,7 +1,7 @@
 // Package folkeregsim simulates the Folkeregister gateway behind the Service Registry
 // (spec/channels.md §9.9): GET /person/personadresse/{pid} with X-API-Key → name and postal
 // address, no postadresse for secret addresses, 404 for unknown persons; plus the /_sim/ control
-// API of addressing/internal/simctl.
+// API of internal/simfault.
 package folkeregsim
 
 import (
@@ -10,8 +10,8 @@ import (
 	"net/http"
 
 	"github.com/efm-go/efm/addressing/folkereg"
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/seed"
+	"github.com/efm-go/efm/internal/simfault"
 )
 
 // Options configure a Server.
@@ -22,9 +22,9 @@ type Options struct {
 	APIKey string
 }
 
-// Server is the simulator; an http.Handler with the promoted simctl methods.
+// Server is the simulator; an http.Handler with the promoted simfault methods.
 type Server struct {
-	*simctl.Control
+	*simfault.Injector
 	handler http.Handler
 	apiKey  string
 	persons map[string]seed.Folkeregister
@@ -35,16 +35,16 @@ func New(opts Options) (*Server, error) {
 	if opts.Seed == nil {
 		return nil, errors.New("folkeregsim: Options.Seed must not be nil")
 	}
-	s := &Server{Control: simctl.New(), apiKey: opts.APIKey, persons: map[string]seed.Folkeregister{}}
+	s := &Server{Injector: simfault.New(simfault.Options{StatusAnswer: simfault.ErrorCodeJSON}), apiKey: opts.APIKey, persons: map[string]seed.Folkeregister{}}
 	for _, p := range opts.Seed.Persons {
 		if p.Folkeregister != nil {
 			s.persons[p.Personidentifikator] = *p.Folkeregister
 		}
 	}
 	mux := http.NewServeMux()
-	s.Control.Register(mux)
+	s.Injector.Routes(mux)
 	mux.HandleFunc("GET /person/personadresse/{pid}", s.person)
-	s.handler = s.Control.Wrap(mux)
+	s.handler = s.Injector.Wrap(mux)
 	return s, nil
 }
 

@@ -1,7 +1,7 @@
 // Package krrsim simulates KRR (spec/channels.md §9.6) from a seed: POST /rest/v1/personer and
 // /rest/v2/personer (1–1000 numbers, Maskinporten token with a KRR scope of either family, JSON
 // or, for Accept: application/jose, a JWS with x5c; scope and notifiability filtering), and
-// GET /rest/v2/printSertifikat; plus the /_sim/ control API of addressing/internal/simctl.
+// GET /rest/v2/printSertifikat; plus the /_sim/ control API of internal/simfault.
 //
 // The simulator never logs request bodies or person numbers.
 package krrsim
@@ -19,9 +19,9 @@ import (
 
 	"github.com/efm-go/efm/addressing/internal/simauth"
 	"github.com/efm-go/efm/addressing/internal/simcert"
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/krr"
 	"github.com/efm-go/efm/addressing/seed"
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/packaging/jws"
 )
 
@@ -49,9 +49,9 @@ type Options struct {
 	MaskinportenJWKSURL string
 }
 
-// Server is the simulator; an http.Handler with the promoted simctl methods.
+// Server is the simulator; an http.Handler with the promoted simfault methods.
 type Server struct {
-	*simctl.Control
+	*simfault.Injector
 	handler  http.Handler
 	auth     *simauth.Verifier
 	key      *rsa.PrivateKey
@@ -68,7 +68,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Seed == nil {
 		return nil, errors.New("krrsim: Options.Seed must not be nil")
 	}
-	s := &Server{Control: simctl.New(), auth: &simauth.Verifier{Keys: opts.MaskinportenKeys, JWKSURL: opts.MaskinportenJWKSURL}, key: opts.SigningKey, signCert: opts.SigningCertificate,
+	s := &Server{Injector: simfault.New(simfault.Options{StatusAnswer: simfault.ErrorCodeJSON}), auth: &simauth.Verifier{Keys: opts.MaskinportenKeys, JWKSURL: opts.MaskinportenJWKSURL}, key: opts.SigningKey, signCert: opts.SigningCertificate,
 		printOrg: opts.Seed.PrintProvider, persons: map[string]krr.WirePerson{}}
 	if s.key == nil || s.signCert == nil {
 		k, err := simcert.Key()
@@ -122,11 +122,11 @@ func New(opts Options) (*Server, error) {
 		s.persons[p.Personidentifikator] = w
 	}
 	mux := http.NewServeMux()
-	s.Control.Register(mux)
+	s.Injector.Routes(mux)
 	mux.HandleFunc("POST /rest/v1/personer", s.personer)
 	mux.HandleFunc("POST /rest/v2/personer", s.personer)
 	mux.HandleFunc("GET /rest/v2/printSertifikat", s.printSertifikat)
-	s.handler = s.Control.Wrap(mux)
+	s.handler = s.Injector.Wrap(mux)
 	return s, nil
 }
 

@@ -12,7 +12,7 @@
 // Error bodies are {"error_code", "error_description"}; the citizen 404 is
 // {"message": "No service record found for citizen"} without the number (project rule).
 //
-// Control API: the /_sim/ endpoints of addressing/internal/simctl plus
+// Control API: the /_sim/ endpoints of internal/simfault plus
 // POST /_sim/badsignature {"times": n}, which signs the next n answers with a key that is not in
 // /jwk (the daemon must refuse them).
 //
@@ -37,10 +37,10 @@ import (
 	"github.com/efm-go/efm/addressing/folkereg"
 	"github.com/efm-go/efm/addressing/internal/simauth"
 	"github.com/efm-go/efm/addressing/internal/simcert"
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/krr"
 	"github.com/efm-go/efm/addressing/sr"
 	"github.com/efm-go/efm/addressing/svarut"
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/packaging/jws"
 )
 
@@ -81,9 +81,9 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Server is the simulator; an http.Handler with the promoted simctl methods.
+// Server is the simulator; an http.Handler with the promoted simfault methods.
 type Server struct {
-	*simctl.Control
+	*simfault.Injector
 	handler http.Handler
 	opts    Options
 	auth    *simauth.Verifier
@@ -137,7 +137,7 @@ func New(opts Options) (*Server, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: 5 * time.Second}
 	}
-	s := &Server{Control: simctl.New(), opts: opts, certs: map[string]string{}, key: opts.SigningKey, signCert: opts.SigningCertificate}
+	s := &Server{Injector: simfault.New(simfault.Options{StatusAnswer: simfault.ErrorCodeJSON}), opts: opts, certs: map[string]string{}, key: opts.SigningKey, signCert: opts.SigningCertificate}
 	var err error
 	if s.brreg, err = brreg.New(brreg.Config{BaseURL: opts.BrregURL, HTTPClient: hc}); err != nil {
 		return nil, fmt.Errorf("srsim: %w", err)
@@ -184,7 +184,7 @@ func New(opts Options) (*Server, error) {
 	s.auth = &simauth.Verifier{Keys: opts.MaskinportenKeys, JWKSURL: opts.MaskinportenJWKSURL}
 
 	mux := http.NewServeMux()
-	s.Control.Register(mux)
+	s.Injector.Routes(mux)
 	mux.HandleFunc("POST /_sim/badsignature", s.simBadSignature)
 	mux.HandleFunc("GET /identifier/{id}", s.identifier)
 	mux.HandleFunc("GET /identifier/{id}/process/{process}", s.identifier)
@@ -195,7 +195,7 @@ func New(opts Options) (*Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(s.jwk)
 	})
-	s.handler = s.Control.Wrap(mux)
+	s.handler = s.Injector.Wrap(mux)
 	return s, nil
 }
 

@@ -1,7 +1,7 @@
 // Package svarutsim simulates KS SvarUt's address lookup behind the Service Registry
 // (spec/channels.md §9.9): GET /api/v2/mottakersystem?organisasjonsnummer=<orgnr> with a bearer
 // token and the IntegrasjonId/IntegrasjonPassord headers; plus the /_sim/ control API of
-// addressing/internal/simctl.
+// internal/simfault.
 package svarutsim
 
 import (
@@ -9,9 +9,9 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/efm-go/efm/addressing/internal/simctl"
 	"github.com/efm-go/efm/addressing/seed"
 	"github.com/efm-go/efm/addressing/svarut"
+	"github.com/efm-go/efm/internal/simfault"
 )
 
 // Options configure a Server.
@@ -22,9 +22,9 @@ type Options struct {
 	IntegrasjonID, IntegrasjonPassord string
 }
 
-// Server is the simulator; an http.Handler with the promoted simctl methods.
+// Server is the simulator; an http.Handler with the promoted simfault methods.
 type Server struct {
-	*simctl.Control
+	*simfault.Injector
 	handler http.Handler
 	opts    Options
 	systems map[string][]svarut.MottakerSystem
@@ -35,7 +35,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Seed == nil {
 		return nil, errors.New("svarutsim: Options.Seed must not be nil")
 	}
-	s := &Server{Control: simctl.New(), opts: opts, systems: map[string][]svarut.MottakerSystem{}}
+	s := &Server{Injector: simfault.New(simfault.Options{StatusAnswer: simfault.ErrorCodeJSON}), opts: opts, systems: map[string][]svarut.MottakerSystem{}}
 	for _, o := range opts.Seed.Orgs {
 		for _, m := range o.SvarUt {
 			s.systems[o.Organisasjonsnummer] = append(s.systems[o.Organisasjonsnummer], svarut.MottakerSystem{
@@ -43,9 +43,9 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	s.Control.Register(mux)
+	s.Injector.Routes(mux)
 	mux.HandleFunc("GET /api/v2/mottakersystem", s.lookup)
-	s.handler = s.Control.Wrap(mux)
+	s.handler = s.Injector.Wrap(mux)
 	return s, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/packaging/jws"
 	"github.com/efm-go/efm/packaging/keystore"
 )
@@ -77,7 +78,9 @@ type Server struct {
 	clients map[string]*Client
 	seenJTI map[string]time.Time
 	issued  int
-	ctl     control
+
+	ctl     *simfault.Injector
+	handler http.Handler
 }
 
 // New returns a simulator with opts.
@@ -97,7 +100,6 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, key: key, kid: jws.Thumbprint(&key.PublicKey), mux: http.NewServeMux(),
 		clients: map[string]*Client{}, seenJTI: map[string]time.Time{}}
-	s.ctl.routes = map[string]int{}
 	for i := range opts.Clients {
 		c := opts.Clients[i]
 		s.clients[c.ID] = &c
@@ -120,21 +122,7 @@ func (s *Server) AddClient(c Client) {
 	s.clients[c.ID] = &c
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, pattern := s.mux.Handler(r)
-	if strings.HasPrefix(r.URL.Path, "/_sim/") {
-		s.mux.ServeHTTP(w, r)
-		return
-	}
-	done, malformed := s.ctl.apply(w, r, pattern)
-	switch {
-	case done:
-	case malformed:
-		serveMalformed(w, r, s.mux)
-	default:
-		s.mux.ServeHTTP(w, r)
-	}
-}
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) issuer(r *http.Request) string {
 	if s.opts.Issuer != "" {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/efm-go/efm/transport/internal/simfault"
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/google/uuid"
 )
 

@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/efm-go/efm/transport/internal/simfault"
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/google/uuid"
 )
 
@@ -78,7 +78,7 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("altinnsim: generating signing key: %w", err)
 	}
-	s := &Sim{opts: opts, key: key, kid: "altinnsim-" + uuid.NewString()[:8], faults: simfault.New()}
+	s := &Sim{opts: opts, key: key, kid: "altinnsim-" + uuid.NewString()[:8], faults: simfault.New(simfault.Options{Match: simfault.Pattern, FlatRequests: true})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+ExchangePath, s.exchange)
 	mux.HandleFunc("GET /authentication/api/v1/openid/.well-known/openid-configuration/jwks", s.serveJWKS)
@@ -87,12 +87,8 @@ func New(opts Options) (*Sim, error) {
 		defer s.mu.Unlock()
 		simfault.WriteJSON(w, http.StatusOK, map[string]int{"issued": s.issued})
 	})
-	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.faults.Reset()
-		w.WriteHeader(http.StatusNoContent)
-	})
 	s.faults.Routes(mux)
-	s.handler = s.faults.Wrap(mux, mux)
+	s.handler = s.faults.Wrap(mux)
 	return s, nil
 }
 

@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpe"
-	"github.com/efm-go/efm/transport/internal/simfault"
 )
 
 // DeliveryReport is GET /_sim/deliveries.
@@ -73,13 +73,6 @@ func (s *Sim) Send(req SendRequest) error {
 }
 
 func (s *Sim) controlRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.faults.Reset()
-		s.mu.Lock()
-		s.resetLocked()
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
 	mux.HandleFunc("GET /_sim/config", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -29,9 +29,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpe"
-	"github.com/efm-go/efm/transport/internal/simfault"
 	"github.com/google/uuid"
 )
 
@@ -110,7 +110,12 @@ func New(opts Options) (*Sim, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sim{opts: opts, faults: simfault.New(), peers: map[string]bool{}}
+	s := &Sim{opts: opts, peers: map[string]bool{}}
+	s.faults = simfault.New(simfault.Options{Match: simfault.Pattern, FlatRequests: true, OnReset: func() {
+		s.mu.Lock()
+		s.resetLocked()
+		s.mu.Unlock()
+	}})
 	s.sched = DefaultSchedule
 	if opts.Schedule != nil {
 		s.sched = *opts.Schedule
@@ -122,7 +127,7 @@ func New(opts Options) (*Sim, error) {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.faults.Routes(mux)
-	s.handler = s.faults.Wrap(mux, mux)
+	s.handler = s.faults.Wrap(mux)
 	return s, nil
 }
 

@@ -9,10 +9,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
 	"github.com/efm-go/efm/transport/dpo"
-	"github.com/efm-go/efm/transport/internal/simfault"
 )
 
 // maxUpload caps what the simulator keeps in memory per transfer; the real

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpo"
-	"github.com/efm-go/efm/transport/internal/simfault"
 )
 
 // DeliveryReport is GET /_sim/deliveries.
@@ -81,13 +81,6 @@ func norm(org string) string {
 }
 
 func (s *Sim) controlRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.faults.Reset()
-		s.mu.Lock()
-		s.resetLocked()
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
 	mux.HandleFunc("GET /_sim/config", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()

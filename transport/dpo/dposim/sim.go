@@ -17,6 +17,7 @@
 //	                                 "status": 503, "times": 2, "delay": "2s", "drop": true, "after": true}
 //	DELETE /_sim/faults
 //	GET    /_sim/requests           request counts by route
+//	POST   /_sim/delay              {"ms": 250} latency added to every answer
 //	GET    /_sim/config, POST /_sim/config   Schedule (delays, dropped receipts, kvittering type, publish hold, failed uploads)
 //	GET    /_sim/peers, POST /_sim/peers     {"org": "910075918"} makes an org a simulated peer
 //	GET    /_sim/deliveries          {"deliveries": {messageId: n}, "statuses": {messageId: ["MOTTATT", ...]}, "duplicates": [...]}
@@ -34,10 +35,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
 	"github.com/efm-go/efm/transport/dpo"
-	"github.com/efm-go/efm/transport/internal/simfault"
 	"github.com/google/uuid"
 )
 
@@ -156,7 +157,12 @@ func New(opts Options) (*Sim, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sim{opts: opts, faults: simfault.New(), peers: map[string]bool{}}
+	s := &Sim{opts: opts, peers: map[string]bool{}}
+	s.faults = simfault.New(simfault.Options{Match: simfault.Pattern, FlatRequests: true, OnReset: func() {
+		s.mu.Lock()
+		s.resetLocked()
+		s.mu.Unlock()
+	}})
 	s.sched = DefaultSchedule
 	if opts.Schedule != nil {
 		s.sched = *opts.Schedule
@@ -168,7 +174,7 @@ func New(opts Options) (*Sim, error) {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.faults.Routes(mux)
-	s.handler = s.faults.Wrap(mux, mux)
+	s.handler = s.faults.Wrap(mux)
 	return s, nil
 }
 

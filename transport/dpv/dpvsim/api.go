@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpv"
-	"github.com/efm-go/efm/transport/internal/simfault"
 	"github.com/google/uuid"
 )
 
@@ -243,13 +243,6 @@ func (s *Sim) search(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) controlRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) {
-		s.faults.Reset()
-		s.mu.Lock()
-		s.resetLocked()
-		s.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
 	mux.HandleFunc("GET /_sim/config", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -22,8 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
-	"github.com/efm-go/efm/transport/internal/simfault"
 )
 
 // BasePath is where the API is mounted, as behind the proxy.
@@ -96,7 +96,12 @@ func New(opts Options) (*Sim, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sim{opts: opts, faults: simfault.New(), sched: DefaultSchedule}
+	s := &Sim{opts: opts, sched: DefaultSchedule}
+	s.faults = simfault.New(simfault.Options{Match: simfault.Pattern, FlatRequests: true, OnReset: func() {
+		s.mu.Lock()
+		s.resetLocked()
+		s.mu.Unlock()
+	}})
 	if opts.Schedule != nil {
 		s.sched = *opts.Schedule
 	}
@@ -104,7 +109,7 @@ func New(opts Options) (*Sim, error) {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.faults.Routes(mux)
-	s.handler = s.faults.Wrap(mux, mux)
+	s.handler = s.faults.Wrap(mux)
 	return s, nil
 }
 
