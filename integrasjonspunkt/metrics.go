@@ -5,8 +5,10 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/efm-go/efm/addressing"
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/pipeline"
 	"github.com/efm-go/efm/integrasjonspunkt/queue"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/buildinfo"
@@ -15,7 +17,7 @@ import (
 
 // metricsOf gathers the numbers of operations.md §2.2 that the daemon keeps
 // today. None carries personal data or message titles.
-func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper) func(context.Context) []api.Sample {
+func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper, am *addressing.Metrics) func(context.Context) []api.Sample {
 	return func(ctx context.Context) []api.Sample {
 		s := []api.Sample{
 			{Name: "efm_build_info", Help: "build of the running daemon", Labels: map[string]string{"version": buildinfo.Version, "commit": buildinfo.CommitOrVCS()}, Value: 1},
@@ -48,9 +50,24 @@ func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.
 				s = append(s, api.Sample{Name: "efm_central_log_dropped_events_total", Help: "events dropped by the backlog limits", Type: "counter", Labels: map[string]string{"type": string(t)}, Value: float64(n)})
 			}
 		}
+		if am != nil {
+			s = append(s,
+				api.Sample{Name: "efm_registry_lookups_total", Help: "identifier requests sent to the Service Registry", Type: "counter", Value: float64(am.SRLookups.Load())},
+				api.Sample{Name: "efm_registry_cache_hits_total", Help: "organisation answers served from the 5-minute cache", Type: "counter", Value: float64(am.CacheHits.Load())},
+				api.Sample{Name: "efm_registry_failures_total", Help: "lookups that failed because a register was down, slow or answered badly", Type: "counter", Value: float64(am.RegistryFailures.Load())},
+				api.Sample{Name: "efm_registry_not_found_total", Help: "receivers the Service Registry did not know", Type: "counter", Value: float64(am.NotFound.Load())})
+		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s = append(s, api.Sample{Name: "go_memstats_heap_inuse_bytes", Help: "heap in use", Value: float64(ms.HeapInuse)})
 		return s
 	}
+}
+
+// resolverMetrics are the addressing counters when a resolver runs.
+func resolverMetrics(w *pipeline.Wiring) *addressing.Metrics {
+	if w == nil || w.Resolver == nil {
+		return nil
+	}
+	return w.Resolver.Metrics()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/efm-go/efm/addressing"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/efm-go/efm/addressing"
 	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
@@ -103,6 +105,13 @@ func (s *Server) capabilities(w http.ResponseWriter, r *http.Request) error {
 			msg += ": " + re.Description
 		}
 		return &Error{Status: http.StatusBadRequest, Exception: message.NameConstraintViolation, Message: msg}
+	case errors.Is(err, addressing.ErrRegistryUnavailable):
+		// 500 as the contract says (local-api.md §4), but with the reason:
+		// the client should retry, not look for the receiver elsewhere.
+		s.log.WarnContext(r.Context(), "capabilities lookup failed: registry unavailable", logattr.Route(r.Pattern), logattr.Err(err))
+		return &Error{Status: http.StatusInternalServerError,
+			Message:     "the service registry could not be reached or answered badly; retry later",
+			Description: addressing.Description(err)}
 	case err != nil:
 		return fmt.Errorf("asking the registry for capabilities: %w", err)
 	}

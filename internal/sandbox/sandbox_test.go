@@ -52,24 +52,26 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestSandbox_NoPersonNumberLeavesTheAgency sends one message to an
-// organisation and one to a citizen through the whole sandbox, waits for
-// their events in pakkesporing, and scans every stored central event and
-// every log line of the run for a national identity number (operations.md
-// §5.3): there must be none.
-func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
+// daemon is a daemon in process with the whole sandbox behind it.
+type daemon struct {
+	ctx  context.Context
+	base string
+	sb   *sandbox.Sandbox
+	logs *lockedBuffer
+	stop func()
+}
+
+func startDaemon(t *testing.T) *daemon {
+	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
 	dir := t.TempDir()
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Logger: log})
 	require.NoError(t, err)
-	defer sb.Close()
 	// Citizen lookups at the Service Registry need the DPI scopes, which the
-	// daemon asks for only with DPI on (addressing.md §3.1). The citizen has
-	// no mailbox, so the route is DPV and no DPI send happens.
+	// daemon asks for only with DPI on (addressing.md §3.1). The citizens
+	// used here have no mailbox, so the route is DPV and no DPI send happens.
 	ov := map[string]string{"difi.move.feature.enableDPI": "true"}
 	for k, v := range sb.Overrides {
 		ov[k] = v
@@ -86,13 +88,33 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 			Listening: func(a net.Addr) { addr <- a },
 		})
 	}()
-	var base string
+	d := &daemon{ctx: ctx, sb: sb, logs: logs}
+	var once sync.Once
+	d.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			sb.Close()
+		})
+	}
+	t.Cleanup(d.stop)
 	select {
 	case a := <-addr:
-		base = "http://" + a.String()
+		d.base = "http://" + a.String()
 	case err := <-done:
 		t.Fatalf("daemon stopped: %v\n%s", err, logs)
 	}
+	return d
+}
+
+// TestSandbox_NoPersonNumberLeavesTheAgency sends one message to an
+// organisation and one to a citizen through the whole sandbox, waits for
+// their events in pakkesporing, and scans every stored central event and
+// every log line of the run for a national identity number (operations.md
+// §5.3): there must be none.
+func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
+	d := startDaemon(t)
+	base, sb, logs := d.base, d.sb, d.logs
 
 	orgMsg := send(t, base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
 		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
@@ -139,8 +161,7 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	}
 	assert.True(t, sawPseudonym, "the citizen's events must carry the pseudonym instead of the number")
 
-	cancel()
-	<-done
+	d.stop()
 	lines := 0
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -269,4 +290,93 @@ func tail(s string) string {
 		return s[len(s)-4000:]
 	}
 	return s
+}
+
+// TestSandbox_RegistryDown: while the Service Registry answers 503, a client
+// gets a clear error, a message it already created is kept, the pipeline's
+// attempts are counted, and once the registry is back the message is
+// delivered (addressing.md §9, issue "registry down or slow").
+func TestSandbox_RegistryDown(t *testing.T) {
+	d := startDaemon(t)
+	sr := findService(t, d.sb, "service-registry")
+
+	// Created while the registry answers: the create step validates the receiver.
+	doc := sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
+		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar", "innhold": "Innvilget."})
+	b, _ := json.Marshal(doc)
+	code, body := do(t, http.MethodPost, d.base+"/api/messages/out", "application/json", bytes.NewReader(b), nil)
+	require.Equal(t, http.StatusOK, code, body)
+	var created struct {
+		H struct {
+			D struct {
+				ID string `json:"instanceIdentifier"`
+			} `json:"documentIdentification"`
+		} `json:"standardBusinessDocumentHeader"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	id := created.H.D.ID
+	code, body = do(t, http.MethodPut, d.base+"/api/messages/out/"+id, "application/pdf", strings.NewReader("%PDF-1.4 svar"),
+		map[string]string{"Content-Disposition": `attachment; name="Svar"; filename="svar.pdf"`})
+	require.Equal(t, http.StatusOK, code, body)
+
+	code, body = do(t, http.MethodPost, sr.BaseURL+"/_sim/faults", "application/json", strings.NewReader(`{"path":"/identifier","status":503}`), nil)
+	require.Less(t, code, 300, body)
+
+	code, body = do(t, http.MethodGet, d.base+"/api/capabilities/"+citizenReceiver, "", nil, nil)
+	assert.Equal(t, http.StatusInternalServerError, code, "registry down must not look like an unknown receiver: %s", body)
+	assert.Contains(t, body, "service registry could not be reached", "the client must learn why")
+
+	code, body = do(t, http.MethodPost, d.base+"/api/messages/out/"+id, "", nil, nil)
+	sentWhileDown := code == http.StatusOK
+	if !sentWhileDown {
+		assert.GreaterOrEqual(t, code, 500, "send while the registry is down: %s", body)
+		code, _ = do(t, http.MethodGet, d.base+"/api/messages/out/"+id, "", nil, nil)
+		assert.Equal(t, http.StatusOK, code, "a refused send must keep the message for a retry")
+	}
+	require.Eventually(t, func() bool { return registryFailures(d.base) > 0 }, 20*time.Second, 100*time.Millisecond,
+		"registry failures are not counted on /manage/prometheus")
+	assert.False(t, hasStatus(d.base, id, "SENDT"), "sent although the registry is down")
+
+	code, body = do(t, http.MethodDelete, sr.BaseURL+"/_sim/faults", "", nil, nil)
+	require.Less(t, code, 300, body)
+	if !sentWhileDown {
+		code, body = do(t, http.MethodPost, d.base+"/api/messages/out/"+id, "", nil, nil)
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	require.Eventually(t, func() bool { return hasStatus(d.base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+		"not delivered after the registry came back; statuses %v", statuses(d.base, id))
+}
+
+func do(t *testing.T, method, url, contentType string, body io.Reader, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func registryFailures(base string) float64 {
+	resp, err := http.Get(base + "/manage/prometheus")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "efm_registry_failures_total "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
 }
