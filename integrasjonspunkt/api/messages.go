@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/efm-go/efm/addressing"
 	"io"
 	"mime"
 	"mime/multipart"
