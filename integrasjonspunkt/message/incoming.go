@@ -25,6 +25,12 @@ type Received struct {
 	// Package is the decrypted ASiC-E container; nil for receipts and
 	// status messages.
 	Package io.Reader
+	// Failed, when not empty, says the package did not decrypt or verify
+	// (channels.md §1.9.2): the conversation gets OPPRETTET and FEIL with
+	// this description, and nothing is queued or answered. Package is nil.
+	Failed string
+	// FailedReason is the event reason for Failed; empty: payload_invalid.
+	FailedReason events.ReasonCode
 }
 
 // ErrDuplicate means an incoming message with that id is already known; the
@@ -93,6 +99,15 @@ func (s *Service) Receive(ctx context.Context, in Received) error {
 			return err
 		}
 		evs = append(evs, ev...)
+		if in.Failed != "" {
+			reason := in.FailedReason
+			if reason == "" {
+				reason = events.ReasonPayloadInvalid
+			}
+			ev, _, err = s.record(tx, c, Change{MessageID: id, Direction: Incoming, Status: "FEIL", Description: in.Failed, Reason: reason})
+			evs = append(evs, ev...)
+			return err
+		}
 		if !expiry.IsZero() && !expiry.After(now) {
 			ev, _, err = s.record(tx, c, Change{MessageID: id, Direction: Incoming, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired})
 			evs = append(evs, ev...)
