@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/internal/logattr"
@@ -81,9 +82,7 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 		}
 		if err := p.cfg.Unpacker.Unpack(ctx, d.Package, f, limit); err != nil {
 			if errors.Is(err, ErrPackage) {
-				p.log.Warn("incoming package does not open, discarded", logattr.MessageID(id), logattr.Service(service),
-					logattr.Err(err))
-				return fmt.Errorf("%w: %w", transport.ErrMalformed, err)
+				return p.refuse(ctx, doc, service, err)
 			}
 			return err
 		}
@@ -99,6 +98,25 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 	}
 	p.log.Debug("message received", logattr.MessageID(id), logattr.Service(service))
 	return nil
+}
+
+// refuse records a delivery whose package does not decrypt or verify as an
+// incoming message that is FEIL (channels.md §1.9.2), never queued for the
+// client, and lets the channel confirm it so it is not fetched again.
+func (p *Pipeline) refuse(ctx context.Context, doc *sbd.Document, service string, cause error) error {
+	id := doc.MessageID()
+	p.log.Warn("incoming package does not open, recorded as FEIL", logattr.MessageID(id), logattr.Service(service),
+		logattr.Err(cause))
+	in := message.Received{Document: doc, Service: service, Failed: "Pakken kunne ikke dekrypteres",
+		FailedReason: events.ReasonPayloadInvalid}
+	if errors.Is(cause, ErrUnverified) {
+		in.Failed, in.FailedReason = "Pakken eller signaturen kunne ikke verifiseres", events.ReasonSignatureInvalid
+	}
+	err := p.cfg.Messages.Receive(ctx, in)
+	if err != nil && !errors.Is(err, message.ErrDuplicate) {
+		return fmt.Errorf("recording an incoming package that does not open: %w", err)
+	}
+	return fmt.Errorf("%w: %w", transport.ErrMalformed, cause)
 }
 
 // track polls the statuses of the messages a Tracker follows.

@@ -51,6 +51,10 @@ type Unpacker interface {
 // verify: the delivery is discarded, never retried.
 var ErrPackage = errors.New("incoming package does not open")
 
+// ErrUnverified marks, beside ErrPackage, a package that decrypted but whose
+// container or signature does not verify.
+var ErrUnverified = errors.New("container does not verify")
+
 // ASiCPacker packs with the agency's business certificate: ASiC-E with a
 // CAdES signature (channels.md §1.9.2, §1.9.4) inside CMS EnvelopedData
 // (§1.9.1). It is safe for concurrent use.
@@ -134,7 +138,7 @@ func (p *ASiCPacker) Unpack(ctx context.Context, src io.Reader, dst *os.File, ma
 		return fmt.Errorf("decrypting package: %w", err)
 	}
 	if _, err := asic.Open(dst, info.Size, asic.ReadOptions{Roots: p.roots, CurrentTime: p.now()}); err != nil {
-		return fmt.Errorf("%w: verifying container: %w", ErrPackage, err)
+		return fmt.Errorf("%w: %w: %w", ErrPackage, ErrUnverified, err)
 	}
 	_, err = dst.Seek(0, io.SeekStart)
 	return err
