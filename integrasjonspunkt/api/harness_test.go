@@ -174,6 +174,13 @@ func startDaemon(t testing.TB, extra map[string]string) *daemon {
 // startDaemonLog is startDaemon with the daemon's log (JSON, debug) in w.
 func startDaemonLog(t testing.TB, extra map[string]string, w io.Writer) *daemon {
 	t.Helper()
+	return startDaemonReg(t, extra, w, nil)
+}
+
+// startDaemonReg is startDaemonLog whose registry is wrap(the simulators'
+// resolver) when wrap is not nil.
+func startDaemonReg(t testing.TB, extra map[string]string, w io.Writer, wrap func(message.Registry) message.Registry) *daemon {
+	t.Helper()
 	ov := baseOverrides()
 	id := businessCertificate(t)
 	ov["difi.move.org.keystore.path"] = id.KeystorePath
@@ -187,6 +194,9 @@ func startDaemonLog(t testing.TB, extra map[string]string, w io.Writer) *daemon 
 	require.NoError(t, err)
 	cfg.Server.Port = 0 // config check wants a real port; tests take any free one
 	reg := registry(t, ident.Policy{AllowSynthetic: cfg.SyntheticOK})
+	if wrap != nil {
+		reg = wrap(reg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	d := &daemon{t: t, dir: dir}

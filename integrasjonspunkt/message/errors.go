@@ -73,6 +73,11 @@ const (
 	NameIdentifierNotFound           = "IdentifierNotFoundException"
 	NameInvalidCertificate           = "InvalidCertificateException"
 	NameMissingSvarUtCredentials     = "MissingSvarUtCredentialsException"
+	NameForsendelseTypeNotFound      = "ForsendelseTypeNotFoundException"
+	NameSender                       = "SenderException"
+	NameReceiver                     = "ReceiverException"
+	NameInvalidContentType           = "InvalidContentTypeException"
+	NameInvalidDocument              = "InvalidDocumentException"
 )
 
 func bad(name, format string, args ...any) *Error {

@@ -101,12 +101,56 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 			return nil, bad(NameMessageChannelInvalid, "Message channel '%s' differs from the configured '%s'", mc.Identifier, s.cfg.MessageChannel)
 		}
 	}
+	if svc == "DPF" {
+		if err := s.checkForsendelseType(ctx, doc, p.sender); err != nil {
+			return nil, err
+		}
+	}
 	if svc == "DPF" && s.cfg.SvarUtCredentials != nil {
 		if part, ok := p.sender.Part(); ok && !s.cfg.SvarUtCredentials(part.String()) {
 			return nil, bad(NameMissingSvarUtCredentials, "No SvarUt account is configured for organisation %s", part)
 		}
 	}
+	if svc == "DPH" {
+		if err := s.checkNHNParties(p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// checkForsendelseType is §15.2 step 9: a named dpf.forsendelseType must be
+// one the (represented) sender's SvarUt account offers.
+func (s *Service) checkForsendelseType(ctx context.Context, doc *sbd.Document, sender ident.ID) error {
+	ft := doc.String("dpf.forsendelseType")
+	if ft == "" || s.cfg.ForsendelseTyper == nil {
+		return nil
+	}
+	org := sender.PartOrPrimary().String()
+	valid, err := s.cfg.ForsendelseTyper(ctx, org)
+	if err != nil {
+		return fmt.Errorf("listing the SvarUt shipment types of %s: %w", org, err)
+	}
+	if !slices.Contains(valid, ft) {
+		return bad(NameForsendelseTypeNotFound, "forsendelseType '%s' not found; valid types: %s", ft, strings.Join(valid, ","))
+	}
+	return nil
+}
+
+// checkNHNParties is §15.2 step 10: a DPH message goes from one of the
+// daemon's own HER ids to an NHN identifier.
+func (s *Service) checkNHNParties(p *prepared) error {
+	if p.sender.Kind() != ident.KindHerID {
+		return bad(NameSender, "Sender have to be a %s for DPH messages!", sbd.AuthorityNHN)
+	}
+	herID := strings.TrimPrefix(p.sender.RevealPrimary(), "her-id:")
+	if !slices.Contains(s.cfg.HerIDs, herID) {
+		return bad(NameSender, "Sender have to be one of the her-ids listed in the difi.move.dph.her-ids property!")
+	}
+	if p.receiver == nil || (p.receiver.Kind() != ident.KindHerID && p.receiver.Kind() != ident.KindFastlege) {
+		return bad(NameReceiver, "Receiver have to be a %s for DPH messages!", sbd.AuthorityNHN)
+	}
+	return nil
 }
 
 // errText is an identifier error's text; ident never puts the number in it.
@@ -581,8 +625,22 @@ func checkUpload(doc *sbd.Document, svc string, u Upload, atts []store.Attachmen
 			}
 		}
 	}
+	if svc == "DPH" && u.Filename != main {
+		// Every vedlegg is described in metadataFiler and is a PDF or an
+		// image (local-api.md §12.11).
+		if _, ok := doc.Object("metadataFiler")[u.Filename]; !ok {
+			return bad(NameMissingFileTitle, "A file title is required for %s", svc)
+		}
+		if !slices.Contains(dphMimeTypes, u.MimeType) {
+			return bad(NameInvalidContentType, "Invalid content type: %s", u.MimeType)
+		}
+	}
 	return nil
 }
+
+// dphMimeTypes are the MIME types a DPH attachment other than the main
+// document may have.
+var dphMimeTypes = []string{"application/pdf", "image/png", "image/jpeg"}
 
 func isMetadataFile(doc *sbd.Document, name string) bool {
 	for _, v := range doc.Object("metadataFiler") {

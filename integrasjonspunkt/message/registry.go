@@ -16,6 +16,13 @@ type Registry interface {
 	Capabilities(ctx context.Context, receiver string, q CapabilityQuery) ([]Capability, error)
 }
 
+// ForsendelseTypeLister is implemented by a Registry that can also answer
+// which KS SvarUt shipment types an organisation may send with (the SvarUt
+// client of the DPF channel); see Config.ForsendelseTyper.
+type ForsendelseTypeLister interface {
+	ForsendelseTyper(ctx context.Context, org string) ([]string, error)
+}
+
 // CapabilityQuery narrows a capabilities lookup.
 type CapabilityQuery struct {
 	SecurityLevel  int    // 0: any

@@ -89,6 +89,15 @@ type Config struct {
 	// organisation the daemon sends DPF for on behalf of; nil means every
 	// represented organisation has one.
 	SvarUtCredentials func(org string) bool
+	// ForsendelseTyper lists the KS SvarUt shipment types an organisation's
+	// SvarUt account may use (SvarUt's retreiveForsendelseTyper, channels.md
+	// §5.1). nil means no SvarUt service is available and, as in the
+	// reference, dpf.forsendelseType is not checked; New takes it from a
+	// Registry that implements ForsendelseTypeLister when unset.
+	ForsendelseTyper func(ctx context.Context, org string) ([]string, error)
+	// HerIDs are the daemon's own NHN HER ids (difi.move.dph.her-ids): the
+	// only senders a DPH message may name (local-api.md §12.11).
+	HerIDs []string
 	// IDPolicy validates party identifiers (difi.move.identifier.synthetic.allow).
 	IDPolicy ident.Policy
 	// Now is the clock; nil means time.Now.
@@ -139,6 +148,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Enabled == nil {
 		cfg.Enabled = func(string) bool { return false }
+	}
+	if l, ok := cfg.Registry.(ForsendelseTypeLister); ok && cfg.ForsendelseTyper == nil {
+		cfg.ForsendelseTyper = l.ForsendelseTyper
 	}
 	return &Service{cfg: cfg, st: cfg.Store, log: cfg.Logger.With(logattr.Component("message"))}, nil
 }

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,7 @@ func Settings(c *config.Config) Config {
 		DPIPolling:     c.Value("difi.move.dpi.pollingrate") != "",
 		IDPolicy:       ident.Policy{AllowSynthetic: c.SyntheticOK},
 	}
+	s.HerIDs = herIDs(c)
 	s.SvarUtCredentials = func(org string) bool {
 		return c.Value("difi.move.fiks.ut.paa-vegne-av."+org+".username") != ""
 	}
@@ -90,4 +92,24 @@ func hours(v string, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(n) * time.Hour
+}
+
+// herIDs reads difi.move.dph.her-ids, given as a comma-separated list or as
+// the indexed family her-ids[0], her-ids[1], ... (both Spring list forms).
+func herIDs(c *config.Config) []string {
+	var out []string
+	add := func(v string) {
+		for id := range strings.SplitSeq(v, ",") {
+			if id = strings.TrimSpace(id); id != "" && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	add(c.Value("difi.move.dph.her-ids"))
+	for _, e := range c.Effective() {
+		if strings.HasPrefix(strings.ToLower(e[0]), "difi.move.dph.her-ids[") {
+			add(c.Value(e[0]))
+		}
+	}
+	return out
 }
