@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
@@ -119,13 +122,21 @@ func (p *Pipeline) refuse(ctx context.Context, doc *sbd.Document, service string
 	return fmt.Errorf("%w: %w", transport.ErrMalformed, cause)
 }
 
-// track polls the statuses of the messages a Tracker follows.
-func (p *Pipeline) track(ctx context.Context, service string, t Tracker) {
+// track polls the statuses of the messages a Tracker follows, each when its
+// back-off says so (pollDue). polled holds when each was last polled; it
+// belongs to the caller's goroutine, one per tracker.
+func (p *Pipeline) track(ctx context.Context, service string, t Tracker, base time.Duration, polled map[string]time.Time) {
 	es, err := p.ledger.tracking()
 	if err != nil {
 		p.log.Warn("listing tracked messages", logattr.Err(err))
 		return
 	}
+	for id := range polled {
+		if _, ok := es[id]; !ok {
+			delete(polled, id)
+		}
+	}
+	now := p.cfg.Now()
 	for id, e := range es {
 		if ctx.Err() != nil {
 			return
@@ -133,6 +144,18 @@ func (p *Pipeline) track(ctx context.Context, service string, t Tracker) {
 		if e.Channel != service {
 			continue
 		}
+		changed := e.Changed
+		if changed.IsZero() {
+			changed = e.Updated
+		}
+		var since time.Duration
+		if last, ok := polled[id]; ok {
+			since = now.Sub(last)
+		}
+		if !pollDue(now.Sub(changed), since, base, p.cfg.StatusBackoffMax, p.cfg.StatusBackoffThreshold) {
+			continue
+		}
+		polled[id] = now
 		sts, done, err := t.Track(ctx, e.Reference)
 		if errors.Is(err, transport.ErrNotFound) {
 			sts, done, err = []Status{{Status: "ANNET", Description: "Meldingen er slettet i kanalen"}}, true, nil
@@ -141,7 +164,7 @@ func (p *Pipeline) track(ctx context.Context, service string, t Tracker) {
 			p.log.Warn("polling status", logattr.MessageID(id), logattr.Service(service), logattr.Err(err))
 			continue
 		}
-		gone := false
+		gone, failed := false, false
 		for _, st := range sts {
 			err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: st.Status, At: st.At, Description: st.Description})
 			if errors.Is(err, message.ErrUnknownMessage) {
@@ -150,11 +173,92 @@ func (p *Pipeline) track(ctx context.Context, service string, t Tracker) {
 			}
 			if err != nil {
 				p.log.Warn("recording polled status", logattr.MessageID(id), logattr.Err(err))
+				failed = true
 				break
+			}
+			if st.Status == "LEVERT" && len(e.Receipt) > 0 {
+				if err := p.generatedReceipt(ctx, service, e.Receipt); err != nil {
+					p.log.Warn("queueing the generated arkivmelding_kvittering", logattr.MessageID(id), logattr.Err(err))
+					failed = true
+					break
+				}
+				if _, err := p.ledger.update(id, func(e *entry) { e.Receipt = nil }); err != nil {
+					p.log.Warn("updating pipeline entry", logattr.MessageID(id), logattr.Err(err))
+				}
 			}
 		}
 		if done || gone {
 			p.forget(id)
+			continue
+		}
+		if !failed && len(sts) != e.Seen {
+			if _, err := p.ledger.update(id, func(e *entry) { e.Seen, e.Changed = len(sts), now }); err != nil {
+				p.log.Warn("updating pipeline entry", logattr.MessageID(id), logattr.Err(err))
+			}
 		}
 	}
+}
+
+// pollDue applies the status polling back-off of channels.md §1.6: the
+// interval grows linearly with age (the time since the message's statuses
+// last changed) from base to max, reached at threshold. A message is polled
+// when that interval has passed since it was last polled (sincePolled; 0:
+// never in this run of the daemon). Half a base of slack keeps a ticker's
+// jitter from skipping a whole run. The reference instead polls when the age
+// enters a new interval-sized bucket; with an interval that grows with age
+// those buckets stretch nearly as fast as the age grows, so old messages
+// would hardly be polled at all.
+func pollDue(age, sincePolled, base, max, threshold time.Duration) bool {
+	if sincePolled <= 0 || age <= sincePolled || threshold <= 0 || max <= base {
+		return true
+	}
+	frac := min(float64(age)/float64(threshold), 1)
+	interval := base + time.Duration(frac*float64(max-base))
+	return sincePolled+base/2 >= interval
+}
+
+// receiptFor builds the arkivmelding_kvittering OK the daemon generates for
+// an arkivmelding on a channel without receipts (local-api.md §12.2): from
+// the receiver back to the sender, in the same conversation.
+func (p *Pipeline) receiptFor(doc *sbd.Document) ([]byte, error) {
+	oh := doc.Header
+	if oh == nil {
+		return nil, errors.New("generating a receipt: the message has no header")
+	}
+	r := &sbd.Document{Type: sbd.TypeArkivmeldingKvittering,
+		Business: map[string]any{"receiptType": "OK", "relatedToMessageId": doc.MessageID(), "messages": []any{}},
+		Header: &sbd.Header{
+			HeaderVersion: "1.0",
+			Sender:        oh.Receiver,
+			Receiver:      oh.Sender,
+			DocumentIdentification: &sbd.DocumentIdentification{
+				Standard: sbd.Standards[sbd.TypeArkivmeldingKvittering], TypeVersion: "2.0", InstanceIdentifier: uuid.NewString(),
+				Type: sbd.TypeArkivmeldingKvittering, CreationDateAndTime: sbd.FormatTime(p.cfg.Now()),
+			},
+			BusinessScope: &sbd.BusinessScope{Scope: []sbd.Scope{{Type: sbd.ScopeConversationID,
+				InstanceIdentifier: doc.ConversationID(), Identifier: "urn:no:difi:profile:arkivmelding:response:ver1.0"}}},
+		}}
+	b, err := r.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("generating a receipt: %w", err)
+	}
+	return b, nil
+}
+
+// generatedReceipt hands a receipt from receiptFor to the core as if it had
+// arrived on the channel. Its messageId was fixed when it was generated, so
+// a repeat after a crash is a duplicate the core discards.
+func (p *Pipeline) generatedReceipt(ctx context.Context, service string, raw []byte) error {
+	doc, err := sbd.Decode(raw)
+	if err != nil {
+		return fmt.Errorf("reading the generated receipt: %w", err)
+	}
+	if di := doc.DocID(); di != nil {
+		di.CreationDateAndTime = sbd.FormatTime(p.cfg.Now())
+	}
+	err = p.cfg.Messages.Receive(ctx, message.Received{Document: doc, Service: service})
+	if err != nil && !errors.Is(err, message.ErrDuplicate) {
+		return err
+	}
+	return nil
 }

@@ -29,6 +29,14 @@ type entry struct {
 	Attempts int       `json:"attempts,omitempty"`
 	Tracking bool      `json:"tracking,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Seen is how many statuses the Tracker has reported, and Changed when
+	// that number last grew (or the message was sent): the age the status
+	// polling back-off works from (channels.md §1.6).
+	Seen    int       `json:"seen,omitempty"`
+	Changed time.Time `json:"changed,omitzero"`
+	// Receipt is the arkivmelding_kvittering generated for the message,
+	// handed to the core as incoming on the first LEVERT (channels.md §3.5).
+	Receipt json.RawMessage `json:"receipt,omitempty"`
 }
 
 // ledger keeps one small JSON file per message under dir. A file is replaced

@@ -82,6 +82,18 @@ type Config struct {
 	// SweepGrace is how long a queued message may wait for the queue
 	// before the sweep takes it; default 1 min.
 	SweepGrace time.Duration
+	// ArkivmeldingReceipts is difi.move.arkivmelding.generate-arkivmelding-receipts:
+	// on the first LEVERT of an arkivmelding on a polled channel (DPV) an
+	// arkivmelding_kvittering OK is put on our own incoming queue, so
+	// clients see the flow they know from DPO (channels.md §3.5).
+	ArkivmeldingReceipts bool
+	// StatusBackoffThreshold and StatusBackoffMax shape the status polling
+	// back-off of channels.md §1.6: a tracked message is polled every
+	// PollInterval just after its last change, growing linearly to every
+	// StatusBackoffMax once it has been unchanged for StatusBackoffThreshold.
+	// Defaults 30 days and 60 min.
+	StatusBackoffThreshold time.Duration
+	StatusBackoffMax       time.Duration
 }
 
 // Pipeline is the worker and its pollers.
@@ -154,6 +166,12 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.SweepGrace <= 0 {
 		cfg.SweepGrace = time.Minute
 	}
+	if cfg.StatusBackoffThreshold <= 0 {
+		cfg.StatusBackoffThreshold = 30 * 24 * time.Hour
+	}
+	if cfg.StatusBackoffMax <= 0 {
+		cfg.StatusBackoffMax = time.Hour
+	}
 	l, err := openLedger(filepath.Join(cfg.Dir, "sends"))
 	if err != nil {
 		return nil, err
@@ -199,7 +217,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if r.Tracker != nil {
 			g.Go(func() error {
-				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r.Tracker) })
+				polled := map[string]time.Time{}
+				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r.Tracker, every, polled) })
 				return nil
 			})
 		}
@@ -256,6 +275,19 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		p.forget(id)
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired,
 			Description: "Levetiden for meldingen er utgått. Må sendes på nytt"})
+	}
+	if (msg.Service == "DPV" || msg.Service == "DPF") && msg.Document != nil &&
+		(msg.Document.Type == sbd.TypeArkivmeldingKvittering || msg.Document.Type == sbd.TypeStatus) {
+		// Those channels carry no receipts (local-api.md §12.2, §14.3): the
+		// core settles a receipt when it is sent, and one that reaches the
+		// queue anyway (a crash in between) is settled here, not sent.
+		p.forget(id)
+		for _, st := range []string{"SENDT", "LEVERT", "LEST"} {
+			if err := p.setStatus(ctx, message.Change{MessageID: id, Status: st}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	reg, ok := p.cfg.Channels[msg.Service]
 	if !ok {
@@ -400,8 +432,15 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 		return err
 	}
 	if reg.Tracker != nil && ref != "" {
+		var receipt []byte
+		if p.cfg.ArkivmeldingReceipts && doc.Type == sbd.TypeArkivmelding {
+			if receipt, err = p.receiptFor(doc); err != nil {
+				return final(err, events.ReasonInternalError)
+			}
+		}
 		if _, err := p.ledger.update(id, func(e *entry) {
 			e.Channel, e.Reference, e.Tracking, e.Attempts = msg.Service, ref, true, 0
+			e.Changed, e.Receipt = p.cfg.Now(), receipt
 		}); err != nil {
 			return err
 		}

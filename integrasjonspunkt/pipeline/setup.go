@@ -44,6 +44,12 @@ const (
 	// to; default the system pool. The sandbox points it at its test CA
 	// (the SANDBOX certificate mode of channels.md §1.8).
 	KeyTrustAnchors = "efm.pipeline.trust-anchors"
+	// KeyStatusBackoffThreshold and KeyStatusBackoffMax override, as
+	// durations, the reference's statusPollingBackoffThresholdDays and
+	// statusPollingBackoffMaxIntervalMinutes (channels.md §1.6) so tests can
+	// watch the back-off in seconds.
+	KeyStatusBackoffThreshold = "efm.pipeline.status-backoff-threshold"
+	KeyStatusBackoffMax       = "efm.pipeline.status-backoff-max"
 )
 
 // Wiring is what the daemon builds from its configuration: the resolver the
@@ -170,9 +176,15 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
 	if hours <= 0 {
 		hours = 100
 	}
+	days, minutes := 30, 60
+	fmt.Sscan(cfg.Value("difi.move.nextmove.statusPollingBackoffThresholdDays"), &days)
+	fmt.Sscan(cfg.Value("difi.move.nextmove.statusPollingBackoffMaxIntervalMinutes"), &minutes)
 	w.settings = Config{OrgNumber: cfg.OrgNumber, Concurrency: conc, Backoff: backoff, MaxAttempts: 5 + hours,
 		ReplyInterval: cfg.Duration(KeyReplyInterval, 5*time.Second), Unpacker: packer, Packer: packer,
-		SweepInterval: cfg.Duration(KeySweep, time.Minute), SweepGrace: cfg.Duration(KeySweepGrace, time.Minute)}
+		SweepInterval: cfg.Duration(KeySweep, time.Minute), SweepGrace: cfg.Duration(KeySweepGrace, time.Minute),
+		ArkivmeldingReceipts:   cfg.Value("difi.move.arkivmelding.generate-arkivmelding-receipts") != "false",
+		StatusBackoffThreshold: cfg.Duration(KeyStatusBackoffThreshold, time.Duration(days)*24*time.Hour),
+		StatusBackoffMax:       cfg.Duration(KeyStatusBackoffMax, time.Duration(minutes)*time.Minute)}
 	return w, nil
 }
 
