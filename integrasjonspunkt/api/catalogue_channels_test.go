@@ -101,7 +101,10 @@ func (r nhnRecords) Capabilities(ctx context.Context, receiver string, q message
 func dialogSBD(sender, receiver string) doc {
 	s := newSBD("dialogmelding", dphStd, dphProcess, receiver, map[string]any{
 		"hoveddokument": "melding.pdf",
-		"metadataFiler": map[string]any{"epikrise.pdf": map[string]any{"issueDate": "2026-11-01T10:00:00+01:00", "description": "Epikrise"}},
+		"metadataFiler": map[string]any{
+			"epikrise.pdf":      map[string]any{"issueDate": "2026-11-01T10:00:00+01:00", "description": "Epikrise"},
+			"dialogmelding.xml": map[string]any{"issueDate": "2026-11-01T10:00:00+01:00", "description": "Dialogmelding"},
+		},
 	})
 	h := s.header()
 	if r, ok := h["receiver"].([]any); ok && strings.Contains(receiver, "-") {
@@ -119,7 +122,8 @@ func dialogSBD(sender, receiver string) doc {
 
 // TestErrorCatalogue_DPH reaches the DPH entries (§12.11, §15.2 step 10,
 // §5.2): SenderException, ReceiverException, and at upload
-// MissingFileTitleException (DPH) and InvalidContentTypeException.
+// MissingFileTitleException (DPH), InvalidContentTypeException and
+// InvalidDocumentException.
 func TestErrorCatalogue_DPH(t *testing.T) {
 	d := startDaemonReg(t, map[string]string{"difi.move.feature.enableDPH": "true", "difi.move.dph.her-ids": ownHerID},
 		io.Discard, func(r message.Registry) message.Registry { return nhnRecords{r} })
@@ -149,9 +153,24 @@ func TestErrorCatalogue_DPH(t *testing.T) {
 		m := requireError(t, r, 400, "InvalidContentTypeException")
 		assert.Contains(t, m["message"], "text/plain")
 	})
-	t.Run("valid uploads and send", func(t *testing.T) {
+	t.Run("InvalidDocumentException", func(t *testing.T) {
+		// The dialog message XML is read whatever its declared type (§12.11).
+		r := d.put("/api/messages/out/"+id, []byte("<MsgHead><Body>"), "Content-Disposition", cd("Dialog", "dialogmelding.xml"), "Content-Type", "application/pdf")
+		m := requireError(t, r, 400, "InvalidDocumentException")
+		assert.Contains(t, m["message"], "dialogmelding.xml")
+	})
+	t.Run("InvalidDocumentException_one_step", func(t *testing.T) {
+		r := d.multipart(dialogSBD("her-id:"+ownHerID, "her-id:8142519"),
+			part{"Melding", "melding.pdf", "application/pdf", pdf},
+			part{"Dialog", "dialogmelding.xml", "application/pdf", []byte("ikke xml")})
+		requireError(t, r, 400, "InvalidDocumentException")
+	})
+	t.Run("valid uploads", func(t *testing.T) {
 		require.Equal(t, 200, d.put("/api/messages/out/"+id, pdf, "Content-Disposition", cd("Melding", "melding.pdf"), "Content-Type", "application/pdf").Code)
 		r := d.put("/api/messages/out/"+id, pdf, "Content-Disposition", cd("Epikrise", "epikrise.pdf"), "Content-Type", "application/pdf")
+		require.Equal(t, 200, r.Code, "body: %s", r.Body)
+		r = d.put("/api/messages/out/"+id, []byte(`<?xml version="1.0"?><MsgHead><Body/></MsgHead>`),
+			"Content-Disposition", cd("Dialog", "dialogmelding.xml"), "Content-Type", "application/pdf")
 		require.Equal(t, 200, r.Code, "body: %s", r.Body)
 	})
 }

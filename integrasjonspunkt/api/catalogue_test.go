@@ -31,6 +31,11 @@ func TestErrorCatalogue(t *testing.T) {
 	// IdentifierNotFound (C02), SubscriptionNotFound (C69, C70),
 	// SubscriptionWithSameNameAndPushEndpointAlreadyExists (C64),
 	// WebhookUnknownFilter (C65, as the WebhookFilter constraint the spec allows).
+	// ForsendelseTypeNotFound: TestErrorCatalogue_DPF. SenderException,
+	// ReceiverException, InvalidContentType, InvalidDocument and
+	// MissingFileTitle (DPH): TestErrorCatalogue_DPH.
+	// MultiplePrimaryDocumentsNotAllowed is shadowed by DuplicateFilename in
+	// E3 and E5, as in the reference (message.TestCheckUpload_PrimaryDocument).
 
 	t.Run("UnknownMessageTypeException", func(t *testing.T) {
 		s := newSBD("feil", "urn:no:difi:arkivmelding:xsd::feil", "urn:no:difi:profile:arkivmelding:response:ver1.0", "0192:"+dpoOrg, map[string]any{})

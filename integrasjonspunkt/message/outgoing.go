@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -451,7 +452,7 @@ type Staged struct {
 	File   string // payload file; "" when the content is Inline
 	Inline []byte // sealed content of a small file
 	Size   int64
-	xml    []byte // arkivmelding.xml's content, kept for parsing
+	xml    []byte // the content of arkivmelding.xml and the DPH XML documents, kept for parsing
 }
 
 // Stage streams r into a new encrypted file, refusing more than max bytes
@@ -463,7 +464,7 @@ func (s *Service) Stage(r io.Reader, u Upload, max int64) (*Staged, error) {
 	}
 	var xmlBuf *bytes.Buffer
 	src := io.LimitReader(r, max+1)
-	if u.Filename == "arkivmelding.xml" {
+	if u.Filename == "arkivmelding.xml" || slices.Contains(dphXMLDocuments, u.Filename) {
 		xmlBuf = &bytes.Buffer{}
 		src = io.TeeReader(src, &limitedBuffer{b: xmlBuf, max: arkivmeldingXMLLimit})
 	}
@@ -561,6 +562,10 @@ func (s *Service) UploadFile(ctx context.Context, messageID string, u Upload, bo
 	if err != nil {
 		return err
 	}
+	if err := checkDPHDocument(doc, o.ServiceIdentifier, st); err != nil {
+		s.Discard(st)
+		return err
+	}
 	var evs []StatusEvent
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
 		cur, err := tx.Outgoing(messageID)
@@ -636,6 +641,66 @@ func checkUpload(doc *sbd.Document, svc string, u Upload, atts []store.Attachmen
 		}
 	}
 	return nil
+}
+
+// dphXMLDocuments are the names under which a DPH message carries the
+// dialog message and the application receipt as XML (the reference's
+// AttachmentNames).
+var dphXMLDocuments = []string{"dialogmelding.xml", "kvittering.xml"}
+
+// checkDPHDocument is E3's content check for DPH (local-api.md §12.11): the
+// dialog message and application receipt attachments must be readable XML.
+// The KITH schemas are not bundled, so this checks well-formedness only.
+func checkDPHDocument(doc *sbd.Document, svc string, st *Staged) error {
+	if svc != "DPH" || st.Filename == doc.String("hoveddokument") || !slices.Contains(dphXMLDocuments, st.Filename) {
+		return nil
+	}
+	if len(st.xml) >= arkivmeldingXMLLimit {
+		return nil // only the head was kept; too large to judge here
+	}
+	if err := wellFormedXML(st.xml); err != nil {
+		return bad(NameInvalidDocument, "%s is not a valid document: %v", st.Filename, err)
+	}
+	return nil
+}
+
+// wellFormedXML reports the first syntax error of b, or that it holds no element.
+func wellFormedXML(b []byte) error {
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	roots := 0
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			if roots == 0 {
+				return errors.New("no root element")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				if roots++; roots > 1 {
+					return errors.New("more than one root element")
+				}
+			}
+			for i, a := range t.Attr {
+				if slices.ContainsFunc(t.Attr[:i], func(b xml.Attr) bool { return b.Name == a.Name }) {
+					return fmt.Errorf("attribute %s repeated", a.Name.Local)
+				}
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return errors.New("text outside the root element")
+			}
+		}
+	}
 }
 
 // dphMimeTypes are the MIME types a DPH attachment other than the main
@@ -826,6 +891,9 @@ func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []
 		}
 		if total += f.Size; total > limit {
 			return tooLarge(p.service, limit)
+		}
+		if err := checkDPHDocument(doc, p.service, f); err != nil {
+			return err
 		}
 		if f.Filename == "arkivmelding.xml" {
 			if _, err := parseArkivmelding(f.xml); err != nil {
