@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -78,5 +79,49 @@ func TestDPO_IncomingPackageRefused(t *testing.T) {
 			simCall(t, "altinn-broker", "GET", "/_sim/deliveries", nil, &rep)
 			assert.Empty(t, rep.Statuses[id], "no status message back to the sender")
 		})
+	}
+}
+
+// TestDPO_Reportee: with difi.move.dpo.reportees the daemon also drains the
+// broker inbox of each organisation it acts for, with that organisation's
+// system user (channels.md §2.2, §2.4), and answers MOTTATT as it.
+func TestDPO_Reportee(t *testing.T) {
+	const reportee = dpvOrg // no integration point of its own polls the broker
+	d := startDaemon(t, ownOrg, t.TempDir(), map[string]string{
+		"difi.move.dpo.reportees[0].orgId": "0192:" + reportee,
+		"difi.move.dpo.reportees[0].name":  reportee + "_integrasjonspunkt_systembruker_" + reportee,
+	})
+	id, related := uuid.NewString(), uuid.NewString()
+	sbd := map[string]any{
+		"standardBusinessDocumentHeader": map[string]any{
+			"headerVersion": "1.0",
+			"sender":        []any{map[string]any{"identifier": map[string]any{"authority": "iso6523-actorid-upis", "value": "0192:" + peerOrg}}},
+			"receiver":      []any{map[string]any{"identifier": map[string]any{"authority": "iso6523-actorid-upis", "value": "0192:" + reportee}}},
+			"documentIdentification": map[string]any{"standard": "urn:no:difi:arkivmelding:xsd::arkivmelding_kvittering", "typeVersion": "2.0",
+				"type": "arkivmelding_kvittering", "instanceIdentifier": id, "creationDateAndTime": time.Now().Format(time.RFC3339)},
+			"businessScope": map[string]any{"scope": []any{map[string]any{"type": "ConversationId", "identifier": arkivResponse,
+				"instanceIdentifier": uuid.NewString()}}},
+		},
+		"arkivmelding_kvittering": map[string]any{"receiptType": "OK", "relatedToMessageId": related},
+	}
+	simCall(t, "altinn-broker", "POST", "/_sim/send", map[string]any{"sender": peerOrg, "recipient": reportee, "sbd": sbd}, nil)
+
+	m := d.waitIncoming(arkivResponse, 30*time.Second)
+	h := m["standardBusinessDocumentHeader"].(map[string]any)
+	assert.Equal(t, id, h["documentIdentification"].(map[string]any)["instanceIdentifier"])
+	receiver := h["receiver"].([]any)[0].(map[string]any)["identifier"].(map[string]any)["value"]
+	assert.Equal(t, "0192:"+reportee, receiver)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var rep struct {
+			Statuses map[string][]string `json:"statuses"`
+		}
+		simCall(t, "altinn-broker", "GET", "/_sim/deliveries", nil, &rep)
+		if slices.Contains(rep.Statuses[id], "MOTTATT") {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no MOTTATT from the reportee; statuses %v", rep.Statuses[id])
+		time.Sleep(100 * time.Millisecond)
 	}
 }

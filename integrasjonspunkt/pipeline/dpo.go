@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -16,8 +18,37 @@ import (
 
 // DPO adapts the broker client to Channel and Inbox (channels.md §2).
 type DPO struct {
+	Client *dpo.Client // must not be nil: the own system user
+	// Reportees are the organisations we act for (difi.move.dpo.reportees),
+	// each with its own system user: their inboxes are drained with ours,
+	// and a message they send goes with their system user (§2.2, §2.4).
+	Reportees []Reportee
+	Logger    *slog.Logger
+}
+
+// Reportee is one organisation the integration point acts for over DPO.
+type Reportee struct {
+	Org    string      // nine-digit organisation number
 	Client *dpo.Client // must not be nil
-	Logger *slog.Logger
+}
+
+// clientFor picks the system user for an SBD's sender: a reportee's own when
+// the sender is (or acts for) a reportee, else ours.
+func (d DPO) clientFor(sbd []byte) *dpo.Client {
+	if len(d.Reportees) == 0 {
+		return d.Client
+	}
+	h, err := transport.ParseHeader(sbd)
+	if err != nil {
+		return d.Client
+	}
+	parts := strings.Split(h.Sender, ":")
+	for _, r := range d.Reportees {
+		if slices.Contains(parts, r.Org) {
+			return r.Client
+		}
+	}
+	return d.Client
 }
 
 // DPOPackaging is how DPO packs: RSAES-OAEP and AES-256-CBC (§1.9.1), at
@@ -43,7 +74,7 @@ func (d DPO) Send(ctx context.Context, out Outgoing) (string, error) {
 			o.Reference = h.MessageChannel
 		}
 	}
-	return d.Client.Send(ctx, o)
+	return d.clientFor(out.SBD).Send(ctx, o)
 }
 
 // Fetch implements Inbox (§2.4): list, download, deliver, confirm. The
@@ -52,15 +83,30 @@ func (d DPO) Send(ctx context.Context, out Outgoing) (string, error) {
 // at a time: each is an independent message, and the receipts of one
 // message carry no order the core depends on.
 func (d DPO) Fetch(ctx context.Context, deliver func(context.Context, Delivery) error) error {
+	// One system user's failure (say, a reportee whose system user is not
+	// approved yet) must not keep the others' messages waiting.
+	errs := []error{d.fetch(ctx, d.Client, deliver)}
+	for _, r := range d.Reportees {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := d.fetch(ctx, r.Client, deliver); err != nil {
+			errs = append(errs, fmt.Errorf("reportee %s: %w", r.Org, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d DPO) fetch(ctx context.Context, c *dpo.Client, deliver func(context.Context, Delivery) error) error {
 	for {
-		pending, err := d.Client.Pending(ctx)
+		pending, err := c.Pending(ctx)
 		if err != nil {
 			return fmt.Errorf("listing dpo transfers: %w", err)
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(fetchConcurrency)
 		for _, ov := range pending {
-			g.Go(func() error { return d.one(gctx, ov.FileTransferID, deliver) })
+			g.Go(func() error { return d.one(gctx, c, ov.FileTransferID, deliver) })
 		}
 		if err := g.Wait(); err != nil {
 			return err
@@ -77,11 +123,11 @@ const dpoPage = 100
 // fetchConcurrency bounds the downloads of one inbox run.
 const fetchConcurrency = 8
 
-func (d DPO) one(ctx context.Context, id string, deliver func(context.Context, Delivery) error) error {
-	f, err := d.Client.Download(ctx, id)
+func (d DPO) one(ctx context.Context, c *dpo.Client, id string, deliver func(context.Context, Delivery) error) error {
+	f, err := c.Download(ctx, id)
 	if errors.Is(err, transport.ErrMalformed) {
 		d.log().Warn("unreadable dpo transfer discarded", logattr.Err(err))
-		return d.Client.Confirm(ctx, id)
+		return c.Confirm(ctx, id)
 	}
 	if err != nil {
 		return fmt.Errorf("downloading dpo transfer: %w", err)
@@ -100,7 +146,7 @@ func (d DPO) one(ctx context.Context, id string, deliver func(context.Context, D
 	if err != nil && !errors.Is(err, transport.ErrMalformed) {
 		return err
 	}
-	return d.Client.Confirm(ctx, id)
+	return c.Confirm(ctx, id)
 }
 
 func (d DPO) log() *slog.Logger {

@@ -19,6 +19,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/maskinporten"
+	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/altinn"
 	"github.com/efm-go/efm/transport/dpe"
 	"github.com/efm-go/efm/transport/dpo"
@@ -125,11 +126,10 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
 	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}}
 	poll := cfg.Duration(KeyPollInterval, 15*time.Second)
 	if cfg.Enables("DPO") {
-		c, err := dpoClient(cfg, mp, log)
+		ch, err := dpoChannel(cfg, mp, log)
 		if err != nil {
 			return nil, err
 		}
-		ch := DPO{Client: c, Logger: log}
 		w.Channels["DPO"] = Registration{Channel: ch, Inbox: ch, PollInterval: poll,
 			Packaging: DPOPackaging(cfg.Size("difi.move.dpo.upload-size-limit", 1<<30))}
 	}
@@ -230,7 +230,9 @@ func systemUser(mp *maskinporten.Client, orgID, name string) (*maskinporten.Sour
 	return mp.Source("", ad), nil
 }
 
-func dpoClient(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (*dpo.Client, error) {
+// dpoChannel builds the broker clients: the own system user's and one per
+// reportee, difi.move.dpo.reportees[i].orgId and .name (channels.md §2.2).
+func dpoChannel(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (DPO, error) {
 	orgID := cfg.Value("difi.move.dpo.systemUser.orgId")
 	if orgID == "" {
 		orgID = "0192:" + cfg.OrgNumber
@@ -238,6 +240,37 @@ func dpoClient(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (*
 	name := cfg.Value("difi.move.dpo.systemUser.name")
 	if name == "" {
 		name = cfg.OrgNumber + "_integrasjonspunkt_systembruker_" + cfg.OrgNumber
+	}
+	own, err := dpoClient(cfg, mp, orgID, name)
+	if err != nil {
+		return DPO{}, err
+	}
+	ch := DPO{Client: own, Logger: log}
+	for i := 0; ; i++ {
+		key := fmt.Sprintf("difi.move.dpo.reportees[%d]", i)
+		org, name := cfg.Value(key+".orgId"), cfg.Value(key+".name")
+		if org == "" && name == "" {
+			break
+		}
+		nr := transport.OrgNumber(org)
+		if nr == "" {
+			return DPO{}, fmt.Errorf("%s.orgId %q: want an organisation number, e.g. 0192:910075918", key, org)
+		}
+		c, err := dpoClient(cfg, mp, "0192:"+nr, name)
+		if err != nil {
+			return DPO{}, fmt.Errorf("%s: %w", key, err)
+		}
+		ch.Reportees = append(ch.Reportees, Reportee{Org: nr, Client: c})
+	}
+	return ch, nil
+}
+
+// dpoClient is one system user's broker client; name "" takes the
+// reference's default system user name for orgID.
+func dpoClient(cfg *config.Config, mp *maskinporten.Client, orgID, name string) (*dpo.Client, error) {
+	if name == "" {
+		nr := transport.OrgNumber(orgID)
+		name = nr + "_integrasjonspunkt_systembruker_" + nr
 	}
 	su, err := systemUser(mp, orgID, name)
 	if err != nil {
