@@ -192,7 +192,15 @@ func New(cfg Config) (*Pipeline, error) {
 // Each poller's runs never overlap (channels.md §1.6).
 func (p *Pipeline) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle) })
+	g.Go(func() error {
+		err := p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle)
+		if err != nil && ctx.Err() != nil {
+			// Stopped while still setting up (creating the consumer): that
+			// is a shutdown, not a failure.
+			return nil
+		}
+		return err
+	})
 	if p.cfg.Unfinished != nil {
 		g.Go(func() error {
 			first := true
