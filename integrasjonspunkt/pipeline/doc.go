@@ -10,12 +10,17 @@
 // LEVETID_UTLOPT are recorded through message.Service.SetStatus; the core owns
 // the store, the pipeline never writes it.
 //
-// Beside the worker run the pollers: each Inbox (DPO, DPE) is drained on its
-// schedule and every delivery is decrypted, verified and handed to
-// message.Service.Receive (status and receipt messages update our outgoing
-// messages, others go to the incoming queue); each Tracker (DPV) is asked for
-// the statuses of messages it carries; and the status replies the core owes
-// other integration points (MOTTATT, LEVERT) are sent over their channel.
+// Beside the worker run the pollers: each Inbox (DPO, DPE; for DPO the own
+// system user's and each reportee's) is drained on its schedule and every
+// delivery is decrypted, verified and handed to message.Service.Receive
+// (status and receipt messages update our outgoing messages, others go to the
+// incoming queue; a package that does not decrypt or verify is recorded as an
+// incoming message that is FEIL and confirmed at the service); each Tracker
+// (DPV) is asked for the statuses of messages it carries, less often the
+// longer they stay unchanged (channels.md §1.6), and the first LEVERT of an
+// arkivmelding puts a generated arkivmelding_kvittering on our incoming
+// queue (§3.5); and the status replies the core owes other integration
+// points (MOTTATT, LEVERT) are sent over their channel.
 //
 // # Idempotency and crashes
 //
