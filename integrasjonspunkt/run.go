@@ -25,6 +25,7 @@ import (
 	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/keystore"
+	"github.com/efm-go/efm/update"
 )
 
 // Options are what Run needs beyond the configuration.
@@ -53,6 +54,21 @@ type Options struct {
 	// Core, when set, is given the message core once it runs: the pipeline's
 	// entry points (SetStatus, Receive, ...) for tests and embedders.
 	Core func(*message.Service, *queue.Queue)
+
+	// Updater, when set, runs beside the rest: the self-update loop. Its
+	// update.ErrRestart ends Run (after the drain) so main can exit with the
+	// restart status.
+	Updater Updater
+
+	// UpdateEvents, when set, is handed the function that writes an update
+	// event to the central-log outbox, once the store is open.
+	UpdateEvents func(record func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error)
+}
+
+// Updater is what Run needs of the self-update (*update.Updater).
+type Updater interface {
+	Run(ctx context.Context) error
+	HealthComponent() update.Component
 }
 
 // Run runs the daemon until ctx is done, then drains and closes everything in
@@ -109,6 +125,15 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if o.UpdateEvents != nil {
+		o.UpdateEvents(func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error {
+			typ, body, err := builder.Update(t, from, to, reason)
+			if err != nil {
+				return err
+			}
+			return st.Update(ctx, func(tx *store.Tx) error { return tx.InsertEvent(string(typ), body, time.Now()) })
+		})
+	}
 	if err := recordStart(ctx, cfg, st, builder); err != nil {
 		log.Warn("recording the start for the central log", logattr.Err(err))
 	}
@@ -131,7 +156,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper)),
+		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
 		Metrics:      metricsOf(o.Started, st, q, ks, builder, shipper, resolverMetrics(wiring)),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
@@ -155,6 +180,9 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
+	if o.Updater != nil {
+		g.Go(func() error { return o.Updater.Run(gctx) })
+	}
 	if shipper != nil {
 		g.Go(func() error { return shipper.Run(gctx) })
 	}
@@ -213,9 +241,12 @@ func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Log
 	return nil
 }
 
-func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, central func(context.Context) api.Component) func(context.Context) api.Health {
+func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
 	return func(ctx context.Context) api.Health {
 		cs := map[string]api.Component{"certificate": cert(), "central-log": central(ctx)}
+		if c, ok := upd(); ok {
+			cs["update"] = c
+		}
 		if err := st.Check(ctx); err != nil {
 			cs["store"] = api.Component{Status: api.Down, Details: map[string]any{"error": "store not writable"}}
 		} else {
@@ -321,5 +352,24 @@ func certificateError(health func() api.Component) func() error {
 			return errors.New(r)
 		}
 		return fmt.Errorf("certificate is not valid: %v", c.Details["reasons"])
+	}
+}
+
+// updateHealth is the update component: DEGRADED when the last update failed
+// or rolled back, never DOWN (the old version still works).
+func updateHealth(u Updater) func() (api.Component, bool) {
+	return func() (api.Component, bool) {
+		if u == nil {
+			return api.Component{}, false
+		}
+		c := u.HealthComponent()
+		d := map[string]any{}
+		if c.Reason != "" {
+			d["reason"] = c.Reason
+		}
+		if c.Detail != "" {
+			d["detail"] = c.Detail
+		}
+		return api.Component{Status: c.Status, Details: d}, true
 	}
 }

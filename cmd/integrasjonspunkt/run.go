@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/kardianos/service"
@@ -18,8 +19,10 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt"
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/internal/logfile"
 	"github.com/efm-go/efm/internal/sandbox"
+	"github.com/efm-go/efm/update"
 )
 
 func init() {
@@ -84,24 +87,98 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	opts.Logger = newLogger(logOut, cfg.LogLevel)
 
-	p := &program{opts: opts}
+	// The updater boots first: a new version in a crash loop must be rolled
+	// back before anything that could crash again (operations.md §4.4).
+	central := &updateEvents{}
+	upd, err := newUpdater(cfg, loc.config, *withSandbox, opts.Logger, daemonHealth(cfg), central.record)
+	if err != nil {
+		return fmt.Errorf("setting up self-update: %w", err)
+	}
+	if err := upd.Boot(ctx); err != nil {
+		return asRestart(err)
+	}
+	opts.Updater, opts.UpdateEvents = upd, central.attach
+
+	p := &program{opts: opts, restart: make(chan struct{})}
 	svc, err := service.New(p, serviceConfig(loc, "", cfg.ShutdownDrain))
 	if err != nil {
 		return fmt.Errorf("preparing service: %w", err)
 	}
 	if service.Interactive() {
-		return p.runInteractive(ctx)
+		return asRestart(p.runInteractive(ctx))
 	}
-	if err := svc.Run(); err != nil {
-		return err
+	// The service manager waits in svc.Run for its own stop. A self-update
+	// ends the daemon from inside instead: then this process exits with the
+	// restart status, which systemd (Restart=always) and the Windows SCM
+	// (OnFailure=restart) answer by starting the swapped binary.
+	errc := make(chan error, 1)
+	go func() { errc <- svc.Run() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+		return asRestart(p.err)
+	case <-p.restart:
+		return asRestart(update.ErrRestart)
 	}
-	return p.err
+}
+
+// asRestart turns the updater's restart request into the restart exit status.
+func asRestart(err error) error {
+	if errors.Is(err, update.ErrRestart) {
+		return &exitError{code: exitRestart, err: errors.New("restarting to run the updated (or restored) binary")}
+	}
+	return err
+}
+
+// updateEvents carries update outcomes to the central-log outbox. The updater
+// exists before the store is open, so outcomes wait here until the daemon
+// attaches the outbox writer.
+type updateEvents struct {
+	mu      sync.Mutex
+	write   func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error
+	pending []update.Event
+}
+
+func (u *updateEvents) record(e update.Event) {
+	if _, _, ok := centralUpdateEvent(e); !ok {
+		return
+	}
+	u.mu.Lock()
+	w := u.write
+	if w == nil {
+		u.pending = append(u.pending, e)
+	}
+	u.mu.Unlock()
+	if w != nil {
+		u.send(w, e)
+	}
+}
+
+func (u *updateEvents) attach(w func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error) {
+	u.mu.Lock()
+	u.write = w
+	pending := u.pending
+	u.pending = nil
+	u.mu.Unlock()
+	for _, e := range pending {
+		u.send(w, e)
+	}
+}
+
+func (u *updateEvents) send(w func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error, e update.Event) {
+	t, reason, _ := centralUpdateEvent(e)
+	// The outbox is local SQLite: a failure here is logged by the store's
+	// caller at the next status write; an update event is not worth failing for.
+	_ = w(context.Background(), t, e.From, e.To, reason)
 }
 
 // program adapts the daemon to the service manager: Start returns at once and
 // Stop waits for the drain (STYLE.md §2).
 type program struct {
 	opts      integrasjonspunkt.Options
+	restart   chan struct{} // closed when the daemon ended for a self-update
 	cancel    context.CancelFunc
 	skipDrain chan struct{}
 	done      chan error
@@ -112,7 +189,13 @@ func (p *program) Start(service.Service) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done, p.skipDrain = cancel, make(chan error, 1), make(chan struct{})
 	p.opts.SkipDrain = p.skipDrain
-	go func() { p.done <- integrasjonspunkt.Run(ctx, p.opts) }()
+	go func() {
+		err := integrasjonspunkt.Run(ctx, p.opts)
+		p.done <- err
+		if errors.Is(err, update.ErrRestart) {
+			close(p.restart)
+		}
+	}()
 	return nil
 }
 
