@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/internal/apitest"
 )
 
 // buildDaemon builds the real binary once per test run.
@@ -118,14 +118,14 @@ func TestDaemon_SurvivesSIGKILL(t *testing.T) {
 	}
 	// The broker refuses uploads, so the messages are provably unsent when
 	// the daemon dies: the simulators run in its process and die with it.
-	c.simFault(t, "altinn-broker", `{"path":"/broker/api/v1/filetransfer","method":"POST","status":503}`)
+	apitest.SimFault(t, c.base, "altinn-broker", `{"path":"/broker/api/v1/filetransfer","method":"POST","status":503}`)
 	var ids []string
 	for range 10 {
-		ids = append(ids, sendReadmeMessage(t, c.base))
+		ids = append(ids, apitest.SendReadmeMessage(t, c.base))
 	}
 	time.Sleep(500 * time.Millisecond) // let the pipeline try, and fail, at least once
 	for _, id := range ids {
-		require.False(t, c.hasStatus(id, "SENDT"), "message %s sent although the broker refused uploads", id)
+		require.False(t, apitest.HasStatus(c.base, id, "SENDT"), "message %s sent although the broker refused uploads", id)
 	}
 	c.kill()
 
@@ -147,89 +147,8 @@ func TestDaemon_SurvivesSIGKILL(t *testing.T) {
 	// Messages accepted before the kill are in the store and, through the
 	// queue rebuilt at start, go on to LEVERT.
 	for _, id := range ids {
-		require.Eventually(t, func() bool { return c.hasStatus(id, "LEVERT") }, 60*time.Second, 100*time.Millisecond,
+		require.Eventually(t, func() bool { return apitest.HasStatus(c.base, id, "LEVERT") }, 60*time.Second, 100*time.Millisecond,
 			"message %s accepted before SIGKILL never reached LEVERT; log:\n%s", id, c.log)
 	}
 	c.kill()
-}
-
-// sendReadmeMessage sends the README's DPO example (E5) and returns its id.
-func sendReadmeMessage(t *testing.T, base string) string {
-	t.Helper()
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	for _, f := range []struct{ name, file, typ string }{
-		{"sbd", "sbd.json", "application/json"},
-		{"arkivmelding", "arkivmelding.xml", "application/xml"},
-		{"Vedtak", "vedtak.pdf", "application/pdf"},
-	} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "integrasjonspunkt", "e2e", "testdata", "readme", f.file))
-		require.NoError(t, err)
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, f.name, f.file))
-		h.Set("Content-Type", f.typ)
-		pw, err := w.CreatePart(h)
-		require.NoError(t, err)
-		_, _ = pw.Write(b)
-	}
-	require.NoError(t, w.Close())
-	resp, err := http.Post(base+"/api/messages/out/multipart", w.FormDataContentType(), &body)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "send: %s", b)
-	var out struct {
-		H struct {
-			D struct {
-				ID string `json:"instanceIdentifier"`
-			} `json:"documentIdentification"`
-		} `json:"standardBusinessDocumentHeader"`
-	}
-	require.NoError(t, json.Unmarshal(b, &out))
-	require.NotEmpty(t, out.H.D.ID)
-	return out.H.D.ID
-}
-
-func (c *child) hasStatus(id, want string) bool {
-	resp, err := http.Get(c.base + "/api/statuses/" + id)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	var page struct {
-		Content []struct{ Status string } `json:"content"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&page)
-	for _, s := range page.Content {
-		if s.Status == want {
-			return true
-		}
-	}
-	return false
-}
-
-// simFault injects a fault into one of the sandbox's simulators through its
-// /_sim/ control API.
-func (c *child) simFault(t *testing.T, service, fault string) {
-	t.Helper()
-	resp, err := http.Get(c.base + "/manage/sandbox")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var sb struct {
-		Services []struct {
-			Name    string `json:"name"`
-			BaseURL string `json:"baseUrl"`
-		} `json:"services"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&sb))
-	for _, s := range sb.Services {
-		if s.Name == service {
-			r, err := http.Post(s.BaseURL+"/_sim/faults", "application/json", bytes.NewBufferString(fault))
-			require.NoError(t, err)
-			r.Body.Close()
-			require.Less(t, r.StatusCode, 300, "injecting fault into %s", service)
-			return
-		}
-	}
-	t.Fatalf("sandbox runs no %s", service)
 }
