@@ -130,8 +130,8 @@ func (c *Client) PrintCertificate(ctx context.Context) (*PrintCertificate, error
 	}
 	c.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.PrintRetryInterval*time.Duration(c.cfg.PrintAttempts))
-	defer cancel()
+	// Bounded by PrintAttempts and each request's own Timeout; an overall
+	// deadline of attempts × interval would leave no time for the requests.
 	var last error
 	for attempt := 0; attempt < c.cfg.PrintAttempts; attempt++ {
 		if attempt > 0 {
