@@ -12,7 +12,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/buildinfo.Version=$(VERSION) \
 CMDS    := $(notdir $(wildcard cmd/*))
 FUZZTIME ?= 10s
 
-.PHONY: help build run test bench fuzz dist lint clean
+.PHONY: help build run test bench fuzz dist package lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,14 @@ dist: ## release binaries: linux/amd64, linux/arm64, windows/amd64 (cgo through 
 	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-linux-amd64 ./cmd/integrasjonspunkt
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-linux-arm64 ./cmd/integrasjonspunkt
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-windows-amd64.exe ./cmd/integrasjonspunkt
+
+NFPM ?= go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
+
+package: ## .deb and .rpm for linux/amd64 (self-update defaults to notify there)
+	@mkdir -p dist
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-linux-amd64 ./cmd/integrasjonspunkt
+	cd build/package && PKG_VERSION=$(VERSION) $(NFPM) package --packager deb --target ../../dist/
+	cd build/package && PKG_VERSION=$(VERSION) $(NFPM) package --packager rpm --target ../../dist/
 
 lint: ## gofmt and vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

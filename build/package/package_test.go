@@ -1,0 +1,55 @@
+// Package distpkg tests the .deb/.rpm definition in this folder: the
+// package manager owns the binary there, so self-update must default to
+// notify (operations.md §1.2).
+package distpkg
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/integrasjonspunkt/config"
+)
+
+func updateMode(t *testing.T, file string) string {
+	t.Helper()
+	c, _, _ := config.Load(config.Source{File: file})
+	require.NotNil(t, c, "the file must parse")
+	return c.Value("efm.update.mode")
+}
+
+func TestPackagedConfig_DefaultsToNotify(t *testing.T) {
+	assert.Equal(t, "notify", updateMode(t, "integrasjonspunkt-local.properties"))
+	b, err := os.ReadFile("nfpm.yaml")
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "type: config|noreplace", "an upgrade must never overwrite the operator's configuration")
+}
+
+func postinstall(t *testing.T, config string) {
+	t.Helper()
+	cmd := exec.Command("sh", "postinstall.sh", "configure")
+	cmd.Env = append(os.Environ(), "EFM_PACKAGE_CONFIG="+config, "EFM_PACKAGE_NO_SERVICE=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "postinstall: %s", out)
+}
+
+func TestPostinstall_AddsNotifyToAMigratedFile(t *testing.T) {
+	dir := t.TempDir()
+	migrated := filepath.Join(dir, "migrated.properties")
+	require.NoError(t, os.WriteFile(migrated, []byte("difi.move.org.number=910077473\n"), 0o640))
+	postinstall(t, migrated)
+	postinstall(t, migrated)
+	assert.Equal(t, "notify", updateMode(t, migrated))
+	b, _ := os.ReadFile(migrated)
+	assert.Equal(t, 1, strings.Count(string(b), "efm.update.mode"), "running twice must add it once:\n%s", b)
+
+	chosen := filepath.Join(dir, "chosen.properties")
+	require.NoError(t, os.WriteFile(chosen, []byte("efm.update.mode = auto\n"), 0o640))
+	postinstall(t, chosen)
+	assert.Equal(t, "auto", updateMode(t, chosen), "an operator's explicit choice stays")
+}
