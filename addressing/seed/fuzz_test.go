@@ -9,6 +9,7 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add(DefaultJSON())
 	f.Add([]byte(`{"printProvider":"984661185","organisations":[{"organisasjonsnummer":"984661185","navn":"P","organisasjonsform":"AS","certificate":true}],"persons":[]}`))
+	f.Add([]byte(`{"printProvider":"984661185","organisations":[{"organisasjonsnummer":"984661185","navn":"P","organisasjonsform":"AS","certificate":true,"herId":"8142519"}],"persons":[{"personidentifikator":"06068700602","fastlege":"8142519","folkeregister":{"fornavn":"A","etternavn":"B"}}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"persons":[{"personidentifikator":"06068700602"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

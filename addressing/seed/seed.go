@@ -40,7 +40,10 @@
 //	  ],
 //	  "svarut": [                            // KS SvarUt receiving systems (mottakersystemer)
 //	    {"id": "…", "navn": "…", "forsendelseType": "", "niva": 4}
-//	  ]
+//	  ],
+//	  "herId": "8142519"                     // optional: the organisation's HER-id in NHN's address
+//	                                         // register (DPH); 1 to 9 digits, unique in the seed; needs
+//	                                         // "navn" and "certificate": true (the register's certificate)
 //	}
 //
 // Person (one entry per person number):
@@ -61,7 +64,10 @@
 //	    "fornavn": "Ola", "mellomnavn": "", "etternavn": "Nordmann",
 //	    "postadresse": {"adresselinje": ["Fjordgata 3"], "postnummer": "6856", "poststed": "SOGNDAL",
 //	                    "landkode": "NO"}      // absent: secret address, no print record
-//	  }
+//	  },
+//	  "fastlege": "8142519"                    // optional: HER-id of the person's regular GP (DPH
+//	                                           // fastlege-for:); an organisation's herId in this seed;
+//	                                           // needs "folkeregister" (the SR adds the patient's name)
 //	}
 //
 // Certificates are not in the seed: Organisations and CertificatePersons list who needs one, and
@@ -113,6 +119,8 @@ type Organisation struct {
 	Certificate          bool             `json:"certificate,omitempty"`
 	ELMA                 []ELMA           `json:"elma,omitempty"`
 	SvarUt               []MottakerSystem `json:"svarut,omitempty"`
+	// HerID is the organisation's HER-id in NHN's address register (DPH).
+	HerID string `json:"herId,omitempty"`
 }
 
 // Enhetsregisteret states.
@@ -153,6 +161,8 @@ type Person struct {
 	Purpose             string         `json:"purpose,omitempty"`
 	KRR                 *KRR           `json:"krr,omitempty"`
 	Folkeregister       *Folkeregister `json:"folkeregister,omitempty"`
+	// Fastlege is the HER-id of the person's regular GP (DPH fastlege-for:).
+	Fastlege string `json:"fastlege,omitempty"`
 }
 
 // KRR is a person's entry in the contact and reservation register.
@@ -242,6 +252,7 @@ func (s *Seed) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidSeed}, args...)...))
 	}
 	orgs := map[string]*Organisation{}
+	herIDs := map[string]bool{}
 	for i := range s.Orgs {
 		o := &s.Orgs[i]
 		at := fmt.Sprintf("organisations[%d]", i)
@@ -282,6 +293,19 @@ func (s *Seed) Validate() error {
 				if _, ok := process.Lookup(p); !ok {
 					bad("%s.elma[%d].processes[%d] %q: unknown process", at, j, k, p)
 				}
+			}
+		}
+		if o.HerID != "" {
+			switch {
+			case !validHerID(o.HerID):
+				bad("%s.herId %q: want 1 to 9 digits", at, o.HerID)
+			case herIDs[o.HerID]:
+				bad("%s.herId %q: HER-id listed twice", at, o.HerID)
+			}
+			herIDs[o.HerID] = true
+			// The SR answers the register's name and certificate on the DPH record.
+			if o.Navn == "" || !o.Certificate {
+				bad("%s.herId: needs \"navn\" and \"certificate\": true", at)
 			}
 		}
 		for j, m := range o.SvarUt {
@@ -356,6 +380,15 @@ func (s *Seed) Validate() error {
 				bad("%s.krr.spraak %q: want nb, nn, en or se", at, k.Spraak)
 			}
 		}
+		if p.Fastlege != "" {
+			if !herIDs[p.Fastlege] {
+				bad("%s.fastlege %q: want the herId of an organisation in this seed", at, p.Fastlege)
+			}
+			// fastlege-for answers carry the patient's name from Folkeregisteret.
+			if p.Folkeregister == nil {
+				bad("%s.fastlege: needs \"folkeregister\"", at)
+			}
+		}
 		if f := p.Folkeregister; f != nil {
 			if f.Fornavn == "" || f.Etternavn == "" {
 				bad("%s.folkeregister: fornavn and etternavn are required", at)
@@ -366,6 +399,30 @@ func (s *Seed) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validHerID reports whether s is 1 to 9 digits without a leading zero, the shape of HER-ids
+// in NHN's address register.
+func validHerID(s string) bool {
+	if len(s) == 0 || len(s) > 9 || s[0] == '0' {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// HealthParty returns the organisation with the given HER-id.
+func (s *Seed) HealthParty(herID string) (*Organisation, bool) {
+	for i := range s.Orgs {
+		if herID != "" && s.Orgs[i].HerID == herID {
+			return &s.Orgs[i], true
+		}
+	}
+	return nil, false
 }
 
 // Organisations returns, in seed order, the organisation numbers that need a business

@@ -86,3 +86,46 @@ func TestDefaultJSONRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, d, s)
 }
+
+func TestDefault_DPH(t *testing.T) {
+	s, err := Default()
+	require.NoError(t, err)
+	gp, ok := s.HealthParty("8142519")
+	require.True(t, ok)
+	assert.Equal(t, "910087002", gp.Organisasjonsnummer)
+	own, ok := s.HealthParty("8143154")
+	require.True(t, ok)
+	assert.Equal(t, "910077473", own.Organisasjonsnummer)
+	_, ok = s.HealthParty("")
+	assert.False(t, ok, "an organisation without a HER-id is no health party")
+	p, ok := s.Person("06068700602")
+	require.True(t, ok)
+	assert.Equal(t, "8142519", p.Fastlege)
+}
+
+func TestParse_DPHValidation(t *testing.T) {
+	_, err := Parse([]byte(`{
+	  "printProvider": "984661185",
+	  "organisations": [
+	    {"organisasjonsnummer": "984661185", "navn": "P", "organisasjonsform": "AS", "certificate": true, "herId": "12a"},
+	    {"organisasjonsnummer": "910075918", "navn": "y", "organisasjonsform": "ORGL", "herId": "8142519"},
+	    {"organisasjonsnummer": "910076787", "navn": "z", "organisasjonsform": "ORGL", "certificate": true, "herId": "8142519"}
+	  ],
+	  "persons": [
+	    {"personidentifikator": "06068700602", "fastlege": "999"},
+	    {"personidentifikator": "09118532322", "fastlege": "8142519"}
+	  ]
+	}`))
+	require.ErrorIs(t, err, ErrInvalidSeed)
+	msg := err.Error()
+	for _, want := range []string{
+		`organisations[0] (984661185).herId "12a": want 1 to 9 digits`,
+		`organisations[1] (910075918).herId: needs "navn" and "certificate": true`,
+		`organisations[2] (910076787).herId "8142519": HER-id listed twice`,
+		`persons[0].fastlege "999": want the herId of an organisation in this seed`,
+		`persons[1].fastlege: needs "folkeregister"`,
+	} {
+		assert.Contains(t, msg, want)
+	}
+	assert.NotContains(t, msg, "06068700602", "person numbers never appear in errors")
+}
