@@ -25,6 +25,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/internal/apitest"
 	"github.com/efm-go/efm/internal/sandbox"
 )
 
@@ -125,8 +126,8 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
 
 	for _, id := range []string{orgMsg, citizenMsg} {
-		require.Eventually(t, func() bool { return hasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
-			"message %s not LEVERT; statuses %v\n%s", id, statuses(base, id), tail(logs.String()))
+		require.Eventually(t, func() bool { return apitest.HasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(base, id), tail(logs.String()))
 	}
 
 	central := findService(t, sb, "pakkesporing")
@@ -236,32 +237,6 @@ func send(t *testing.T, base string, doc map[string]any, parts ...part) string {
 	return out.H.D.ID
 }
 
-func statuses(base, id string) []string {
-	resp, err := http.Get(base + "/api/statuses/" + id)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	var page struct {
-		Content []struct{ Status string } `json:"content"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&page)
-	var out []string
-	for _, s := range page.Content {
-		out = append(out, s.Status)
-	}
-	return out
-}
-
-func hasStatus(base, id, want string) bool {
-	for _, s := range statuses(base, id) {
-		if s == want {
-			return true
-		}
-	}
-	return false
-}
-
 func get(c *http.Client, url, token string) string {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -335,7 +310,7 @@ func TestSandbox_RegistryDown(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return registryFailures(d.base) > 0 }, 20*time.Second, 100*time.Millisecond,
 		"registry failures are not counted on /manage/prometheus")
-	assert.False(t, hasStatus(d.base, id, "SENDT"), "sent although the registry is down")
+	assert.False(t, apitest.HasStatus(d.base, id, "SENDT"), "sent although the registry is down")
 
 	code, body = do(t, http.MethodDelete, sr.BaseURL+"/_sim/faults", "", nil, nil)
 	require.Less(t, code, 300, body)
@@ -343,8 +318,8 @@ func TestSandbox_RegistryDown(t *testing.T) {
 		code, body = do(t, http.MethodPost, d.base+"/api/messages/out/"+id, "", nil, nil)
 		require.Equal(t, http.StatusOK, code, body)
 	}
-	require.Eventually(t, func() bool { return hasStatus(d.base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
-		"not delivered after the registry came back; statuses %v", statuses(d.base, id))
+	require.Eventually(t, func() bool { return apitest.HasStatus(d.base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+		"not delivered after the registry came back; statuses %v", apitest.Statuses(d.base, id))
 }
 
 func do(t *testing.T, method, url, contentType string, body io.Reader, hdr map[string]string) (int, string) {
