@@ -135,9 +135,24 @@ func Start(opts Options) (*Set, error) {
 			virksert[org] = p
 		}
 	}
+	// NHN's address register (DPH) is seeded on the organisations and persons.
+	var nhn []srsim.HealthParty
+	for _, o := range opts.Seed.Orgs {
+		if o.HerID != "" {
+			nhn = append(nhn, srsim.HealthParty{HerID: o.HerID, OrganisationNumber: o.Organisasjonsnummer, Name: o.Navn,
+				Certificate: opts.OrgCertificates[o.Organisasjonsnummer]})
+		}
+	}
+	fastleger := map[string]string{}
+	for _, p := range opts.Seed.Persons {
+		if p.Fastlege != "" {
+			fastleger[p.Personidentifikator] = p.Fastlege
+		}
+	}
 	if s.SR, err = srsim.New(srsim.Options{
 		BrregURL: s.BrregURL, ELMAURL: s.ELMAURL, KRRURL: s.KRRURL, FolkeregURL: s.FolkeregURL, SvarUtURL: s.SvarUtURL,
 		Certificates: virksert, SvarUtCertificate: opts.OrgCertificates[opts.Seed.SvarUtOrganisation],
+		HealthParties: nhn, Fastleger: fastleger,
 		SigningKey: opts.SRSigningKey, SigningCertificate: opts.SRSigningCertificate,
 		MaskinportenKeys: opts.MaskinportenKeys, MaskinportenJWKSURL: opts.MaskinportenJWKSURL,
 	}); err != nil {

@@ -92,7 +92,7 @@ func TestDefault_DPH(t *testing.T) {
 	require.NoError(t, err)
 	gp, ok := s.HealthParty("8142519")
 	require.True(t, ok)
-	assert.Equal(t, "910087002", gp.Organisasjonsnummer)
+	assert.Equal(t, "910088009", gp.Organisasjonsnummer)
 	own, ok := s.HealthParty("8143154")
 	require.True(t, ok)
 	assert.Equal(t, "910077473", own.Organisasjonsnummer)

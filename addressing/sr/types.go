@@ -61,6 +61,17 @@ type ServiceRecord struct {
 	Spraak           string       `json:"spraak,omitempty"`
 	// DPH only.
 	HerID string `json:"herId,omitempty"`
+	// Patient is set on DPH records of fastlege-for: lookups.
+	Patient *Patient `json:"patient,omitempty"`
+}
+
+// Patient is the patient of a fastlege-for: lookup, from Folkeregisteret. It is personal data:
+// Fnr prints masked.
+type Patient struct {
+	Fnr        Identifier `json:"fnr"`
+	FirstName  string     `json:"firstName,omitempty"`
+	MiddleName string     `json:"middleName,omitempty"`
+	LastName   string     `json:"lastName,omitempty"`
 }
 
 // Service is a record's channel.

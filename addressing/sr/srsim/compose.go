@@ -24,7 +24,9 @@ type lookup struct {
 	process *process.Process
 	level   int
 	print   bool
-	tok     *simauth.Token
+	// beta is X-Enable-Beta-Features: true, which DPH needs (§3.1, §4.6).
+	beta bool
+	tok  *simauth.Token
 }
 
 func (s *Server) identifier(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +34,8 @@ func (s *Server) identifier(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	l := lookup{raw: r.PathValue("id"), tok: tok, print: r.URL.Query().Get("print") != "false"}
+	l := lookup{raw: r.PathValue("id"), tok: tok, print: r.URL.Query().Get("print") != "false",
+		beta: r.Header.Get("X-Enable-Beta-Features") == "true"}
 	if lv := r.URL.Query().Get("securityLevel"); lv != "" {
 		n, err := strconv.Atoi(lv)
 		if err != nil || n < 1 || n > 4 {
@@ -44,7 +47,7 @@ func (s *Server) identifier(w http.ResponseWriter, r *http.Request) {
 	// The SR accepts synthetic numbers; the IP's switch decides whether it asks at all.
 	id, err := ident.Policy{AllowSynthetic: true}.ParseID(l.raw)
 	if err != nil {
-		if len(l.raw) == 11 {
+		if len(l.raw) == 11 || strings.HasPrefix(l.raw, "fastlege-for:") {
 			s.writeError(w, citizenNotFound())
 			return
 		}
@@ -67,6 +70,8 @@ func (s *Server) identifier(w http.ResponseWriter, r *http.Request) {
 		ans, serr = s.organisation(r.Context(), l)
 	case ident.KindPerson:
 		ans, serr = s.citizen(r.Context(), l)
+	case ident.KindHerID, ident.KindFastlege:
+		ans, serr = s.health(r.Context(), l)
 	default:
 		serr = notFound("Entity with identifier '" + id.String() + "' not found.")
 	}
@@ -79,17 +84,27 @@ func (s *Server) identifier(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) processNotFound(l lookup, p string) *srError {
 	who := l.raw
-	if l.id.IsPerson() {
-		who = ident.Mask
+	if l.id.IsPerson() || l.id.Kind() == ident.KindFastlege {
+		who = l.id.String()
 	}
 	return notFound("Process " + p + " not found for receiver " + who)
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authorize(w, r); !ok {
+	tok, ok := s.authorize(w, r)
+	if !ok {
 		return
 	}
 	id, err := ident.Policy{AllowSynthetic: true}.ParseID(r.PathValue("id"))
+	if err == nil && (id.Kind() == ident.KindHerID || id.Kind() == ident.KindFastlege) {
+		party, _, serr := s.healthParty(r.Context(), lookup{id: id, tok: tok, beta: r.Header.Get("X-Enable-Beta-Features") == "true"})
+		if serr != nil {
+			s.writeError(w, serr)
+			return
+		}
+		s.writeJSON(w, r, healthInfo(party))
+		return
+	}
 	if err != nil {
 		s.writeError(w, notFound("Entity with identifier '"+r.PathValue("id")+"' not found."))
 		return
@@ -143,9 +158,16 @@ func (s *Server) organisation(ctx context.Context, l lookup) (*sr.Answer, *srErr
 	if serr != nil {
 		return nil, serr
 	}
-	procs := process.InCategories(process.Arkivmelding, process.EInnsyn, process.Avtalt)
+	cats := []process.Category{process.Arkivmelding, process.EInnsyn, process.Avtalt}
+	// An organisation in NHN's address register is reachable on DPH too, when DPH is asked for.
+	party, health := s.nhnByOrg[orgnr]
+	health = health && s.dphAllowed(l) == nil
+	if health {
+		cats = append(cats, process.Dialogmelding)
+	}
+	procs := process.InCategories(cats...)
 	if l.process != nil {
-		if !slices.Contains([]process.Category{process.Arkivmelding, process.EInnsyn, process.Avtalt}, l.process.Category) {
+		if !slices.Contains(cats, l.process.Category) {
 			return nil, s.processNotFound(l, l.process.ID)
 		}
 		procs = []process.Process{*l.process}
@@ -154,6 +176,9 @@ func (s *Server) organisation(ctx context.Context, l lookup) (*sr.Answer, *srErr
 	// One ELMA lookup per document type serves every process of this request.
 	var docTypes []string
 	for _, p := range procs {
+		if p.Category == process.Dialogmelding {
+			continue // NHN's register, not ELMA, knows health actors
+		}
 		for _, d := range p.DocumentTypes {
 			if !slices.Contains(docTypes, d) {
 				docTypes = append(docTypes, d)
@@ -209,6 +234,10 @@ func (s *Server) organisation(ctx context.Context, l lookup) (*sr.Answer, *srErr
 				ans.ServiceRecords = append(ans.ServiceRecords, sr.ServiceRecord{
 					OrganisationNumber: sr.Identifier(orgnr), PemCertificate: pemCert, Process: p.ID, DocumentTypes: p.DocumentTypes,
 					Service: sr.Service{Identifier: "DPE", EndpointURL: p.DPEQueue, ServiceCode: p.DPEQueue}})
+			}
+		case process.Dialogmelding:
+			if p.ID == process.Helse {
+				ans.ServiceRecords = append(ans.ServiceRecords, s.dphRecord(party, p, nil))
 			}
 		case process.Avtalt:
 			if slices.Contains(registered, p.ID) {
@@ -425,4 +454,68 @@ func postAddress(fp *folkereg.Person) *sr.PostAddress {
 	a := fp.Postadresse
 	return &sr.PostAddress{Name: fp.Navn.Full(), Street: strings.Join(a.Adresselinje, " "), PostalCode: a.Postnummer,
 		PostalArea: a.Poststed, Country: a.Landkode}
+}
+
+// dphAllowed is the SR's gate for health lookups: the beta header, then the DPH scope.
+func (s *Server) dphAllowed(l lookup) *srError {
+	if !l.beta {
+		return notFound("Entity with identifier '" + l.id.String() + "' not found.")
+	}
+	if !l.tok.HasAny("eformidling:dph") {
+		return &srError{status: http.StatusUnauthorized, code: "insufficient_scope", descr: "DPH lookups need the DPH scope"}
+	}
+	return nil
+}
+
+// healthParty finds a her-id: or fastlege-for: identifier in NHN's address register; for
+// fastlege-for it also returns the patient from the Folkeregister gateway.
+func (s *Server) healthParty(ctx context.Context, l lookup) (HealthParty, *sr.Patient, *srError) {
+	if serr := s.dphAllowed(l); serr != nil {
+		return HealthParty{}, nil, serr
+	}
+	// l.id.String() masks the patient's number.
+	unknown := notFound("Entity with identifier '" + l.id.String() + "' not found.")
+	if l.id.Kind() == ident.KindHerID {
+		party, ok := s.nhn[strings.TrimPrefix(l.id.RevealPrimary(), "her-id:")]
+		if !ok {
+			return HealthParty{}, nil, unknown
+		}
+		return party, nil, nil
+	}
+	pid, _ := l.id.Person()
+	herID, ok := s.opts.Fastleger[pid.Reveal()]
+	if !ok {
+		return HealthParty{}, nil, unknown
+	}
+	fp, err := s.folkereg.Person(ctx, pid)
+	if err != nil {
+		return HealthParty{}, nil, unknown
+	}
+	return s.nhn[herID], &sr.Patient{Fnr: sr.Identifier(pid.Reveal()), FirstName: fp.Navn.Fornavn,
+		MiddleName: fp.Navn.Mellomnavn, LastName: fp.Navn.Etternavn}, nil
+}
+
+// health applies §4.6: one DPH record for the health process.
+func (s *Server) health(ctx context.Context, l lookup) (*sr.Answer, *srError) {
+	party, patient, serr := s.healthParty(ctx, l)
+	if serr != nil {
+		return nil, serr
+	}
+	p, _ := process.Lookup(process.Helse)
+	if l.process != nil && l.process.ID != p.ID {
+		return nil, s.processNotFound(l, l.process.ID)
+	}
+	return &sr.Answer{InfoRecord: healthInfo(party), ServiceRecords: []sr.ServiceRecord{s.dphRecord(party, p, patient)}}, nil
+}
+
+func healthInfo(h HealthParty) sr.InfoRecord {
+	return sr.InfoRecord{Identifier: sr.Identifier("her-id:" + h.HerID), OrganizationName: h.Name,
+		EntityType: &sr.EntityType{Name: "NorskHelsenett"}, HerID: h.HerID, ParentHerID: h.ParentHerID,
+		ParentOrganizationName: h.ParentName, OrganizationNumber: h.OrganisationNumber}
+}
+
+func (s *Server) dphRecord(h HealthParty, p process.Process, patient *sr.Patient) sr.ServiceRecord {
+	return sr.ServiceRecord{OrganisationNumber: sr.Identifier(h.OrganisationNumber), PemCertificate: string(h.Certificate),
+		Process: p.ID, DocumentTypes: p.DocumentTypes, Service: sr.Service{Identifier: "DPH", EndpointURL: s.opts.DPHEndpoint},
+		HerID: h.HerID, Patient: patient}
 }

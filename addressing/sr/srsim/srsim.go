@@ -16,7 +16,15 @@
 // POST /_sim/badsignature {"times": n}, which signs the next n answers with a key that is not in
 // /jwk (the daemon must refuse them).
 //
-// DPH (her-id, fastlege-for) is not simulated: those identifiers answer 404.
+// DPH (§4.6) is a beta feature of the SR: only with X-Enable-Beta-Features: true and a token
+// with eformidling:dph. her-id:<n> and fastlege-for:<fnr> are looked up in the simulated NHN
+// address register (Options.HealthParties, Options.Fastleger); fastlege-for adds the patient
+// from the Folkeregister gateway. The answer is one DPH record for the health process, with
+// herId and the register's certificate; the info record is entity type NorskHelsenett with
+// herId and organizationNumber. An organisation number whose organisation has a HER-id gets the
+// same DPH record beside its other records. Without the header or scope, her-id and
+// fastlege-for answer 404 and organisations get no DPH record. The info record of a
+// fastlege-for lookup names the GP's her-id, so the patient's number is only in patient.fnr.
 package srsim
 
 import (
@@ -73,12 +81,29 @@ type Options struct {
 	MaskinportenJWKSURL string
 	// SASKey is what /sastoken returns; default "sandbox-sas-key".
 	SASKey string
-	// DPOEndpoint, DPFEndpoint and DPVEndpoint are the informational endpointUrl values.
-	DPOEndpoint, DPFEndpoint, DPVEndpoint string
+	// DPOEndpoint, DPFEndpoint, DPVEndpoint and DPHEndpoint are the informational endpointUrl
+	// values.
+	DPOEndpoint, DPFEndpoint, DPVEndpoint, DPHEndpoint string
+	// HealthParties are NHN's address register (DPH), one entry per HER-id.
+	HealthParties []HealthParty
+	// Fastleger maps a person number to the HER-id of the person's regular GP; each HER-id must
+	// be one of HealthParties.
+	Fastleger map[string]string
 	// HTTPClient calls the registers; default 5 s timeout (the SR's).
 	HTTPClient *http.Client
 	// Now defaults to time.Now (deletion dates).
 	Now func() time.Time
+}
+
+// HealthParty is a communication party in NHN's address register.
+type HealthParty struct {
+	HerID              string
+	OrganisationNumber string
+	Name               string
+	// ParentHerID and ParentName name the party's parent, if it has one.
+	ParentHerID, ParentName string
+	// Certificate is the party's certificate (PEM) as the register holds it; may be nil.
+	Certificate []byte
 }
 
 // Server is the simulator; an http.Handler with the promoted simfault methods.
@@ -100,6 +125,9 @@ type Server struct {
 	jwk      []byte
 	wrongKey *rsa.PrivateKey
 	svarCert string
+	// nhn and nhnByOrg index Options.HealthParties, with armoured certificates.
+	nhn      map[string]HealthParty
+	nhnByOrg map[string]HealthParty
 
 	mu       sync.Mutex
 	certs    map[string]string
@@ -129,6 +157,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DPFEndpoint == "" {
 		opts.DPFEndpoint = "https://svarut.ks.no/tjenester/forsendelseservice/ForsendelsesServiceV9"
+	}
+	if opts.DPHEndpoint == "" {
+		opts.DPHEndpoint = "https://test.eformidling.no/nhn-adapter/api"
 	}
 	if opts.DPVEndpoint == "" {
 		opts.DPVEndpoint = "https://platform.tt02.altinn.no/correspondence/api/v1"
@@ -173,6 +204,31 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("srsim: certificate of %s: %w", org, err)
 		}
 		s.certs[org] = string(sr.ArmourPEM(string(p)))
+	}
+	s.nhn, s.nhnByOrg = map[string]HealthParty{}, map[string]HealthParty{}
+	for _, h := range opts.HealthParties {
+		if h.HerID == "" || h.OrganisationNumber == "" {
+			return nil, errors.New("srsim: a health party needs HerID and OrganisationNumber")
+		}
+		if _, dup := s.nhn[h.HerID]; dup {
+			return nil, fmt.Errorf("srsim: HER-id %s listed twice", h.HerID)
+		}
+		if h.Certificate != nil {
+			if _, err := sr.ParsePEM(h.Certificate); err != nil {
+				return nil, fmt.Errorf("srsim: certificate of HER-id %s: %w", h.HerID, err)
+			}
+			h.Certificate = sr.ArmourPEM(string(h.Certificate))
+		}
+		s.nhn[h.HerID] = h
+		if _, ok := s.nhnByOrg[h.OrganisationNumber]; !ok {
+			s.nhnByOrg[h.OrganisationNumber] = h
+		}
+	}
+	for _, herID := range opts.Fastleger {
+		if _, ok := s.nhn[herID]; !ok {
+			// The map key is a person number: never in an error.
+			return nil, fmt.Errorf("srsim: fastlege HER-id %s is no health party", herID)
+		}
 	}
 	svarPEM := opts.SvarUtCertificate
 	if svarPEM == nil {

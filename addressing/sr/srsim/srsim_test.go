@@ -135,6 +135,6 @@ func TestSignedAnswersAndControl(t *testing.T) {
 	assert.Contains(t, string(body), `"citizen"`)
 
 	st, _, _ = do(t, "GET", set.SRURL+"/identifier/her-id:8143154", tok, "application/json", nil)
-	assert.Equal(t, 404, st, "DPH is not simulated")
+	assert.Equal(t, 404, st, "DPH needs X-Enable-Beta-Features")
 	assert.True(t, strings.Contains(string(jwk), `"RS256"`))
 }
