@@ -25,6 +25,7 @@ import (
 	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/internal/sandbox"
 	"github.com/efm-go/efm/update"
+	"github.com/efm-go/efm/update/manifest"
 )
 
 func init() {
@@ -50,6 +51,10 @@ func newUpdater(cfg *config.Config, configFile string, withSandbox bool, log *sl
 	}
 	if withSandbox {
 		uc.SelfTestArgs = []string{"--sandbox"}
+	}
+	uc.BeforeSwap = func(ctx context.Context, target manifest.Release) error {
+		_, err := snapshotBeforeSwap(ctx, cfg.DataDir, buildinfo.Version, target)
+		return err
 	}
 	lookup := func(k string) (string, bool) {
 		v := cfg.Value(k)
@@ -344,10 +349,55 @@ func selfTestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := update.New(update.Config{DataDir: cfg.DataDir, CurrentVersion: buildinfo.Version, Mode: update.ModeOff}); err != nil {
 		return &exitError{code: exitFailure, err: fmt.Errorf("self-test: %w", err)}
 	}
-	// TODO(lead): open the store read-only and refuse a schema this binary
-	// cannot migrate from (rule M1) once store offers a read-only check. #8
-	fmt.Fprintf(stdout, "configuration ok: organisation %s, environment %s, store schema known up to %d\n",
-		cfg.OrgNumber, cfg.Environment, store.SchemaVersion())
+	// Rule M1: a store migrated by a newer binary would be refused at start, so
+	// refuse it here, before the swap, instead of in a crash loop after it.
+	// Read-only: the running daemon holds the store, and nothing may migrate
+	// until this binary is the one running.
+	have, err := store.FileSchemaVersion(ctx, storePath(cfg.DataDir))
+	if err != nil {
+		return &exitError{code: exitFailure, err: fmt.Errorf("self-test: %w", err)}
+	}
+	if know := store.SchemaVersion(); have > know {
+		return &exitError{code: exitFailure, err: fmt.Errorf("self-test: %w: store is at %d, this binary knows up to %d", store.ErrSchemaTooNew, have, know)}
+	}
+	fmt.Fprintf(stdout, "configuration ok: organisation %s, environment %s, store schema %d, known up to %d\n",
+		cfg.OrgNumber, cfg.Environment, have, store.SchemaVersion())
 	fmt.Fprintf(stdout, "self-test ok version=%s\n", buildinfo.Version)
 	return nil
+}
+
+// storePath is where integrasjonspunkt.Run keeps the store.
+func storePath(dataDir string) string { return filepath.Join(dataDir, "store.db") }
+
+// snapshotBeforeSwap is operations.md §4.4 step 7: when the target migrates
+// the store (its schema_version differs from the store's, or the manifest
+// does not say), it copies the store to <data>/update/pre-<from>-to-<to>.db
+// so a rollback across the migration can go back to the old schema (rule
+// M3). Only the newest snapshot is kept: an older one predates an update
+// that was since committed and would lose everything after it. It returns
+// the snapshot's path, or "" when none was needed.
+func snapshotBeforeSwap(ctx context.Context, dataDir, from string, target manifest.Release) (string, error) {
+	src := storePath(dataDir)
+	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+		return "", nil // nothing stored yet: nothing to lose
+	}
+	have, err := store.FileSchemaVersion(ctx, src)
+	if err != nil {
+		return "", err
+	}
+	if target.SchemaVersion != 0 && target.SchemaVersion == have {
+		return "", nil
+	}
+	dir := filepath.Join(dataDir, "update")
+	dst := filepath.Join(dir, "pre-"+from+"-to-"+target.Version+".db")
+	if err := store.Snapshot(ctx, src, dst); err != nil {
+		return "", err
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "pre-*-to-*.db"))
+	for _, o := range old {
+		if o != dst {
+			_ = os.Remove(o)
+		}
+	}
+	return dst, nil
 }

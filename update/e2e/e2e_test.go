@@ -234,6 +234,10 @@ func TestE2E_SelfUpdate(t *testing.T) {
 	assert.Equal(t, read(t, v110), read(t, d.exe))
 	assert.Equal(t, read(t, v100), read(t, filepath.Join(filepath.Dir(d.exe), filepath.Base(d.exe)+".previous")))
 	assert.True(t, d.serving())
+	// The manifest names no schema_version, so the daemon took the pre-update
+	// store snapshot of operations.md §4.4 step 7 before swapping.
+	_, err = os.Stat(filepath.Join(d.data, "update", "pre-1.0.0-to-1.1.0.db"))
+	assert.NoError(t, err, "no store snapshot before the swap (BeforeSwap not wired?)")
 
 	// 1.2.0 never reports healthy: it rolls itself back to 1.1.0.
 	publish("1.2.0", v120, manifest.ChannelStable)
