@@ -75,28 +75,16 @@ func TestErrorCatalogue_DPF(t *testing.T) {
 	})
 }
 
-// Health actors of the DPH tests.
+// Health actors of the DPH tests, from the default seed's NHN address
+// register (addressing/seed): the daemon's own HER-id, and a GP office that
+// the SR simulator answers DPH for by HER-id and by organisation number.
 const (
 	ownHerID   = "8143154"
-	nhnOrg     = "910076787" // an organisation the NHN stand-in answers DPH for
+	gpHerID    = "8142519"
+	nhnOrg     = "910088009"
 	dphProcess = "urn:no:difi:profile:helse:helse:ver1.0"
 	dphStd     = "urn:no:difi:helse:xsd:schema::dialogmelding"
 )
-
-// nhnRecords answers the Service Registry's DPH records (health process,
-// channel DPH) for NHN identifiers and for nhnOrg, and passes every other
-// question to the simulators' registry. The SR simulator does not simulate
-// DPH yet (addressing/sr/srsim: her-id answers 404); this stands in for
-// those records only, so the core's DPH checks can be reached.
-type nhnRecords struct{ message.Registry }
-
-func (r nhnRecords) Capabilities(ctx context.Context, receiver string, q message.CapabilityQuery) ([]message.Capability, error) {
-	if strings.HasPrefix(receiver, "her-id:") || strings.HasPrefix(receiver, "fastlege-for:") || (receiver == nhnOrg && q.Process == dphProcess) {
-		return []message.Capability{{Process: dphProcess, ServiceIdentifier: "DPH",
-			DocumentTypes: []message.DocumentType{{Type: "dialogmelding", Standard: dphStd}}}}, nil
-	}
-	return r.Registry.Capabilities(ctx, receiver, q)
-}
 
 func dialogSBD(sender, receiver string) doc {
 	s := newSBD("dialogmelding", dphStd, dphProcess, receiver, map[string]any{
@@ -125,24 +113,24 @@ func dialogSBD(sender, receiver string) doc {
 // MissingFileTitleException (DPH), InvalidContentTypeException and
 // InvalidDocumentException.
 func TestErrorCatalogue_DPH(t *testing.T) {
-	d := startDaemonReg(t, map[string]string{"difi.move.feature.enableDPH": "true", "difi.move.dph.her-ids": ownHerID},
-		io.Discard, func(r message.Registry) message.Registry { return nhnRecords{r} })
+	d := startDaemon(t, map[string]string{"difi.move.feature.enableDPH": "true", "difi.move.dph.her-ids": ownHerID,
+		"difi.move.feature.enableBetaFeatures": "true"})
 	pdf := []byte("%PDF-1.4")
 
 	t.Run("SenderException_not_nhn", func(t *testing.T) {
 		// No sender: the daemon's own organisation number, not a HER id.
-		m := requireError(t, d.postJSON("/api/messages/out", dialogSBD("", "her-id:8142519")), 400, "SenderException")
+		m := requireError(t, d.postJSON("/api/messages/out", dialogSBD("", "her-id:"+gpHerID)), 400, "SenderException")
 		assert.Contains(t, m["message"], "nhn-actorid")
 	})
 	t.Run("SenderException_not_own_her_id", func(t *testing.T) {
-		m := requireError(t, d.postJSON("/api/messages/out", dialogSBD("her-id:1000", "her-id:8142519")), 400, "SenderException")
+		m := requireError(t, d.postJSON("/api/messages/out", dialogSBD("her-id:1000", "her-id:"+gpHerID)), 400, "SenderException")
 		assert.Contains(t, m["message"], "difi.move.dph.her-ids")
 	})
 	t.Run("ReceiverException", func(t *testing.T) {
 		requireError(t, d.postJSON("/api/messages/out", dialogSBD("her-id:"+ownHerID, "0192:"+nhnOrg)), 400, "ReceiverException")
 	})
 
-	_, id := d.create(dialogSBD("her-id:"+ownHerID, "her-id:8142519"))
+	_, id := d.create(dialogSBD("her-id:"+ownHerID, "her-id:"+gpHerID))
 	t.Run("MissingFileTitleException_DPH", func(t *testing.T) {
 		r := d.put("/api/messages/out/"+id, pdf, "Content-Disposition", cd("Rontgen", "rontgen.pdf"), "Content-Type", "application/pdf")
 		m := requireError(t, r, 400, "MissingFileTitleException")
@@ -160,7 +148,7 @@ func TestErrorCatalogue_DPH(t *testing.T) {
 		assert.Contains(t, m["message"], "dialogmelding.xml")
 	})
 	t.Run("InvalidDocumentException_one_step", func(t *testing.T) {
-		r := d.multipart(dialogSBD("her-id:"+ownHerID, "her-id:8142519"),
+		r := d.multipart(dialogSBD("her-id:"+ownHerID, "her-id:"+gpHerID),
 			part{"Melding", "melding.pdf", "application/pdf", pdf},
 			part{"Dialog", "dialogmelding.xml", "application/pdf", []byte("ikke xml")})
 		requireError(t, r, 400, "InvalidDocumentException")

@@ -66,8 +66,11 @@ var (
 )
 
 // registry starts the register simulators once per test binary (real HTTP),
-// and builds a resolver over them per daemon.
-func registry(t testing.TB, policy ident.Policy) message.Registry {
+// and builds a resolver over them per daemon. ov are the daemon's overrides:
+// with difi.move.feature.enableBetaFeatures the SR client sends
+// X-Enable-Beta-Features, and with enableDPH the token carries eformidling:dph,
+// as the reference asks (spec/addressing.md §3.1); DPH records need both.
+func registry(t testing.TB, policy ident.Policy, ov map[string]string) message.Registry {
 	t.Helper()
 	simOnce.Do(func() {
 		s, err := seed.Default()
@@ -84,16 +87,21 @@ func registry(t testing.TB, policy ident.Policy) message.Registry {
 		sims, simErr = regsim.Start(regsim.Options{Seed: s, OrgCertificates: certs})
 	})
 	require.NoError(t, simErr)
+	scope := "eformidling:dpo eformidling:dpe eformidling:dpv eformidling:dpf eformidling:dpi digitalpostinnbygger:send global/kontaktinformasjon.read global/sikkerdigitalpost.read global/varslingsstatus.read global/sertifikat.read global/navn.read global/postadresse.read"
+	if ov["difi.move.feature.enableDPH"] == "true" {
+		scope += " eformidling:dph"
+	}
 	token := func(context.Context) (string, error) {
 		now := time.Now()
 		claims, _ := json.Marshal(map[string]any{"iss": "maskinporten-sim", "client_id": "MOVE_IP_" + ownOrg,
-			"scope":    "eformidling:dpo eformidling:dpe eformidling:dpv eformidling:dpf eformidling:dpi digitalpostinnbygger:send global/kontaktinformasjon.read global/sikkerdigitalpost.read global/varslingsstatus.read global/sertifikat.read global/navn.read global/postadresse.read",
+			"scope":    scope,
 			"consumer": map[string]string{"authority": "iso6523-actorid-upis", "ID": "0192:" + ownOrg},
 			"iat":      now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": fmt.Sprint(now.UnixNano())})
 		tok, err := jws.Sign(mpKey, claims, map[string]any{"typ": "at+jwt"})
 		return string(tok), err
 	}
-	c, err := sr.New(sr.Config{BaseURL: sims.SRURL, Token: token, Timeout: 5 * time.Second})
+	c, err := sr.New(sr.Config{BaseURL: sims.SRURL, Token: token, Timeout: 5 * time.Second,
+		BetaFeatures: ov["difi.move.feature.enableBetaFeatures"] == "true"})
 	require.NoError(t, err)
 	k, err := krr.New(krr.Config{BaseURL: sims.KRRURL, PrintURL: sims.KRRPrintURL})
 	require.NoError(t, err)
@@ -193,7 +201,7 @@ func startDaemonReg(t testing.TB, extra map[string]string, w io.Writer, wrap fun
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir})
 	require.NoError(t, err)
 	cfg.Server.Port = 0 // config check wants a real port; tests take any free one
-	reg := registry(t, ident.Policy{AllowSynthetic: cfg.SyntheticOK})
+	reg := registry(t, ident.Policy{AllowSynthetic: cfg.SyntheticOK}, ov)
 	if wrap != nil {
 		reg = wrap(reg)
 	}
