@@ -90,7 +90,10 @@ func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
 	}
 	srScopes := srScopes(cfg)
 	src, err := sr.New(sr.Config{BaseURL: cfg.Value("difi.move.serviceregistryEndpoint"), JWKURL: cfg.Value("difi.move.sign.jwkUrl"),
-		Token: func(ctx context.Context) (string, error) { return mp.AccessToken(ctx, srScopes...) }})
+		// The registry returns DPH records only with beta features on (addressing.md §3.1).
+		BetaFeatures:   cfg.Value("difi.move.feature.enableBetaFeatures") == "true",
+		DisableSigning: cfg.Value("difi.move.sign.enable") == "false",
+		Token:          func(ctx context.Context) (string, error) { return mp.AccessToken(ctx, srScopes...) }})
 	if err != nil {
 		return nil, fmt.Errorf("configuring the service registry client: %w", err)
 	}
