@@ -86,8 +86,7 @@ type Sim struct {
 	deliveries   map[string]int
 	statuses     map[string][]string
 	deduplicated int
-	timers       map[*time.Timer]bool
-	closed       bool
+	timers       simfault.Timers // pending peer answers
 }
 
 type message struct {
@@ -132,14 +131,11 @@ func New(opts Options) (*Sim, error) {
 }
 
 func (s *Sim) resetLocked() {
-	for t := range s.timers {
-		t.Stop()
-	}
+	s.timers.Reset()
 	s.queues = map[string]*queue{}
 	s.deliveries = map[string]int{}
 	s.statuses = map[string][]string{}
 	s.deduplicated = 0
-	s.timers = map[*time.Timer]bool{}
 }
 
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -156,29 +152,7 @@ func (s *Sim) SetSchedule(sc Schedule) {
 
 // Close stops pending peer answers.
 func (s *Sim) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	for t := range s.timers {
-		t.Stop()
-	}
-}
-
-func (s *Sim) afterLocked(d time.Duration, f func()) {
-	if s.closed {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		live := s.timers[t]
-		delete(s.timers, t)
-		s.mu.Unlock()
-		if live {
-			f()
-		}
-	})
-	s.timers[t] = true
+	s.timers.Close()
 }
 
 func (s *Sim) queueLocked(name string) *queue {
@@ -265,7 +239,7 @@ func (s *Sim) peerAnswerLocked(sbd []byte, h transport.Header) {
 		if s.dropped(what) {
 			return
 		}
-		s.afterLocked(delay, func() {
+		s.timers.After(delay, func() {
 			raw, err := build()
 			if err != nil {
 				return

@@ -26,7 +26,7 @@ func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File) {
 	}
 	// Opening a package is slow (RSA, AES); do it off the lock, then
 	// schedule the answers.
-	s.afterLocked(0, func() {
+	s.timers.After(0, func() {
 		if err := s.peerOpen(r.org, f); err != nil {
 			s.mu.Lock()
 			s.peerErrors[h.MessageID] = err.Error()
@@ -68,7 +68,7 @@ func (s *Sim) peerAnswerLocked(t *transfer, r *recipient, f *dpo.File) {
 		if s.dropped(what) {
 			return
 		}
-		s.afterLocked(delay, func() {
+		s.timers.After(delay, func() {
 			raw, err := build()
 			if err != nil {
 				s.mu.Lock()

@@ -119,8 +119,7 @@ type Sim struct {
 	deliveries map[string]int
 	statuses   map[string][]string
 	peerErrors map[string]string
-	timers     map[*time.Timer]bool
-	closed     bool
+	timers     simfault.Timers // pending peer answers
 }
 
 type recipient struct {
@@ -179,16 +178,13 @@ func New(opts Options) (*Sim, error) {
 }
 
 func (s *Sim) resetLocked() {
-	for t := range s.timers {
-		t.Stop()
-	}
+	s.timers.Reset()
 	s.transfers = map[string]*transfer{}
 	s.order = nil
 	s.waiting = map[string]map[*transfer]bool{}
 	s.deliveries = map[string]int{}
 	s.statuses = map[string][]string{}
 	s.peerErrors = map[string]string{}
-	s.timers = map[*time.Timer]bool{}
 }
 
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -198,12 +194,7 @@ func (s *Sim) Faults() *simfault.Injector { return s.faults }
 
 // Close stops pending peer answers.
 func (s *Sim) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	for t := range s.timers {
-		t.Stop()
-	}
+	s.timers.Close()
 }
 
 // SetSchedule replaces the schedule.
@@ -243,24 +234,6 @@ func (s *Sim) Statuses() map[string][]string {
 	return out
 }
 
-// after runs f after d unless the Sim is reset or closed first.
-func (s *Sim) afterLocked(d time.Duration, f func()) {
-	if s.closed {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		live := s.timers[t]
-		delete(s.timers, t)
-		s.mu.Unlock()
-		if live {
-			f()
-		}
-	})
-	s.timers[t] = true
-}
-
 func (s *Sim) setStatusLocked(t *transfer, status string) {
 	now := s.opts.Now().UTC()
 	t.status, t.changed = status, now
@@ -298,7 +271,7 @@ func (s *Sim) storeLocked(t *transfer, data []byte) {
 	if s.sched.HoldPublish {
 		return
 	}
-	s.afterLocked(time.Duration(s.sched.PublishDelay), func() {
+	s.timers.After(time.Duration(s.sched.PublishDelay), func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.publishLocked(t)
