@@ -14,8 +14,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/efm-go/efm/addressing/internal/baseurl"
 )
 
 // Errors callers branch on.
@@ -58,11 +59,11 @@ type Client struct {
 
 // New returns a Client. BaseURL must be an absolute http(s) URL.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("brreg base url %q: want an absolute http(s) url", cfg.BaseURL)
+	base, err := baseurl.Check("brreg", cfg.BaseURL)
+	if err != nil {
+		return nil, err
 	}
-	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), http: cfg.HTTPClient, timeout: cfg.Timeout}
+	c := &Client{base: base, http: cfg.HTTPClient, timeout: cfg.Timeout}
 	if c.timeout <= 0 {
 		c.timeout = 5 * time.Second
 	}

@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/efm-go/efm/addressing/internal/baseurl"
 )
 
 // Identifier schemes of the SMP.
@@ -54,11 +56,11 @@ type Client struct {
 
 // New returns a Client.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("elma base url %q: want an absolute http(s) url", cfg.BaseURL)
+	base, err := baseurl.Check("elma", cfg.BaseURL)
+	if err != nil {
+		return nil, err
 	}
-	c := &Client{base: strings.TrimRight(cfg.BaseURL, "/"), http: cfg.HTTPClient, timeout: cfg.Timeout}
+	c := &Client{base: base, http: cfg.HTTPClient, timeout: cfg.Timeout}
 	if c.timeout <= 0 {
 		c.timeout = 5 * time.Second
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/efm-go/efm/addressing/ident"
+	"github.com/efm-go/efm/addressing/internal/baseurl"
 )
 
 // Errors callers branch on.
@@ -38,10 +39,10 @@ type Client struct {
 
 // New returns a Client.
 func New(cfg Config) (*Client, error) {
-	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-		return nil, fmt.Errorf("folkereg base url %q: want an absolute http(s) url", cfg.BaseURL)
+	var err error
+	if cfg.BaseURL, err = baseurl.Check("folkereg", cfg.BaseURL); err != nil {
+		return nil, err
 	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}

@@ -21,12 +21,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/efm-go/efm/addressing/ident"
+	"github.com/efm-go/efm/addressing/internal/baseurl"
 	"github.com/efm-go/efm/packaging/jws"
 )
 
@@ -80,16 +80,15 @@ func New(cfg Config) (*Client, error) {
 		}
 		cfg.PrintURL = strings.TrimRight(cfg.BaseURL, "/") + "/rest/v2/printSertifikat"
 	}
-	for _, s := range []string{cfg.BaseURL, cfg.PrintURL} {
-		if s == "" {
+	for _, s := range []*string{&cfg.BaseURL, &cfg.PrintURL} {
+		if *s == "" {
 			continue
 		}
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("krr url %q: want an absolute http(s) url", s)
+		var err error
+		if *s, err = baseurl.Check("krr", *s); err != nil {
+			return nil, err
 		}
 	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}

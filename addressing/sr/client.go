@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/efm-go/efm/addressing/ident"
+	"github.com/efm-go/efm/addressing/internal/baseurl"
 	"github.com/efm-go/efm/packaging/jws"
 )
 
@@ -119,10 +120,11 @@ type cachedCert struct {
 
 // New returns a Client.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("service registry url %q: want an absolute http(s) url", cfg.BaseURL)
+	base, err := baseurl.Check("service registry", cfg.BaseURL)
+	if err != nil {
+		return nil, err
 	}
+	u, _ := url.Parse(base) // Check has parsed it
 	if cfg.Token == nil {
 		return nil, errors.New("service registry: Config.Token must not be nil")
 	}

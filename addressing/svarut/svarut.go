@@ -11,8 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/efm-go/efm/addressing/internal/baseurl"
 )
 
 // ErrUnavailable: network error, timeout, non-200 or an unreadable answer.
@@ -35,10 +36,10 @@ type Client struct {
 
 // New returns a Client.
 func New(cfg Config) (*Client, error) {
-	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-		return nil, fmt.Errorf("svarut base url %q: want an absolute http(s) url", cfg.BaseURL)
+	var err error
+	if cfg.BaseURL, err = baseurl.Check("svarut", cfg.BaseURL); err != nil {
+		return nil, err
 	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
