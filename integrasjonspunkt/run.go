@@ -111,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	// The resolver serves the local API's lookups and the pipeline; without
 	// a service registry nothing can be sent and no pipeline runs.
 	reg := o.Registry
-	wiring, err := pipeline.FromConfig(cfg, log)
+	wiring, err := pipeline.FromConfig(cfg, ks, ksErr, log)
 	switch {
 	case errors.Is(err, pipeline.ErrNoRegistry):
 		log.Warn("no service registry configured: messages are accepted but not sent", logattr.Key("difi.move.serviceregistryEndpoint"))

@@ -68,16 +68,15 @@ type Wiring struct {
 var ErrNoRegistry = errors.New("no service registry configured (difi.move.serviceregistryEndpoint)")
 
 // FromConfig builds the resolver, the packer and the enabled channels the
-// way the reference reads its properties. It makes no network calls: tokens
-// are fetched on first use.
-func FromConfig(cfg *config.Config, log *slog.Logger) (*Wiring, error) {
+// way the reference reads its properties, with the keystore the daemon has
+// already opened (ksErr is why it could not). It makes no network calls:
+// tokens are fetched on first use.
+func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slog.Logger) (*Wiring, error) {
 	if cfg.Value("difi.move.serviceregistryEndpoint") == "" {
 		return nil, ErrNoRegistry
 	}
-	ks, err := keystore.Load(keystore.Config{Path: cfg.Keystore.Path, Alias: cfg.Keystore.Alias, Password: cfg.Keystore.Password,
-		KeyPassword: cfg.Keystore.KeyPassword, Type: keystore.Type(cfg.Keystore.Type)})
-	if err != nil {
-		return nil, fmt.Errorf("loading keystore (difi.move.org.keystore.*): %w", err)
+	if ksErr != nil {
+		return nil, fmt.Errorf("loading keystore (difi.move.org.keystore.*): %w", ksErr)
 	}
 	clientID := cfg.Value("difi.move.oidc.clientId")
 	if clientID == "" {
