@@ -89,7 +89,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	// The updater boots first: a new version in a crash loop must be rolled
 	// back before anything that could crash again (operations.md §4.4).
-	central := &updateEvents{}
+	central := &updateEvents{log: opts.Logger}
 	upd, err := newUpdater(cfg, loc.config, *withSandbox, opts.Logger, daemonHealth(cfg), central.record)
 	if err != nil {
 		return fmt.Errorf("setting up self-update: %w", err)
@@ -136,6 +136,7 @@ func asRestart(err error) error {
 // exists before the store is open, so outcomes wait here until the daemon
 // attaches the outbox writer.
 type updateEvents struct {
+	log     *slog.Logger
 	mu      sync.Mutex
 	write   func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error
 	pending []update.Event
@@ -169,9 +170,10 @@ func (u *updateEvents) attach(w func(ctx context.Context, t events.Type, from, t
 
 func (u *updateEvents) send(w func(ctx context.Context, t events.Type, from, to string, reason events.ReasonCode) error, e update.Event) {
 	t, reason, _ := centralUpdateEvent(e)
-	// The outbox is local SQLite: a failure here is logged by the store's
-	// caller at the next status write; an update event is not worth failing for.
-	_ = w(context.Background(), t, e.From, e.To, reason)
+	// An update event is not worth failing the update for; say it is missing.
+	if err := w(context.Background(), t, e.From, e.To, reason); err != nil {
+		u.log.Warn("writing an update event to the central-log outbox", slog.String("event", string(t)), slog.Any("error", err))
+	}
 }
 
 // program adapts the daemon to the service manager: Start returns at once and
