@@ -320,6 +320,10 @@ func TestSandbox_RegistryDown(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return apitest.HasStatus(d.base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
 		"not delivered after the registry came back; statuses %v", apitest.Statuses(d.base, id))
+	d.stop()
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		assert.False(t, events.ContainsPersonNumber(line), "the outage's log names the citizen: %s", line)
+	}
 }
 
 func do(t *testing.T, method, url, contentType string, body io.Reader, hdr map[string]string) (int, string) {
