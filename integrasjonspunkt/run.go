@@ -78,7 +78,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(cfg.DataDir, "store.db"), Logger: log})
+	pg, err := cfg.Postgres()
+	if err != nil {
+		return fmt.Errorf("spring.datasource.url: %w", err)
+	}
+	st, err := store.Open(ctx, store.Config{Path: filepath.Join(cfg.DataDir, "store.db"), Postgres: pg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
 	}
@@ -304,7 +308,13 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("building event builder: %w", err)
 	}
-	payloads, err := payload.Open(filepath.Join(cfg.DataDir, "payload"), filepath.Join(secrets, "payload.key"))
+	// Several daemons on one PostgreSQL store share a payload directory
+	// (efm.payload.dir): a message accepted by one is sent by another.
+	payloadDir := cfg.Value("efm.payload.dir")
+	if payloadDir == "" {
+		payloadDir = filepath.Join(cfg.DataDir, "payload")
+	}
+	payloads, err := payload.Open(payloadDir, filepath.Join(secrets, "payload.key"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("opening payload store: %w", err)
 	}
