@@ -88,7 +88,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer st.Close()
 
-	q, err := queue.Open(ctx, queue.Config{Dir: filepath.Join(cfg.DataDir, "jetstream"), Port: cfg.QueuePort, Logger: log})
+	qc, err := queueConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	q, err := queue.Open(ctx, qc)
 	if err != nil {
 		return fmt.Errorf("opening queue: %w", err)
 	}
@@ -145,10 +149,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	grp := newGroup(ctx, cfg, q, log)
+	defer grp.Wait()
 	var pl *pipeline.Pipeline
 	if wiring != nil {
-		pc := wiring.Config(core, q, filepath.Join(cfg.DataDir, "pipeline"), log)
+		pc := wiring.Config(core, q, filepath.Join(sharedDir(cfg), "pipeline"), log)
 		pc.Unfinished = st.UnfinishedOutgoing
+		pc.Leads, pc.Claim = grp.Leads, st.ClaimMessage
 		if pl, err = pipeline.New(pc); err != nil {
 			return fmt.Errorf("starting the pipeline: %w", err)
 		}
@@ -188,12 +195,18 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return o.Updater.Run(gctx) })
 	}
 	if shipper != nil {
-		g.Go(func() error { return shipper.Run(gctx) })
+		g.Go(func() error { return grp.whileLeading(gctx, "central-log", shipper.Run) })
 	}
 	g.Go(func() error {
-		return heartbeat(gctx, st, builder, ks, cfg.Duration("efm.events.heartbeat-interval", 24*time.Hour), log)
+		return grp.whileLeading(gctx, "heartbeat", func(ctx context.Context) error {
+			return heartbeat(ctx, st, builder, ks, cfg.Duration("efm.events.heartbeat-interval", 24*time.Hour), log)
+		})
 	})
-	g.Go(func() error { return core.Run(gctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second)) })
+	g.Go(func() error {
+		return grp.whileLeading(gctx, "expiry-sweep", func(ctx context.Context) error {
+			return core.Run(ctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second))
+		})
+	})
 	if pl != nil {
 		g.Go(func() error { return pl.Run(gctx) })
 	}
@@ -295,7 +308,7 @@ func infoOf(cfg *config.Config) func() any {
 // pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
 // the message service.
 func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
-	secrets := filepath.Join(cfg.DataDir, "secrets")
+	secrets := filepath.Join(sharedDir(cfg), "secrets")
 	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("loading pseudonym key: %w", err)
@@ -308,13 +321,7 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("building event builder: %w", err)
 	}
-	// Several daemons on one PostgreSQL store share a payload directory
-	// (efm.payload.dir): a message accepted by one is sent by another.
-	payloadDir := cfg.Value("efm.payload.dir")
-	if payloadDir == "" {
-		payloadDir = filepath.Join(cfg.DataDir, "payload")
-	}
-	payloads, err := payload.Open(payloadDir, filepath.Join(secrets, "payload.key"))
+	payloads, err := payload.Open(filepath.Join(sharedDir(cfg), "payload"), filepath.Join(secrets, "payload.key"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("opening payload store: %w", err)
 	}

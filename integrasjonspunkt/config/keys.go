@@ -220,8 +220,8 @@ var keys = []key{
 	{name: "efm.queue.tls.cert"},                   // client certificate (PEM), with efm.queue.tls.key
 	{name: "efm.queue.tls.key"},                    // client key (PEM)
 	{name: "efm.queue.replicas", def: "1", check: checkPositiveInt},
-	{name: "efm.payload.dir"}, // payload files; several daemons share one directory
-	{name: "efm.node.name"},   // this daemon among several; default: host name and port
+	{name: "efm.shared.dir"}, // payload files, channel ledger and secrets that several daemons share
+	{name: "efm.node.name"},  // this daemon among several; default: host name and port
 	{name: "difi.datasource", prefix: true, ignored: true},
 	{name: "spring.datasource", prefix: true, ignored: true},
 	{name: "difi.activemq", prefix: true, ignored: true},

@@ -94,6 +94,14 @@ type Config struct {
 	// Defaults 30 days and 60 min.
 	StatusBackoffThreshold time.Duration
 	StatusBackoffMax       time.Duration
+	// Leads, when set, says whether this daemon runs the named poller or
+	// sweep now: several daemons of one group run each once, under a lease.
+	// nil: this daemon runs them all.
+	Leads func(name string) bool
+	// Claim, when set, makes this daemon the only one of its group working
+	// on a message until release (store.ClaimMessage); ok false means
+	// another daemon has it. nil: no other daemon exists.
+	Claim func(ctx context.Context, messageID string) (release func(), ok bool, err error)
 }
 
 // Pipeline is the worker and its pollers.
@@ -205,6 +213,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		g.Go(func() error {
 			first := true
 			p.every(ctx, p.cfg.SweepInterval, nil, func(ctx context.Context) {
+				if !p.leads("sweep") {
+					return
+				}
 				p.sweep(ctx, first)
 				first = false
 			})
@@ -219,24 +230,39 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if r.Inbox != nil {
 			g.Go(func() error {
-				p.every(ctx, every, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
+				p.every(ctx, every, nil, func(ctx context.Context) {
+					if p.leads("fetch-" + name) {
+						p.fetch(ctx, name, r)
+					}
+				})
 				return nil
 			})
 		}
 		if r.Tracker != nil {
 			g.Go(func() error {
 				polled := map[string]time.Time{}
-				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r.Tracker, every, polled) })
+				p.every(ctx, every, nil, func(ctx context.Context) {
+					if p.leads("track-" + name) {
+						p.track(ctx, name, r.Tracker, every, polled)
+					}
+				})
 				return nil
 			})
 		}
 	}
 	g.Go(func() error {
-		p.every(ctx, p.cfg.ReplyInterval, p.wake, p.replies)
+		p.every(ctx, p.cfg.ReplyInterval, p.wake, func(ctx context.Context) {
+			if p.leads("replies") {
+				p.replies(ctx)
+			}
+		})
 		return nil
 	})
 	return g.Wait()
 }
+
+// leads says whether this daemon runs the named poller now.
+func (p *Pipeline) leads(name string) bool { return p.cfg.Leads == nil || p.cfg.Leads(name) }
 
 // every runs fn at once and then every interval (or when wake fires) until
 // ctx is done; a run in progress finishes first.
@@ -262,6 +288,13 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		return &queue.RetryError{Delay: time.Second, Err: errors.New("message already being worked on")}
 	}
 	defer p.busy.Delete(id)
+	if p.cfg.Claim != nil {
+		release, ok, err := p.cfg.Claim(ctx, id)
+		if err != nil || !ok {
+			return &queue.RetryError{Delay: time.Second, Err: errors.Join(errors.New("message being worked on by another daemon"), err)}
+		}
+		defer release()
+	}
 	log := p.log.With(logattr.MessageID(id))
 	msg, err := p.cfg.Messages.Outgoing(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -286,3 +286,47 @@ CREATE TABLE b (
 CREATE TABLE c (id BIGINT PRIMARY KEY REFERENCES a (id));
 ALTER TABLE b ADD COLUMN d BYTEA;`, got)
 }
+
+// TestClaimMessage_OneDaemonAtATime: on PostgreSQL a message claimed by one
+// store (daemon) cannot be claimed by another until released, or until the
+// first one's connections die.
+func TestClaimMessage_OneDaemonAtATime(t *testing.T) {
+	eachBackend(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		a := mustOpen(t, cfg)
+		defer a.Close()
+		release, ok, err := a.ClaimMessage(ctx, "m1")
+		require.NoError(t, err)
+		require.True(t, ok)
+		if cfg.Postgres == "" {
+			release()
+			return // one daemon per SQLite file: nothing to exclude
+		}
+		b := mustOpen(t, cfg)
+		defer b.Close()
+		_, ok, err = b.ClaimMessage(ctx, "m1")
+		require.NoError(t, err)
+		assert.False(t, ok, "claimed by a")
+		rel2, ok, err := b.ClaimMessage(ctx, "m2")
+		require.NoError(t, err)
+		assert.True(t, ok, "another message is free")
+		rel2()
+		release()
+		rel3, ok, err := b.ClaimMessage(ctx, "m1")
+		require.NoError(t, err)
+		assert.True(t, ok, "released by a")
+
+		// A daemon that dies (its connections drop) frees its claims.
+		_, ok, err = a.ClaimMessage(ctx, "m1")
+		require.NoError(t, err)
+		assert.False(t, ok)
+		_, err = a.w.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+			WHERE locktype = 'advisory' AND classid = ? AND granted`, claimClass)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			_, ok, err := a.ClaimMessage(ctx, "m1")
+			return err == nil && ok
+		}, 10*time.Second, 50*time.Millisecond)
+		rel3()
+	})
+}

@@ -163,3 +163,43 @@ func pgUnique(err error) bool {
 // ErrNotSQLite is returned by what only a SQLite store can do (a file
 // snapshot): a PostgreSQL store is backed up by its server's own tools.
 var ErrNotSQLite = errors.New("the store is on PostgreSQL: back it up with pg_dump or the server's own backup")
+
+// claimClass is the first key of the advisory locks ClaimMessage takes
+// ("EF"), apart from migrationLock's.
+const claimClass = 0x4546
+
+// ClaimMessage makes this daemon the one working on a message until release
+// is called: on PostgreSQL a session advisory lock, which the server drops by
+// itself when the daemon's connection dies, so a killed daemon's messages
+// are free at once. ok is false while another daemon holds the message. On
+// SQLite one daemon owns the store and every claim succeeds.
+func (s *Store) ClaimMessage(ctx context.Context, messageID string) (release func(), ok bool, err error) {
+	if !s.pg {
+		return func() {}, true, nil
+	}
+	s.claimsOnce.Do(func() { s.claims, s.claimsErr = openPostgres(s.pgURL) })
+	if s.claimsErr != nil {
+		return nil, false, s.claimsErr
+	}
+	conn, err := s.claims.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("claiming message: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(?, hashtext(?))`, claimClass, messageID).Scan(&ok); err != nil || !ok {
+		conn.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("claiming message: %w", err)
+		}
+		return nil, false, nil
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock(?, hashtext(?))`, claimClass, messageID); err != nil {
+			// A connection that cannot unlock must not go back to the pool
+			// still holding the lock.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}, true, nil
+}

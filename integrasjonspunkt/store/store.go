@@ -48,6 +48,13 @@ type Store struct {
 	now func() time.Time
 	pg  bool // on PostgreSQL; w and r are then the same pool
 
+	// ClaimMessage's connections on PostgreSQL: each claim holds one, so
+	// they have their own pool, opened on first claim.
+	pgURL      string
+	claimsOnce sync.Once
+	claims     *sql.DB
+	claimsErr  error
+
 	// The group commit of Update (records.go).
 	batchOnce   sync.Once
 	ops         chan *op
@@ -72,7 +79,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Store{w: db, r: db, pg: true, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{})}
+		s := &Store{w: db, r: db, pg: true, pgURL: cfg.Postgres, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{})}
 		if err := s.migrate(ctx); err != nil {
 			s.Close()
 			return nil, err
@@ -119,6 +126,10 @@ func (s *Store) Close() error {
 		<-s.batcherDone
 	}
 	if s.pg {
+		s.claimsOnce.Do(func() {})
+		if s.claims != nil {
+			s.claims.Close()
+		}
 		return s.w.Close()
 	}
 	if _, err := s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
