@@ -15,14 +15,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,6 +72,18 @@ func major(p string) int {
 	return n
 }
 
+// Need skips t when the PostgreSQL binaries are missing, except in CI,
+// where it fails it.
+func Need(t testing.TB) {
+	t.Helper()
+	if _, err := BinDir(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI must test the PostgreSQL backend: %v", err)
+		}
+		t.Skipf("skipping the PostgreSQL backend: %v", err)
+	}
+}
+
 var (
 	shared     *Server
 	sharedErr  error
@@ -84,12 +94,7 @@ var (
 // Stop it from TestMain with StopShared.
 func Require(t testing.TB) *Server {
 	t.Helper()
-	if _, err := BinDir(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI must test the PostgreSQL backend: %v", err)
-		}
-		t.Skipf("skipping the PostgreSQL backend: %v", err)
-	}
+	Need(t)
 	sharedOnce.Do(func() { shared, sharedErr = Start(Options{}) })
 	if sharedErr != nil {
 		t.Fatalf("starting PostgreSQL: %v", sharedErr)
@@ -110,7 +115,7 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cred, err := credential()
+	cred, err := runAs()
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +124,7 @@ func Start(o Options) (*Server, error) {
 		return nil, err
 	}
 	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Chown(dir, cred.uid, cred.gid); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -127,7 +132,7 @@ func Start(o Options) (*Server, error) {
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", Superuser, "--auth=trust",
 		"-E", "UTF8", "--locale=C", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.SysProcAttr = procAttr(cred)
 	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
@@ -143,7 +148,7 @@ func Start(o Options) (*Server, error) {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	cmd.SysProcAttr = procAttr(cred)
 	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
 	if err != nil {
 		os.RemoveAll(dir)
@@ -176,24 +181,6 @@ func Start(o Options) (*Server, error) {
 			return nil, fmt.Errorf("postgres did not accept connections within 60s: %w", err)
 		}
 	}
-}
-
-// credential is the user the server runs as: the current one unless root,
-// then postgres (Debian's package makes it) or nobody.
-func credential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-	}
-	return nil, errors.New("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
 }
 
 func freePort() (int, error) {
@@ -236,7 +223,7 @@ func (s *Server) CreateDB(t testing.TB) string {
 func (s *Server) Stop() {
 	if s.cmd.Process != nil {
 		// SIGINT is PostgreSQL's fast shutdown.
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		_ = s.cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-s.done:
 		case <-time.After(30 * time.Second):
