@@ -1,13 +1,18 @@
 // Package natstest runs a JetStream cluster on loopback for tests: n
-// embedded nats-server nodes joined by cluster routes on free ports, each
-// with its own store directory, each stoppable and restartable on the same
-// ports and directory (a node coming back).
+// nats-server nodes joined by cluster routes on free ports, each with its
+// own store directory, each stoppable and restartable on the same ports and
+// directory (a node coming back). Start embeds the nodes in the test
+// process; StartProcesses runs each as a nats-server process of its own, so
+// a test can SIGKILL one.
 package natstest
 
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +29,26 @@ type Cluster struct {
 type Node struct {
 	opts *server.Options
 	srv  *server.Server
+	bin  string    // process mode: the nats-server binary
+	cmd  *exec.Cmd // process mode: the running process
+	done chan struct{}
 }
 
 // Start starts an n-node cluster under dir and waits until JetStream has a
 // meta leader. Stop it with Shutdown.
 func Start(t testing.TB, dir string, n int) *Cluster {
+	t.Helper()
+	return start(t, dir, n, "")
+}
+
+// StartProcesses is Start with every node a process of the nats-server
+// binary bin (Binary builds it).
+func StartProcesses(t testing.TB, bin, dir string, n int) *Cluster {
+	t.Helper()
+	return start(t, dir, n, bin)
+}
+
+func start(t testing.TB, dir string, n int, bin string) *Cluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	var routes []string
@@ -52,13 +72,17 @@ func Start(t testing.TB, dir string, n int) *Cluster {
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 		}
-		c.Nodes = append(c.Nodes, &Node{opts: o})
+		c.Nodes = append(c.Nodes, &Node{opts: o, bin: bin})
 	}
 	for _, nd := range c.Nodes {
 		if err := nd.Start(); err != nil {
 			c.Shutdown()
 			t.Fatal(err)
 		}
+	}
+	if bin != "" {
+		// The clients' stream creation waits for the meta leader.
+		return c
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for !c.hasMetaLeader() {
@@ -78,6 +102,17 @@ func (c *Cluster) hasMetaLeader() bool {
 		}
 	}
 	return false
+}
+
+// Binary builds the nats-server of the module graph (the version the daemon
+// embeds) into dir and returns its path.
+func Binary(dir string) (string, error) {
+	bin := filepath.Join(dir, "nats-server")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build nats-server: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // URLs are the client URLs of every node.
@@ -101,6 +136,9 @@ func (nd *Node) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", nd.opts
 
 // Start starts (or restarts) the node on its ports and store directory.
 func (nd *Node) Start() error {
+	if nd.bin != "" {
+		return nd.startProcess()
+	}
 	o := *nd.opts
 	s, err := server.NewServer(&o)
 	if err != nil {
@@ -115,8 +153,62 @@ func (nd *Node) Start() error {
 	return nil
 }
 
+func (nd *Node) startProcess() error {
+	o := nd.opts
+	var routes []string
+	for _, r := range o.Routes {
+		routes = append(routes, r.String())
+	}
+	cmd := exec.Command(nd.bin, "-n", o.ServerName, "-a", o.Host, "-p", strconv.Itoa(o.Port), "-js", "-sd", o.StoreDir,
+		"--cluster_name", o.Cluster.Name, "--cluster", fmt.Sprintf("nats://%s:%d", o.Cluster.Host, o.Cluster.Port),
+		"--routes", strings.Join(routes, ","))
+	if err := os.MkdirAll(o.StoreDir, 0o750); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(o.StoreDir+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = procAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting nats node %s: %w", o.ServerName, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	nd.cmd, nd.done = cmd, done
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port))); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nats node %s did not listen within 30s", o.ServerName)
+}
+
+// Kill ends a process node with SIGKILL: no flush, no goodbye to its peers.
+func (nd *Node) Kill() {
+	if nd.cmd != nil {
+		_ = nd.cmd.Process.Kill()
+		<-nd.done
+		nd.cmd = nil
+	}
+}
+
 // Stop stops the node, if running.
 func (nd *Node) Stop() {
+	if nd.cmd != nil {
+		_ = nd.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-nd.done:
+		case <-time.After(10 * time.Second):
+		}
+		nd.Kill()
+		return
+	}
 	if nd.srv != nil {
 		nd.srv.Shutdown()
 		nd.srv.WaitForShutdown()
