@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -233,11 +235,22 @@ func TestGroup_KillADaemonAndANATSNode(t *testing.T) {
 		pending = still
 		time.Sleep(200 * time.Millisecond)
 	}
+	if len(pending) == 0 {
+		return
+	}
+	var rep struct {
+		PeerErrors map[string]string `json:"peerErrors"`
+	}
+	simCall(t, "altinn-broker", "GET", "/_sim/deliveries", nil, &rep)
 	for _, id := range pending {
-		var logs []string
-		for _, d := range g.daemons {
-			logs = append(logs, d.logOf(id))
+		t.Errorf("message %s did not reach LEVERT: statuses %v; the peer says %q", id, g.daemons[0].statuses(id), rep.PeerErrors[id])
+	}
+	for i, d := range g.daemons {
+		b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"WARN"`) || strings.Contains(line, `"ERROR"`) {
+				t.Logf("d%d: %s", i, line)
+			}
 		}
-		t.Errorf("message %s did not reach LEVERT: statuses %v; the daemons say:\n%s", id, g.daemons[0].statuses(id), strings.Join(logs, "\n"))
 	}
 }

@@ -54,9 +54,10 @@ func openExternal(ctx context.Context, cfg Config, log *slog.Logger) (*Queue, er
 		replicas = 1
 	}
 	q := &Queue{nc: nc, log: log, replicas: replicas, ackWait: cfg.AckWait}
-	// A cluster that is still electing its meta leader answers stream
-	// creation with an error for a few seconds.
-	deadline := time.Now().Add(30 * time.Second)
+	// A cluster that is still electing its meta leader (all nodes starting
+	// together, a loaded machine) answers stream creation with 503 for a
+	// while.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		err = q.setup(ctx)
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {

@@ -7,6 +7,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Cluster is a running JetStream cluster.
@@ -81,7 +84,10 @@ func start(t testing.TB, dir string, n int, bin string) *Cluster {
 		}
 	}
 	if bin != "" {
-		// The clients' stream creation waits for the meta leader.
+		if err := c.waitJetStream(90 * time.Second); err != nil {
+			c.Shutdown()
+			t.Fatal(err)
+		}
 		return c
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -102,6 +108,31 @@ func (c *Cluster) hasMetaLeader() bool {
 		}
 	}
 	return false
+}
+
+// waitJetStream waits until the cluster answers JetStream requests: it has
+// elected its meta leader.
+func (c *Cluster) waitJetStream(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	var last error
+	for time.Now().Before(deadline) {
+		nc, err := nats.Connect(strings.Join(c.URLs(), ","))
+		if err == nil {
+			var js jetstream.JetStream
+			if js, err = jetstream.New(nc); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, err = js.AccountInfo(ctx)
+				cancel()
+			}
+			nc.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the JetStream cluster did not answer within %s: %v", within, last)
 }
 
 // Binary builds the nats-server of the module graph (the version the daemon
