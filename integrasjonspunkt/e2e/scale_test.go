@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +66,23 @@ func startGroup(t testing.TB, daemons int, extra map[string]string) *group {
 		g.daemons = append(g.daemons, startChild(t, t.TempDir(), ov))
 	}
 	return g
+}
+
+// requireAlive fails, with the end of its log, for a daemon that exited by
+// itself.
+func (g *group) requireAlive(t testing.TB) {
+	t.Helper()
+	for i, d := range g.daemons {
+		// An exited child nobody waited for yet is a zombie: still there
+		// for kill(0), state Z in /proc.
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+		_, after, _ := strings.Cut(string(stat), ") ")
+		if d.cmd.Process.Signal(syscall.Signal(0)) != nil || strings.HasPrefix(after, "Z") {
+			b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Fatalf("daemon d%d exited by itself; its log ends:\n%s", i, strings.Join(lines[max(0, len(lines)-30):], "\n"))
+		}
+	}
 }
 
 // leaseHolder reads who holds a lease from the cluster's lease bucket.
@@ -198,32 +216,17 @@ func TestGroup_KillADaemonAndANATSNode(t *testing.T) {
 	t.Logf("%d accepted, %d cut off by the kill", len(accepted), len(unsure))
 	require.GreaterOrEqual(t, len(accepted), n-30, "most sends are answered")
 
-	deadline := time.Now().Add(3 * time.Minute)
-	var dl map[string]int
-	for time.Now().Before(deadline) {
-		dl = brokerDeliveries(t)
-		missing := 0
-		for _, id := range accepted {
-			if dl[id] == 0 {
-				missing++
-			}
+	g.requireAlive(t)
+	requireExactlyOnce(t, accepted, unsure, func(id string) string {
+		var logs []string
+		for _, d := range g.daemons {
+			logs = append(logs, d.logOf(id))
 		}
-		if missing == 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for _, id := range accepted {
-		if dl[id] != 1 {
-			t.Errorf("accepted message %s published %d times", id, dl[id])
-		}
-	}
-	for _, id := range unsure {
-		require.LessOrEqual(t, dl[id], 1, "message %s published at most once", id)
-	}
+		return strings.Join(logs, "\n")
+	})
 	// Receipts: every accepted message reaches LEVERT, read through any
 	// daemon (they share the store).
-	deadline = time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	pending := accepted
 	for len(pending) > 0 && time.Now().Before(deadline) {
 		var still []string
@@ -252,5 +255,36 @@ func TestGroup_KillADaemonAndANATSNode(t *testing.T) {
 				t.Logf("d%d: %s", i, line)
 			}
 		}
+	}
+}
+
+// requireExactlyOnce waits until the broker has published every accepted
+// message and fails for any published other than once, or any message whose
+// answer was cut off published more than once. why tells what the daemons
+// said about a message.
+func requireExactlyOnce(t *testing.T, accepted, unsure []string, why func(id string) string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	var dl map[string]int
+	for time.Now().Before(deadline) {
+		dl = brokerDeliveries(t)
+		missing := 0
+		for _, id := range accepted {
+			if dl[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, id := range accepted {
+		if dl[id] != 1 {
+			t.Errorf("accepted message %s published %d times; the daemon says:\n%s", id, dl[id], why(id))
+		}
+	}
+	for _, id := range unsure {
+		require.LessOrEqual(t, dl[id], 1, "message %s published at most once", id)
 	}
 }

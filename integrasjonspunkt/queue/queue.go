@@ -188,13 +188,24 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // Consume runs h on entries with at most concurrency at a time until ctx is
 // done; then it stops fetching, lets running handlers finish, and returns.
 func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
-	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       q.ackWaitOr(),
 		MaxAckPending: concurrency,
 		MaxDeliver:    -1, // the store decides when a message is given up (dead letters, TTL)
-	})
+	}
+	c, err := q.st.CreateOrUpdateConsumer(ctx, cc)
+	// A cluster electing a leader (a node just died) answers 503 for a
+	// while; the embedded server never does.
+	for err != nil && q.ns == nil && ctx.Err() == nil {
+		q.log.Warn("creating the queue consumer; trying again", logattr.Err(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		c, err = q.st.CreateOrUpdateConsumer(ctx, cc)
+	}
 	if err != nil {
 		return fmt.Errorf("creating consumer: %w", err)
 	}
