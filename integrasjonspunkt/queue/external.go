@@ -30,7 +30,9 @@ func openExternal(ctx context.Context, cfg Config, log *slog.Logger) (*Queue, er
 				log.Warn("disconnected from the nats cluster", logattr.Err(err))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to the nats cluster", slog.String("server", nc.ConnectedUrlRedacted())) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("reconnected to the nats cluster", slog.String("server", nc.ConnectedUrlRedacted()))
+		}),
 	}
 	if cfg.Credentials != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Credentials))
