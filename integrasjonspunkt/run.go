@@ -2,6 +2,7 @@ package integrasjonspunkt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -153,6 +154,11 @@ func Run(ctx context.Context, o Options) error {
 	ln, err := net.Listen("tcp", cfg.Server.Addr())
 	if err != nil {
 		return fmt.Errorf("listening on %s (server.port, server.address): %w", cfg.Server.Addr(), err)
+	}
+	if cfg.Server.TLS {
+		if ln, err = tlsListener(ln, cfg.Server.TLSKeystore); err != nil {
+			return err
+		}
 	}
 	deps := api.Deps{
 		Logger:       log,
@@ -372,4 +378,23 @@ func updateHealth(u Updater) func() (api.Component, bool) {
 		}
 		return api.Component{Status: c.Status, Details: d}, true
 	}
+}
+
+// tlsListener serves the API over TLS with the difi.ssl.* keystore: config
+// check only lets the API off loopback with TLS on, so TLS on must mean TLS
+// served (operations.md §1.7).
+func tlsListener(ln net.Listener, k config.Keystore) (net.Listener, error) {
+	ks, err := keystore.Load(keystore.Config{Path: k.Path, Alias: k.Alias, Password: k.Password, KeyPassword: k.Password, Type: keystore.Type(k.Type)})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("difi.ssl.key-store: %w", err)
+	}
+	chain := [][]byte{ks.Cert.Raw}
+	for _, c := range ks.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return tls.NewListener(ln, &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: ks.Key, Leaf: ks.Cert}},
+	}), nil
 }
