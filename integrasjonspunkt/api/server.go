@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -69,11 +70,15 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	draining atomic.Bool
+	// csrf refuses state-changing requests a browser sends on behalf of
+	// another site: the API has no session cookies, but basic auth a browser
+	// remembers, and a page on any site can reach a loopback port.
+	csrf *http.CrossOriginProtection
 }
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
-	s := &Server{d: d, log: d.Logger.With(logattr.Component("api")), mux: http.NewServeMux()}
+	s := &Server{d: d, log: d.Logger.With(logattr.Component("api")), mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	s.routes()
 	return s
 }
@@ -92,6 +97,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Stops DNS rebinding: a web page in a browser on this host must not
 		// reach the API under a name it controls.
 		writeError(w, r, s.log, &Error{Status: http.StatusForbidden, Message: "host " + hostOnly(r.Host) + " is not allowed; add it to efm.http.allowed-hosts"})
+		return
+	}
+	if err := s.csrf.Check(r); err != nil {
+		// Client systems send neither Origin nor Sec-Fetch-Site; only a
+		// browser on another site's page gets here.
+		writeError(w, r, s.log, &Error{Status: http.StatusForbidden, Message: "cross-site request refused: " + r.Method + " from another origin (" + hostOnly(originHost(r)) + ")"})
 		return
 	}
 	if s.draining.Load() && r.Method == http.MethodPost {
@@ -119,6 +130,16 @@ func (s *Server) hostAllowed(host string) bool {
 		return true
 	}
 	return slices.Contains(s.d.AllowedHosts, h)
+}
+
+// originHost names the site a refused request came from, for the answer.
+func originHost(r *http.Request) string {
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			return u.Host
+		}
+	}
+	return r.Header.Get("Sec-Fetch-Site")
 }
 
 func hostOnly(hostport string) string {
