@@ -175,6 +175,8 @@ func Run(ctx context.Context, o Options) error {
 		Store:             st,
 		Webhooks:          hooks,
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
+		BodyWindow:        cfg.Duration("efm.http.body-window", 0),
+		BodyMinRate:       cfg.Size("efm.http.body-min-rate", 0),
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
 	}

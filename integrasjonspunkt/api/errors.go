@@ -55,6 +55,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var me *message.Error
 	var se *store.SortError
 	switch {
+	case slowBody(r) != nil:
+		e = slowBody(r)
+		w.Header().Set("Connection", "close")
 	case errors.As(err, &me):
 		e = &Error{Status: me.Status, Exception: me.Exception(), Message: me.Message, Description: me.Description}
 		for _, v := range me.Violations {

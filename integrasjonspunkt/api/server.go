@@ -43,6 +43,11 @@ type Deps struct {
 	Webhooks *webhook.Notifier // must not be nil when Messages is set
 	// MaxMultipartBytes caps a one-step send request (default 500 MB, 413 above).
 	MaxMultipartBytes int64
+	// BodyWindow and BodyMinRate free connections whose body trickles: at
+	// least BodyMinRate bytes per second in every BodyWindow, else 408 and
+	// the connection is closed (defaults 30 s and 8 KB/s).
+	BodyWindow  time.Duration
+	BodyMinRate int64
 	// StrictPing makes a failed subscription ping a 400 (local-api.md §9.2).
 	StrictPing bool
 	// Majors describes each API major by name ("v1"): "status" (current or
@@ -78,6 +83,12 @@ type Server struct {
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
+	if d.BodyWindow == 0 {
+		d.BodyWindow = defaultBodyWindow
+	}
+	if d.BodyMinRate == 0 {
+		d.BodyMinRate = defaultBodyMinRate
+	}
 	s := &Server{d: d, log: d.Logger.With(logattr.Component("api")), mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	s.routes()
 	return s
@@ -117,7 +128,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
 		}
 	}
-	s.mux.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, limitBodyRate(w, r, s.d.BodyWindow, s.d.BodyMinRate))
 }
 
 func (s *Server) hostAllowed(host string) bool {
