@@ -17,7 +17,7 @@ import (
 
 // metricsOf gathers the numbers of operations.md §2.2 that the daemon keeps
 // today. None carries personal data or message titles.
-func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper, am *addressing.Metrics) func(context.Context) []api.Sample {
+func metricsOf(started time.Time, dataDir string, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper, am *addressing.Metrics) func(context.Context) []api.Sample {
 	return func(ctx context.Context) []api.Sample {
 		s := []api.Sample{
 			{Name: "efm_build_info", Help: "build of the running daemon", Labels: map[string]string{"version": buildinfo.Version, "commit": buildinfo.CommitOrVCS()}, Value: 1},
@@ -32,6 +32,9 @@ func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.
 		}
 		if n, err := q.Pending(ctx); err == nil {
 			s = append(s, api.Sample{Name: "efm_queue_pending", Help: "work-queue entries waiting", Labels: map[string]string{"stream": "OUTGOING"}, Value: float64(n)})
+		}
+		if free, err := store.FreeSpace(dataDir); err == nil {
+			s = append(s, api.Sample{Name: "efm_disk_free_bytes", Help: "free space for the data dir", Value: float64(free)})
 		}
 		if ks != nil {
 			s = append(s, api.Sample{Name: "efm_certificate_not_after_seconds", Help: "business certificate expiry, Unix seconds", Value: float64(ks.Cert.NotAfter.Unix())})

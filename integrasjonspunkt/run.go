@@ -162,8 +162,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
-		Metrics:      metricsOf(o.Started, st, q, ks, builder, shipper, resolverMetrics(wiring)),
+		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
+		Metrics:      metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring)),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
@@ -177,6 +177,8 @@ func Run(ctx context.Context, o Options) error {
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
 		BodyWindow:        cfg.Duration("efm.http.body-window", 0),
 		BodyMinRate:       cfg.Size("efm.http.body-min-rate", 0),
+		DiskFree:          func() (int64, error) { return store.FreeSpace(cfg.DataDir) },
+		DiskMinFree:       cfg.DiskMinFree,
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
 	}
@@ -249,7 +251,7 @@ func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Log
 	return nil
 }
 
-func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
+func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
 	return func(ctx context.Context) api.Health {
 		cs := map[string]api.Component{"certificate": cert(), "central-log": central(ctx)}
 		if c, ok := upd(); ok {
@@ -259,7 +261,8 @@ func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, centra
 			cs["store"] = api.Component{Status: api.Down, Details: map[string]any{"error": "store not writable"}}
 		} else {
 			c, _ := st.Unfinished(ctx)
-			cs["store"] = api.Component{Status: api.Up, Details: map[string]any{"outgoing": c.Outgoing, "incoming": c.Incoming}}
+			d := map[string]any{"outgoing": c.Outgoing, "incoming": c.Incoming}
+			cs["store"] = api.Component{Status: disk(d), Details: d}
 		}
 		if err := q.Check(ctx); err != nil {
 			cs["queue"] = api.Component{Status: api.Down, Details: map[string]any{"error": "queue not running"}}
@@ -268,6 +271,29 @@ func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, centra
 			cs["queue"] = api.Component{Status: api.Up, Details: map[string]any{"pending": n}}
 		}
 		return api.Health{Status: api.Overall(cs), Components: cs}
+	}
+}
+
+// diskHealth rates the data dir's free space against efm.disk.min-free
+// (operations.md §2.2): DOWN below it, since no message can be stored,
+// DEGRADED below twice it. It writes the figures into d.
+func diskHealth(dir string, minFree int64) func(d map[string]any) string {
+	return func(d map[string]any) string {
+		free, err := store.FreeSpace(dir)
+		if err != nil {
+			d["diskError"] = "free space unknown"
+			return api.Up
+		}
+		d["diskFreeBytes"], d["diskMinFreeBytes"] = free, minFree
+		switch {
+		case free < minFree:
+			d["reason"] = "disk full: free space below efm.disk.min-free"
+			return api.Down
+		case free < 2*minFree:
+			d["reason"] = "disk nearly full: free space below twice efm.disk.min-free"
+			return api.Degraded
+		}
+		return api.Up
 	}
 }
 

@@ -88,6 +88,22 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	})
 }
 
+// statusOf is the HTTP status writeError would give err.
+func statusOf(err error) int {
+	var e *Error
+	var me *message.Error
+	var se *store.SortError
+	switch {
+	case errors.As(err, &me):
+		return me.Status
+	case errors.As(err, &se):
+		return http.StatusBadRequest
+	case errors.As(err, &e):
+		return e.Status
+	}
+	return http.StatusInternalServerError
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	if status >= 400 || w.Header().Get("Content-Type") == "" {
 		w.Header().Set("Content-Type", "application/json")

@@ -48,6 +48,10 @@ type Deps struct {
 	// the connection is closed (defaults 30 s and 8 KB/s).
 	BodyWindow  time.Duration
 	BodyMinRate int64
+	// DiskFree tells the data dir's free bytes; below DiskMinFree
+	// (efm.disk.min-free) writes to /api get 507. nil turns the check off.
+	DiskFree    func() (int64, error)
+	DiskMinFree int64
 	// StrictPing makes a failed subscription ping a 400 (local-api.md §9.2).
 	StrictPing bool
 	// Majors describes each API major by name ("v1"): "status" (current or
@@ -128,6 +132,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
 		}
 	}
+	if s.refuseWhenDiskFull(w, r) {
+		return
+	}
 	s.mux.ServeHTTP(w, limitBodyRate(w, r, s.d.BodyWindow, s.d.BodyMinRate))
 }
 
@@ -164,7 +171,7 @@ func hostOnly(hostport string) string {
 func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
-			writeError(w, r, s.log, err)
+			writeError(w, r, s.log, s.asDiskFull(err))
 		}
 	})
 }
