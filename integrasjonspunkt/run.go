@@ -162,8 +162,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
-		Metrics:      metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring)),
+		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
+		Metrics:      metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
@@ -251,7 +251,7 @@ func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Log
 	return nil
 }
 
-func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
+func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string, channels func() []pipeline.ChannelState, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
 	return func(ctx context.Context) api.Health {
 		cs := map[string]api.Component{"certificate": cert(), "central-log": central(ctx)}
 		if c, ok := upd(); ok {
@@ -268,7 +268,15 @@ func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string,
 			cs["queue"] = api.Component{Status: api.Down, Details: map[string]any{"error": "queue not running"}}
 		} else {
 			n, _ := q.Pending(ctx)
-			cs["queue"] = api.Component{Status: api.Up, Details: map[string]any{"pending": n}}
+			c := api.Component{Status: api.Up, Details: map[string]any{"pending": n}}
+			if dl, err := st.DeadLetters(ctx); err == nil && dl > 0 {
+				// operations.md §2.2: someone must resend or delete them.
+				c.Status, c.Details["deadLetters"] = api.Degraded, dl
+			}
+			cs["queue"] = c
+		}
+		for _, c := range channels() {
+			cs["channel."+c.Service] = channelHealth(c)
 		}
 		return api.Health{Status: api.Overall(cs), Components: cs}
 	}

@@ -83,6 +83,8 @@ type Server struct {
 	// another site: the API has no session cookies, but basic auth a browser
 	// remembers, and a page on any site can reach a loopback port.
 	csrf *http.CrossOriginProtection
+	// requests counts answered API calls for efm_api_requests_total.
+	requests requestCounts
 }
 
 // New builds the server and its routes.
@@ -104,6 +106,10 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // ServeHTTP applies the middleware every request goes through.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.countRequest(w, r, s.serve)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
@@ -135,7 +141,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.refuseWhenDiskFull(w, r) {
 		return
 	}
-	s.mux.ServeHTTP(w, limitBodyRate(w, r, s.d.BodyWindow, s.d.BodyMinRate))
+	r2 := limitBodyRate(w, r, s.d.BodyWindow, s.d.BodyMinRate)
+	s.mux.ServeHTTP(w, r2)
+	r.Pattern = r2.Pattern // for the request counter
 }
 
 func (s *Server) hostAllowed(host string) bool {
