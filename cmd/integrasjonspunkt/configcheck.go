@@ -12,6 +12,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/internal/buildinfo"
+	"github.com/efm-go/efm/update"
 )
 
 func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,6 +41,13 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 			}
 			return &exitError{code: exitFailure, err: fmt.Errorf("%d problems in %s", len(joined.Unwrap()), loc.config)}
 		}
+		fmt.Fprintf(stdout, "error: %s\n", err)
+		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
+	}
+	var uc update.Config
+	if err := update.Settings(&uc, func(k string) (string, bool) { v := cfg.Value(k); return v, v != "" }); err != nil {
+		// The updater's keys are checked where the updater reads them; a bad
+		// one would otherwise first show when the daemon starts.
 		fmt.Fprintf(stdout, "error: %s\n", err)
 		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
 	}
