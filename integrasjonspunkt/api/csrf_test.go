@@ -39,6 +39,7 @@ func TestCrossSiteBrowserRequestsAreRefused(t *testing.T) {
 		{"DELETE", "/api/subscriptions"}, {"POST", "/api/subscriptions"}, {"DELETE", "/api/conversations/1"}} {
 		requireError(t, d.do(mr[0], mr[1], bytes.NewReader(nil), evil...), 403, "")
 	}
+	assert.Contains(t, string(d.get("/manage/prometheus").Body), `efm_api_requests_total{api_version="v1",client="Go-http-client",code="403",route="refused"} `)
 	list := d.get("/api/messages/out")
 	require.Equal(t, 200, list.Code)
 	assert.Empty(t, list.JSON(t)["content"], "a refused request created a message")

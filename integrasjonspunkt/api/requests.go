@@ -97,8 +97,11 @@ func (s *Server) countRequest(w http.ResponseWriter, r *http.Request, next func(
 	rec := &statusRecorder{ResponseWriter: w}
 	next(rec, r)
 	route := r.Pattern
-	if route == "" || route == "/" {
+	switch route {
+	case "/":
 		route = "unmatched" // unknown paths would otherwise each be a series
+	case "":
+		route = "refused" // answered before routing: host, cross-site, drain, disk full
 	}
 	major := "v1"
 	code := rec.code
