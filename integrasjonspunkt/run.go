@@ -163,7 +163,7 @@ func Run(ctx context.Context, o Options) error {
 	deps := api.Deps{
 		Logger:       log,
 		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
-		Metrics:      metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)),
+		Metrics:      withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
