@@ -154,7 +154,11 @@ func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
 		Durable:       consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       5 * time.Minute,
-		MaxAckPending: concurrency,
+		// An entry put back with a delay stays pending until redelivered, so
+		// a cap here let one channel's retries (a broker answering 503) hold
+		// every slot and starve the other channels. The handler semaphore
+		// below bounds the work instead.
+		MaxAckPending: -1,
 		MaxDeliver:    -1, // the store decides when a message is given up (dead letters, TTL)
 	})
 	if err != nil {
