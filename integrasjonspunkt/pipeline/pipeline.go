@@ -23,6 +23,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/packaging/asic"
 	"github.com/efm-go/efm/transport"
 )
 
@@ -507,6 +508,11 @@ func (p *Pipeline) pack(ctx context.Context, id, sender string, route addressing
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		if errors.Is(err, asic.ErrInvalidContainer) {
+			// A name or a file count the container cannot carry: the same
+			// files fail the same way on every retry.
+			return "", final(fmt.Errorf("packing message: %w", err), events.ReasonPayloadInvalid)
+		}
 		return "", fmt.Errorf("packing message: %w", err)
 	}
 	return f.Name(), nil

@@ -4,9 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,7 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/efm-go/efm/addressing"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/packaging/asic"
 	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/testpki"
@@ -174,4 +179,32 @@ func TestFiles_Order(t *testing.T) {
 	}
 	assert.Equal(t, []string{"hoved.pdf", "arkivmelding.xml", "b.pdf"}, names)
 	assert.Equal(t, "application/octet-stream", got[0].MimeType)
+}
+
+// TestPack_RefusedIsFinal: files the container cannot carry fail the same
+// way on every retry, so the message becomes FEIL at once instead of being
+// retried for ever (issue 14, point 6).
+func TestPack_RefusedIsFinal(t *testing.T) {
+	p := &Pipeline{cfg: Config{Packer: packerOf(t, senderOrg)}, spool: t.TempDir()}
+	route := addressing.Route{Certificate: testPKI(t).Orgs[receiverOrg].Cert}
+	many := make([]File, asic.MaxDataEntries)
+	for i := range many {
+		many[i] = fileOf(fmt.Sprintf("v%d.pdf", i), "application/pdf", []byte("x"))
+	}
+	for name, files := range map[string][]File{
+		"dots":     {fileOf("rapport..v2.pdf", "application/pdf", []byte("x"))},
+		"mimetype": {fileOf("mimetype", "text/plain", []byte("x"))},
+		"manifest": {fileOf("manifest.xml", "application/xml", []byte("<x/>"))},
+		"long":     {fileOf(strings.Repeat("a", 256), "application/pdf", []byte("x"))},
+		"too many": many,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, files, DPOPackaging(1<<30))
+			var fe *finalError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, events.ReasonPayloadInvalid, fe.reason)
+		})
+	}
+	_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, many[:asic.MaxDataEntries-1], DPOPackaging(1<<30))
+	require.NoError(t, err, "as many documents as the receiver opens")
 }

@@ -1,0 +1,59 @@
+package api_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Files the ASiC-E packer refuses are refused at the API, naming the file,
+// instead of being accepted and retried for ever (issue 14, point 6).
+func TestUpload_NamesThePackerRefuses(t *testing.T) {
+	d := startDaemon(t, nil)
+	pdf := []byte("%PDF-1.4 test")
+	for _, name := range []string{"rapport..v2.pdf", "mimetype", "manifest.xml",
+		strings.Repeat("a", 252) + ".pdf"} {
+		t.Run("E3 "+name[:min(len(name), 20)], func(t *testing.T) {
+			_, id := d.create(avtaltSBD(dpoOrg))
+			r := d.put("/api/messages/out/"+id, pdf, "Content-Type", "application/pdf", "Content-Disposition", cd("Vedlegg", name))
+			m := requireError(t, r, 400, "InvalidFilenameException")
+			assert.Contains(t, m["message"], name)
+		})
+		t.Run("E5 "+name[:min(len(name), 20)], func(t *testing.T) {
+			r := d.multipart(avtaltSBD(dpoOrg), part{"Vedlegg", name, "application/pdf", pdf})
+			m := requireError(t, r, 400, "InvalidFilenameException")
+			assert.Contains(t, m["message"], name)
+		})
+	}
+	t.Run("a name of 255 octets goes", func(t *testing.T) {
+		_, id := d.create(avtaltSBD(dpoOrg))
+		r := d.put("/api/messages/out/"+id, pdf, "Content-Type", "application/pdf",
+			"Content-Disposition", cd("Vedlegg", strings.Repeat("a", 251)+".pdf"))
+		require.Equal(t, 200, r.Code, "body: %s", r.Body)
+	})
+	t.Run("DPV carries no container", func(t *testing.T) {
+		s := newSBD("arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding", archiveProc, "0192:"+dpvOrg, map[string]any{"hoveddokument": "vedtak.pdf"})
+		_, id := d.create(s)
+		r := d.put("/api/messages/out/"+id, pdf, "Content-Type", "application/pdf", "Content-Disposition", cd("Vedlegg", "manifest.xml"))
+		require.Equal(t, 200, r.Code, "body: %s", r.Body)
+	})
+}
+
+// The receiver opens at most 256 zip entries; four are the container's and
+// one is the eFormidling manifest.
+func TestUpload_TooManyFilesForTheContainer(t *testing.T) {
+	d := startDaemon(t, nil)
+	_, id := d.create(avtaltSBD(dpoOrg))
+	for i := range 251 {
+		r := d.put("/api/messages/out/"+id, []byte("x"), "Content-Type", "application/pdf",
+			"Content-Disposition", cd("Vedlegg", fmt.Sprintf("v%03d.pdf", i)))
+		require.Equal(t, 200, r.Code, "file %d: %s", i, r.Body)
+	}
+	r := d.put("/api/messages/out/"+id, []byte("x"), "Content-Type", "application/pdf", "Content-Disposition", cd("Vedlegg", "v251.pdf"))
+	m := requireError(t, r, 400, "TooManyAttachmentsException")
+	assert.Contains(t, m["message"], "v251.pdf")
+	assert.Contains(t, m["message"], "251")
+}
