@@ -150,14 +150,14 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // Consume runs h on entries with at most concurrency at a time until ctx is
 // done; then it stops fetching, lets running handlers finish, and returns.
 func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
+	// MaxAckPending is unlimited: an entry put back with a delay stays
+	// pending until redelivered, so a cap let one channel's retries (a
+	// broker answering 503) hold every slot and starve the other channels.
+	// The handler semaphore below bounds the work instead.
 	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       5 * time.Minute,
-		// An entry put back with a delay stays pending until redelivered, so
-		// a cap here let one channel's retries (a broker answering 503) hold
-		// every slot and starve the other channels. The handler semaphore
-		// below bounds the work instead.
 		MaxAckPending: -1,
 		MaxDeliver:    -1, // the store decides when a message is given up (dead letters, TTL)
 	})
