@@ -57,3 +57,18 @@ func TestUpload_TooManyFilesForTheContainer(t *testing.T) {
 	assert.Contains(t, m["message"], "v251.pdf")
 	assert.Contains(t, m["message"], "251")
 }
+
+// A one-step send with more parts than the cap is refused, naming the
+// limit (issue 14, point 7).
+func TestMultipart_PartCap(t *testing.T) {
+	d := startDaemon(t, nil)
+	parts := make([]part, 0, 400)
+	for i := range 400 {
+		parts = append(parts, part{"Vedlegg", fmt.Sprintf("v%03d.txt", i), "text/plain", []byte("x")})
+	}
+	r := d.multipart(avtaltSBD(dpoOrg), parts...)
+	m := requireError(t, r, 400, "org.apache.tomcat.util.http.fileupload.impl.FileCountLimitExceededException")
+	assert.Contains(t, m["message"], "300")
+	r = d.multipart(avtaltSBD(dpoOrg), parts[:250]...)
+	require.Equal(t, 200, r.Code, "250 documents fit: %s", r.Body)
+}

@@ -208,3 +208,34 @@ func TestPack_RefusedIsFinal(t *testing.T) {
 	_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, many[:asic.MaxDataEntries-1], DPOPackaging(1<<30))
 	require.NoError(t, err, "as many documents as the receiver opens")
 }
+
+// TestPack_OneDocumentOpenAtATime: packing holds one document open at a
+// time, not all of them at once (issue 14, point 7).
+func TestPack_OneDocumentOpenAtATime(t *testing.T) {
+	var mu sync.Mutex
+	open, most := 0, 0
+	files := make([]File, 200)
+	for i := range files {
+		files[i] = File{Name: fmt.Sprintf("v%d.pdf", i), MimeType: "application/pdf", Size: 3,
+			Open: func() (io.ReadCloser, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				open++
+				most = max(most, open)
+				return closeFunc{Reader: strings.NewReader("pdf"), close: func() { mu.Lock(); open--; mu.Unlock() }}, nil
+			}}
+	}
+	var pkg bytes.Buffer
+	err := packerOf(t, senderOrg).Pack(context.Background(), PackRequest{SenderOrg: senderOrg, ReceiverOrg: receiverOrg,
+		Files: files, Recipient: testPKI(t).Orgs[receiverOrg].Cert}, &pkg)
+	require.NoError(t, err)
+	assert.Equal(t, 1, most, "documents open at once")
+	assert.Zero(t, open, "every document closed")
+}
+
+type closeFunc struct {
+	io.Reader
+	close func()
+}
+
+func (c closeFunc) Close() error { c.close(); return nil }
