@@ -72,3 +72,26 @@ func TestMultipart_PartCap(t *testing.T) {
 	r = d.multipart(avtaltSBD(dpoOrg), parts[:250]...)
 	require.Equal(t, 200, r.Code, "250 documents fit: %s", r.Body)
 }
+
+// An empty string is a value, as the reference's NotNull has it: Digdir's
+// own mock client sends publisering.orgnr and innsynskrav.epost empty
+// (issue 14, point 10). Absent or null is still refused.
+func TestCreate_EmptyStringsTheReferenceAccepts(t *testing.T) {
+	d := startDaemon(t, nil)
+	for _, tt := range []struct {
+		typ, process string
+		business     map[string]any
+	}{
+		{"publisering", einnsynProc, map[string]any{"orgnr": ""}},
+		{"innsynskrav", "urn:no:difi:profile:einnsyn:innsynskrav:ver1.0", map[string]any{"orgnr": dpeOrg, "epost": ""}},
+	} {
+		t.Run(tt.typ, func(t *testing.T) {
+			s := newSBD(tt.typ, "urn:no:difi:einnsyn:xsd::"+tt.typ, tt.process, "0192:"+dpeOrg, tt.business)
+			r := d.postJSON("/api/messages/out", s)
+			require.Equal(t, 200, r.Code, "body: %s", r.Body)
+		})
+	}
+	s := newSBD("innsynskrav", "urn:no:difi:einnsyn:xsd::innsynskrav", "urn:no:difi:profile:einnsyn:innsynskrav:ver1.0",
+		"0192:"+dpeOrg, map[string]any{"orgnr": dpeOrg, "epost": nil})
+	requireError(t, d.postJSON("/api/messages/out", s), 400, "jakarta.validation.ConstraintViolationException")
+}
