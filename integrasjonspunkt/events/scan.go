@@ -3,6 +3,8 @@ package events
 import (
 	"reflect"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // ContainsPersonNumber reports whether s holds 11 consecutive digits, anywhere
@@ -95,18 +97,6 @@ func isUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
+	_, err := uuid.Parse(s)
+	return err == nil
 }
