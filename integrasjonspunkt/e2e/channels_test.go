@@ -148,3 +148,22 @@ func TestOutage_DPVUnaffectedByDPO(t *testing.T) {
 		assert.NotContains(t, d.statuses(id), "SENDT", "the broker is down")
 	}
 }
+
+// TestOutage_DPVUnaffectedByHangingDPO: a broker that holds every answer
+// for 10 s keeps DPO sends busy, but never every worker: DPV messages go
+// out at once beside them.
+func TestOutage_DPVUnaffectedByHangingDPO(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.queue.concurrency": "4",
+		"efm.pipeline.sweep-grace": "10m"})
+	brokerFault(t, map[string]any{"path": "/broker/api/v1/filetransfer", "method": "POST", "delay": "10s"})
+	for range 8 {
+		sbd, files, _ := arkivmelding(peerOrg, 0)
+		d.mustSend(sbd, files)
+	}
+	time.Sleep(time.Second) // the DPO sends are out, waiting for the broker
+	start := time.Now()
+	sbd, files, id := arkivmelding(dpvOrg, 0)
+	d.mustSend(sbd, files)
+	d.waitStatus(id, "SENDT", 8*time.Second)
+	t.Logf("DPV message SENT in %s while the DPO broker holds every answer for 10 s", time.Since(start).Round(time.Millisecond))
+}
