@@ -17,8 +17,8 @@ import (
 func TestPKCS12Bounds_ManyGeneratedKeystores(t *testing.T) {
 	id := pki.Orgs[orgA]
 	n := 1500 // per encoder; before the fix about 1 in 100 was refused
-	if testing.Short() {
-		n = 200
+	if testing.Short() || raceEnabled {
+		n = 250
 	}
 	encoders := map[string]*pkcs12.Encoder{"LegacyDES": pkcs12.LegacyDES, "LegacyRC2": pkcs12.LegacyRC2,
 		"Modern2023": pkcs12.Modern2023, "Modern2026": pkcs12.Modern2026}
