@@ -23,6 +23,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/packaging/asic"
 	"github.com/efm-go/efm/transport"
 )
 
@@ -107,6 +108,8 @@ type Pipeline struct {
 	// two goroutines at once (the resume at start and a redelivery may
 	// meet).
 	busy sync.Map
+	// gate keeps one channel from taking every worker.
+	gate *gate
 	// sent holds unfinished messages the sweep found already sent (they
 	// wait for receipts and never need the sweep again); only the sweep's
 	// goroutine touches it.
@@ -186,7 +189,7 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("creating spool dir: %w", err)
 	}
 	return &Pipeline{cfg: cfg, log: cfg.Logger.With(logattr.Component("pipeline")), ledger: l, spool: spool,
-		wake: make(chan struct{}, 1), states: newChannelStates(slices.Collect(maps.Keys(cfg.Channels)))}, nil
+		wake: make(chan struct{}, 1), gate: newGate(cfg.Concurrency), states: newChannelStates(slices.Collect(maps.Keys(cfg.Channels)))}, nil
 }
 
 // Run works until ctx is done: the queue consumer, an inbox poller and a
@@ -306,7 +309,13 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelRejected,
 			Description: fmt.Sprintf("Kanalen %s er ikke tilgjengelig i dette integrasjonspunktet", msg.Service)})
 	}
+	if !p.gate.admit(msg.Service) {
+		// Not an attempt: the channel is busy or down, and this message
+		// waits its turn without counting towards the dead letters.
+		return &queue.RetryError{Delay: p.cfg.Backoff[0], Err: fmt.Errorf("channel %s is busy or failing", msg.Service)}
+	}
 	err = p.send(ctx, id, msg, reg)
+	p.gate.done(msg.Service, channelDown(ctx, err))
 	if err == nil {
 		return nil
 	}
@@ -527,9 +536,22 @@ func (p *Pipeline) pack(ctx context.Context, id, sender string, route addressing
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		if errors.Is(err, asic.ErrInvalidContainer) {
+			// A name or a file count the container cannot carry: the same
+			// files fail the same way on every retry.
+			return "", final(fmt.Errorf("packing message: %w", err), events.ReasonPayloadInvalid)
+		}
 		return "", fmt.Errorf("packing message: %w", err)
 	}
 	return f.Name(), nil
+}
+
+// channelDown reports whether err says the channel itself is unavailable:
+// retryable, and not the message's own fault nor the registry's.
+func channelDown(ctx context.Context, err error) bool {
+	var fe *finalError
+	return err != nil && ctx.Err() == nil && !errors.As(err, &fe) &&
+		!errors.Is(err, addressing.ErrRegistryUnavailable) && transport.Retryable(err)
 }
 
 // finalError is a failure no retry can mend.

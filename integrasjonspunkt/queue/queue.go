@@ -83,7 +83,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("opening jetstream: %w", err)
 	}
 	q.st, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       streamName,
+		Name: streamName,
 		// The bare subject holds entries an older version wrote; they are
 		// consumed as before.
 		Subjects:   []string{subject, subject + ".*"},
@@ -171,11 +171,15 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // Consume runs h on entries with at most concurrency at a time until ctx is
 // done; then it stops fetching, lets running handlers finish, and returns.
 func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
+	// MaxAckPending is unlimited: an entry put back with a delay stays
+	// pending until redelivered, so a cap let one channel's retries (a
+	// broker answering 503) hold every slot and starve the other channels.
+	// The handler semaphore below bounds the work instead.
 	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       5 * time.Minute,
-		MaxAckPending: concurrency,
+		MaxAckPending: -1,
 		MaxDeliver:    -1, // the store decides when a message is given up (dead letters, TTL)
 	})
 	if err != nil {

@@ -107,3 +107,32 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckDocumentName: a name CheckDocumentName lets through packs beside
+// the eFormidling manifest and the receiver opens the container; a name it
+// refuses, the writer or the reader would have refused.
+func FuzzCheckDocumentName(f *testing.F) {
+	for _, s := range []string{"vedtak.pdf", "rapport..v2.pdf", "mimetype", "manifest.xml", "META-INF/x", "a/b", "æøå.pdf", "\x00"} {
+		f.Add(s)
+	}
+	p := fuzzPKI(f)
+	s := Signer{Cert: p.Orgs[orgA].Cert, Key: p.Orgs[orgA].Key}
+	mf, err := NewManifest(orgA, orgB, "x.pdf", "application/pdf").Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if CheckDocumentName(name) != nil {
+			return
+		}
+		var buf bytes.Buffer
+		err := WriteCAdES(&buf, []File{{Name: ManifestName, MimeType: "application/xml", Content: bytes.NewReader(mf)},
+			{Name: name, MimeType: "application/pdf", Content: strings.NewReader("x")}}, s, CAdESOptions{})
+		if err != nil {
+			t.Fatalf("name %q passed the check but the writer refused it: %v", name, err)
+		}
+		if _, err := Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), ReadOptions{Roots: p.Pool()}); err != nil {
+			t.Fatalf("name %q passed the check but the reader refused it: %v", name, err)
+		}
+	})
+}
