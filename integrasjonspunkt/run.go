@@ -173,7 +173,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
+		Health:       healthOf(st, q, diskHealth(sharedDir(cfg), cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
 		Metrics:      withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
@@ -188,7 +188,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
 		BodyWindow:        cfg.Duration("efm.http.body-window", 0),
 		BodyMinRate:       cfg.Size("efm.http.body-min-rate", 0),
-		DiskFree:          func() (int64, error) { return store.FreeSpace(cfg.DataDir) },
+		DiskFree:          func() (int64, error) { return store.FreeSpace(sharedDir(cfg)) }, // where payloads go
 		DiskMinFree:       cfg.DiskMinFree,
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
