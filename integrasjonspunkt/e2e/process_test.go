@@ -170,11 +170,7 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 		"efm.pipeline.sweep-interval": "2s", "efm.pipeline.sweep-grace": "10s"})
 	before := len(brokerDeliveries(t))
 
-	type result struct {
-		id       string
-		accepted bool
-	}
-	results := make(chan result, n)
+	results := make(chan sendResult, n)
 	var sent sync.WaitGroup
 	next := make(chan int, n)
 	for i := range n {
@@ -192,7 +188,7 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 					}
 					sbd, files, id := arkivmelding(peerOrg, 0)
 					code, _ := d.send(sbd, files)
-					results <- result{id, code == http.StatusOK}
+					results <- sendResult{id, code == http.StatusOK}
 				}
 			})
 		}
@@ -217,14 +213,7 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 	sent.Wait()
 	close(results)
 
-	var accepted, unsure []string
-	for r := range results {
-		if r.accepted {
-			accepted = append(accepted, r.id)
-		} else {
-			unsure = append(unsure, r.id)
-		}
-	}
+	accepted, unsure := splitResults(results)
 	t.Logf("%d accepted, %d cut off by the kill", len(accepted), len(unsure))
 	require.GreaterOrEqual(t, len(accepted), n-20, "most sends are answered")
 

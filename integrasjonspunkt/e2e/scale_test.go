@@ -121,11 +121,7 @@ func TestGroup_KillADaemonAndANATSNode(t *testing.T) {
 	g := startGroup(t, 3, nil)
 	before := brokerDeliveries(t)
 
-	type result struct {
-		id       string
-		accepted bool
-	}
-	results := make(chan result, n)
+	results := make(chan sendResult, n)
 	next := make(chan int, n)
 	for i := range n {
 		next <- i
@@ -144,7 +140,7 @@ func TestGroup_KillADaemonAndANATSNode(t *testing.T) {
 					}
 					sbd, files, id := arkivmelding(peerOrg, 0)
 					code, _ := d.send(sbd, files)
-					results <- result{id, code == http.StatusOK}
+					results <- sendResult{id, code == http.StatusOK}
 				}
 			})
 		}
@@ -205,14 +201,7 @@ func TestGroup_KillADaemonAndANATSNode(t *testing.T) {
 	sent.Wait()
 	close(results)
 
-	var accepted, unsure []string
-	for r := range results {
-		if r.accepted {
-			accepted = append(accepted, r.id)
-		} else {
-			unsure = append(unsure, r.id)
-		}
-	}
+	accepted, unsure := splitResults(results)
 	t.Logf("%d accepted, %d cut off by the kill", len(accepted), len(unsure))
 	require.GreaterOrEqual(t, len(accepted), n-30, "most sends are answered")
 
@@ -287,4 +276,24 @@ func requireExactlyOnce(t *testing.T, accepted, unsure []string, why func(id str
 	for _, id := range unsure {
 		require.LessOrEqual(t, dl[id], 1, "message %s published at most once", id)
 	}
+}
+
+// sendResult is one client send: the message id and whether the API
+// answered 200.
+type sendResult struct {
+	id       string
+	accepted bool
+}
+
+// splitResults drains results into the accepted ids and those whose answer
+// a kill cut off.
+func splitResults(results <-chan sendResult) (accepted, unsure []string) {
+	for r := range results {
+		if r.accepted {
+			accepted = append(accepted, r.id)
+		} else {
+			unsure = append(unsure, r.id)
+		}
+	}
+	return accepted, unsure
 }
