@@ -25,9 +25,10 @@ const (
 	// testVersion is stamped into the test build, so `version` has something
 	// of ours to print.
 	testVersion = "9.8.7-wine"
-	// exeWin is where operations.md §1.4 puts the binary; the space in
-	// "Program Files" is part of the test.
-	exeWin = `C:\Program Files\integrasjonspunkt\bin\integrasjonspunkt.exe`
+	// exeWin is the binary for the tests that run it by hand, under Program
+	// Files (its space is part of the test) but beside the place the MSI
+	// installs to, which msi_test.go checks.
+	exeWin = `C:\Program Files\efm test\bin\integrasjonspunkt.exe`
 )
 
 // needTool skips a test whose tool is missing, or fails it in CI.
@@ -62,6 +63,7 @@ func wineBinary() string {
 type prefix struct {
 	wine, dir string
 	env       []string
+	exe       string // the test build, on the Linux side
 }
 
 var (
@@ -142,6 +144,7 @@ func newPrefix() (*prefix, error) {
 	if err := copyFile(exe, p.path(exeWin)); err != nil {
 		return nil, err
 	}
+	p.exe = exe
 	return p, nil
 }
 
