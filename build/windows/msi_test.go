@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/internal/testtool"
 )
 
 const (
@@ -22,9 +24,9 @@ const (
 
 func needMSITools(t *testing.T) {
 	t.Helper()
-	needTool(t, lookPath("wixl"), "wixl")
-	needTool(t, lookPath("msiinfo"), "msitools")
-	needTool(t, lookPath("msibuild"), "msitools")
+	testtool.Need(t, "wixl", "wixl")
+	testtool.Need(t, "msitools", "msiinfo")
+	testtool.Need(t, "msitools", "msibuild")
 }
 
 // buildMSI runs msi.sh, the script behind `make msi`.

@@ -1,7 +1,7 @@
 // Package wintest runs the Windows build of the daemon under Wine: the
 // cross-compiled .exe, on Wine's filesystem with Windows paths, against the
-// real sandbox. The tests skip when Wine or mingw is missing, except in CI
-// (CI=true), where .ci/run installs them and a skip would hide a lost test.
+// real sandbox; and builds, checks and installs the MSI. The tests skip when
+// a tool is missing, except in CI (testtool.Need).
 package wintest
 
 import (
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/internal/testtool"
 )
 
 const (
@@ -31,31 +33,10 @@ const (
 	exeWin = `C:\Program Files\efm test\bin\integrasjonspunkt.exe`
 )
 
-// needTool skips a test whose tool is missing, or fails it in CI.
-func needTool(t *testing.T, path, pkg string) {
-	t.Helper()
-	if path != "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is missing; .ci/run installs it in CI", pkg)
-	}
-	t.Skipf("%s is not installed (apt-get install %s): skipping the Windows build's test under Wine", pkg, pkg)
-}
-
-func lookPath(names ...string) string {
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 // wineBinary finds the 64-bit loader: Debian's wine64 package puts it
 // outside PATH; the wine package adds the wrappers.
 func wineBinary() string {
-	return lookPath("wine64", "wine", "/usr/lib/wine/wine64")
+	return testtool.Find("wine64", "wine", "/usr/lib/wine/wine64")
 }
 
 // prefix is one Wine prefix shared by every test of the package: making
@@ -89,8 +70,8 @@ func TestMain(m *testing.M) {
 // bcryptprimitives shim in system32.
 func wine(t *testing.T) *prefix {
 	t.Helper()
-	needTool(t, wineBinary(), "wine64")
-	needTool(t, lookPath(mingw), "gcc-mingw-w64-x86-64")
+	testtool.Need(t, "wine64", "wine64", "wine", "/usr/lib/wine/wine64")
+	testtool.Need(t, "gcc-mingw-w64-x86-64", mingw)
 	setupOnce.Do(func() { shared, setupErr = newPrefix() })
 	require.NoError(t, setupErr)
 	return shared
@@ -135,7 +116,7 @@ func newPrefix() (*prefix, error) {
 	shim := filepath.Join(p.dir, "drive_c", "windows", "system32", "bcryptprimitives.dll")
 	if _, err := os.Stat(shim); err != nil {
 		src := filepath.Join(root, "build", "wine")
-		cc := exec.Command(lookPath(mingw), "-shared", "-O2", "-s", "-o", shim,
+		cc := exec.Command(testtool.Find(mingw), "-shared", "-O2", "-s", "-o", shim,
 			filepath.Join(src, "bcryptprimitives.c"), filepath.Join(src, "bcryptprimitives.def"), "-ladvapi32")
 		if out, err := cc.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building the bcryptprimitives shim: %w: %s", err, out)
@@ -172,7 +153,7 @@ func moduleRoot() (string, error) {
 
 func (p *prefix) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	if name == "wineserver" {
-		name = lookPath("wineserver", filepath.Join(filepath.Dir(p.wine), "wineserver"))
+		name = testtool.Find("wineserver", filepath.Join(filepath.Dir(p.wine), "wineserver"))
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = p.env
