@@ -134,14 +134,24 @@ func TestMSI_Tables(t *testing.T) {
 	assert.Less(t, atoi(seq["MsiConfigureServices"]["Sequence"]), atoi(seq["StartServices"]["Sequence"]))
 	assert.Less(t, atoi(seq["RemoveExistingProducts"]["Sequence"]), atoi(seq["InstallFiles"]["Sequence"]))
 
+	var eventlog []string
+	for _, r := range msiTable(t, msi, "Registry") {
+		if r["Root"] == "2" && strings.TrimSuffix(r["Key"], `\`) == `SYSTEM\CurrentControlSet\Services\EventLog\Application\integrasjonspunkt` {
+			eventlog = append(eventlog, r["Name"]+"="+r["Value"])
+		}
+	}
+	assert.ElementsMatch(t, []string{`EventMessageFile=[System64Folder]EventCreate.exe`, "TypesSupported=#7"}, eventlog,
+		"the event log source `install` would register, so `uninstall` finds it")
+
 	up := msiTable(t, msi, "Upgrade")
 	assert.NotEmpty(t, up, "a major upgrade replaces older versions")
 }
 
 // TestMSI_InstallUpgradeUninstall_Wine installs the MSI with Wine's
-// msiexec, upgrades it with a newer binary and uninstalls it: the binary
-// is replaced and removed, the operator's configuration and the data stay,
-// the service registration follows the product.
+// msiexec, runs the service commands on its registration, upgrades it with a
+// newer binary and uninstalls it: the binary is replaced and removed, the
+// operator's configuration and the data stay, the service registration
+// follows the product.
 func TestMSI_InstallUpgradeUninstall_Wine(t *testing.T) {
 	needMSITools(t)
 	p := wine(t)
@@ -159,6 +169,7 @@ func TestMSI_InstallUpgradeUninstall_Wine(t *testing.T) {
 		out, code := p.run(t, nil, "msiexec", args...)
 		require.Equal(t, 0, code, "msiexec %v: %s", args, out)
 	}
+	serviceInstall(t, p)
 	msiexec("/i", winPath(v1), "/qn")
 	assert.Equal(t, sum(t, p.exe), sum(t, p.path(msiExeWin)), "the binary under Program Files")
 	out, code := p.run(t, nil, msiExeWin, "version")
@@ -174,6 +185,9 @@ func TestMSI_InstallUpgradeUninstall_Wine(t *testing.T) {
 	assert.Contains(t, reg, `--config "C:\ProgramData\integrasjonspunkt\config\integrasjonspunkt-local.properties" --data "C:\ProgramData\integrasjonspunkt\data"`)
 	assert.Regexp(t, `Start\s+REG_DWORD\s+0x2`, reg)
 
+	serviceControl(t, p)
+	// The upgrade below registers the service again.
+
 	// The operator configures it and the service writes data.
 	configured := "difi.move.org.number=910077473\r\n"
 	writeFile(t, p.path(msiConfigWin), configured)
@@ -187,7 +201,7 @@ func TestMSI_InstallUpgradeUninstall_Wine(t *testing.T) {
 	assert.NoFileExists(t, p.path(`C:\Program Files\integrasjonspunkt\bin\integrasjonspunkt.previous.exe`))
 	assertFile(t, p.path(msiConfigWin), configured, "an upgrade keeps the configuration")
 	assertFile(t, p.path(msiDataWin+`\store.db`), "the operator's messages", "an upgrade keeps the data")
-	assert.Contains(t, p.regQuery(t, serviceKey), `NT SERVICE\integrasjonspunkt`, "still registered after the upgrade")
+	assert.Contains(t, p.regQuery(t, serviceKey), `NT SERVICE\integrasjonspunkt`, "registered after the upgrade")
 
 	msiexec("/x", winPath(v2), "/qn")
 	assert.NoFileExists(t, p.path(msiExeWin), "uninstall removes the binary")
