@@ -6,8 +6,6 @@ package imagetest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,7 +79,7 @@ func smoke(t *testing.T, image string) {
 
 	data := t.TempDir()
 	require.NoError(t, os.Chown(data, uid, uid), "the volume belongs to the image's user")
-	port := freePort(t)
+	port := apitest.FreePort(t)
 	ctr := fmt.Sprintf("iptest-%d", time.Now().UnixNano())
 	args := append(append(append(base, "run", "-d", "--name", ctr, "--network", "host"), limits...),
 		"-v", data+":"+dataDir, "-e", fmt.Sprintf("SERVER_PORT=%d", port),
@@ -96,7 +94,7 @@ func smoke(t *testing.T, image string) {
 
 	api := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(2 * time.Minute)
-	for healthStatus(api) != "UP" {
+	for apitest.HealthStatus(api) != "UP" {
 		if time.Now().After(deadline) {
 			t.Fatalf("not UP within 2 minutes:\n%s", logs())
 		}
@@ -138,26 +136,6 @@ func buildDaemon(t *testing.T) string {
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", b)
 	return out
-}
-
-func healthStatus(base string) string {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(base + "/manage/health?verbose=false")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var h struct{ Status string }
-	_ = json.NewDecoder(resp.Body).Decode(&h)
-	return h.Status
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func lastLine(s string) string {

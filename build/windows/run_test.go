@@ -2,9 +2,7 @@ package wintest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -73,7 +71,7 @@ func TestWine_ConfigCheck_WindowsPaths(t *testing.T) {
 // Wine's filesystem where operations.md §1.4 puts them.
 func TestWine_RunSandbox_ReadmeMessage(t *testing.T) {
 	p := wine(t)
-	port := freePort(t)
+	port := apitest.FreePort(t)
 	data := `C:\ProgramData\efm test\integrasjonspunkt data`
 	// The config file is read by run too: it sets the port.
 	cfg := configDirWin + `\run.properties`
@@ -161,7 +159,7 @@ func waitHealthy(t *testing.T, d *daemon, base string) {
 			t.Fatalf("the daemon exited (%v):\n%s", d.err, d.out.String())
 		default:
 		}
-		if healthStatus(base) == "UP" {
+		if apitest.HealthStatus(base) == "UP" {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -169,18 +167,6 @@ func waitHealthy(t *testing.T, d *daemon, base string) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-}
-
-func healthStatus(base string) string {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(base + "/manage/health?verbose=false")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	var h struct{ Status string }
-	_ = json.NewDecoder(resp.Body).Decode(&h)
-	return h.Status
 }
 
 type syncBuffer struct {

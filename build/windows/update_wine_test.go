@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/efm-go/efm/internal/apitest"
 	"github.com/efm-go/efm/packaging/testpki"
 	"github.com/efm-go/efm/update"
 	"github.com/efm-go/efm/update/manifest"
@@ -54,7 +55,7 @@ func TestWine_SelfUpdate(t *testing.T) {
 	data := `C:\ProgramData\efm update\data`
 	cfg := `C:\ProgramData\efm update\integrasjonspunkt-local.properties`
 	require.NoError(t, copyFile(p.exe, p.path(exe)))
-	port := freePort(t)
+	port := apitest.FreePort(t)
 	writeFile(t, p.path(cfg), strings.Join([]string{
 		fmt.Sprintf("server.port=%d", port),
 		// What `update rollback` needs to load the configuration; `run
