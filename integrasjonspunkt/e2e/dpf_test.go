@@ -22,6 +22,7 @@ const municipality = "910079018"
 // the stored form of DPO, with the document byte for byte; its
 // acknowledgement makes the shipment LEST for the sender.
 func TestDPF_SvarUtToSvarInn(t *testing.T) {
+	simCall(t, "ks-fiks", "DELETE", "/_sim/svarinn/"+municipality, nil, nil) // other tests' shipments
 	a := startDaemon(t, ownOrg, t.TempDir(), nil)
 	b := startDaemon(t, municipality, t.TempDir(), nil)
 	sbd, files, id := arkivmelding(municipality, 0)
@@ -80,6 +81,7 @@ const levelThree = "910080008"
 // is reported with mottakFeilet (permanent) and the good one behind it is
 // received all the same.
 func TestDPF_UnopenableShipmentDoesNotBlock(t *testing.T) {
+	simCall(t, "ks-fiks", "DELETE", "/_sim/svarinn/"+levelThree, nil, nil)
 	var bad, good struct{ ID string }
 	simCall(t, "ks-fiks", "POST", "/_sim/svarinn/"+levelThree, map[string]any{"tittel": "ødelagt", "corrupt": true,
 		"files": map[string][]byte{"brev.pdf": []byte("%PDF-1.4 x")}}, &bad)
@@ -144,4 +146,29 @@ func svarUtDeliveries(t testing.TB) map[string]int {
 		out[s.EksternRef]++
 	}
 	return out
+}
+
+// TestDPF_SOAPVariant: difi.move.fiks.ut.type=ws sends over SvarUt SOAP V9
+// (MTOM, Basic auth) and reaches LEVERT the same way.
+func TestDPF_SOAPVariant(t *testing.T) {
+	a := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.fiks.ut.type": "ws"})
+	sbd, files, id := arkivmelding(municipality, 0)
+	a.mustSend(sbd, files)
+	got := a.waitStatus(id, "LEVERT", 30*time.Second)
+	progress(t, got, "OPPRETTET", "SENDT", "LEVERT")
+	var shipments []struct {
+		ID         string `json:"id"`
+		EksternRef string `json:"eksternRef"`
+		Via        string `json:"via"`
+	}
+	simCall(t, "ks-fiks", "GET", "/_sim/shipments", nil, &shipments)
+	found := false
+	for _, s := range shipments {
+		if s.EksternRef == id {
+			found = true
+			assert.Equal(t, "soap", s.Via)
+			assert.Equal(t, id, s.ID, "sendForsendelseMedId uses the messageId as the shipment id")
+		}
+	}
+	assert.True(t, found, "svarut did not receive the message")
 }

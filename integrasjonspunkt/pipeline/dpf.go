@@ -97,6 +97,7 @@ func (d DPF) forsendelse(ctx context.Context, out Outgoing, doc *sbd.Document, s
 		Utskriftskonfigurasjon: &dpf.Utskrift{Tosidig: true},
 		Forsendelsestype:       doc.String("dpf.forsendelseType"),
 		EksternReferanse:       out.MessageID,
+		ID:                     out.MessageID,
 		Sikkerhetsniva:         "HOYESTE",
 	}
 	if pa := rt.Info.Postadresse; pa != nil && pa.Adresse != "" && pa.Poststed != "" {
@@ -108,6 +109,9 @@ func (d DPF) forsendelse(ctx context.Context, out Outgoing, doc *sbd.Document, s
 	}
 	if level == 3 {
 		f.Sikkerhetsniva = "BETYDELIG"
+	}
+	if s := doc.Scope(sbd.ScopeSenderRef); s != nil && sbd.IsUUID(s.InstanceIdentifier) {
+		f.ID = s.InstanceIdentifier
 	}
 	if s := doc.Scope(sbd.ScopeReceiverRef); s != nil && sbd.IsUUID(s.InstanceIdentifier) {
 		f.SvarPaForsendelseID = s.InstanceIdentifier

@@ -12,6 +12,7 @@ import (
 	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/addressing/sr"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/maskinporten"
@@ -44,8 +45,16 @@ func dpfRegistration(cfg *config.Config, mp *maskinporten.Client, src *sr.Client
 			return Registration{}, nil, fmt.Errorf("configuring svarut rest: %w", err)
 		}
 		out = c
+	case "ws", "":
+		c, err := soapClient(cfg)
+		if err != nil {
+			return Registration{}, nil, err
+		}
+		log.Warn("DPF sends over SvarUt SOAP (difi.move.fiks.ut.type=ws, the reference's default); KS ends the SOAP service at the end of 2026: set difi.move.fiks.ut.type=rest",
+			logattr.Key("difi.move.fiks.ut.type"))
+		out = c
 	default:
-		return Registration{}, nil, fmt.Errorf("difi.move.fiks.ut.type=%s: the SvarUt SOAP client is not available in this version; set difi.move.fiks.ut.type=rest", typ)
+		return Registration{}, nil, fmt.Errorf("difi.move.fiks.ut.type %q: want ws or rest", typ)
 	}
 	kt := cms.RSAESOAEP
 	if strings.EqualFold(cfg.Value("difi.move.org.keystore.lockProvider"), "true") {
@@ -127,4 +136,30 @@ func dpfInbox(cfg *config.Config, ks *keystore.Keystore, packer Packer, log *slo
 		return DPFInbox{}, errors.New("svarinn needs a keystore with key and certificate")
 	}
 	return in, nil
+}
+
+// soapClient builds the SvarUt SOAP client with the own account and one per
+// difi.move.fiks.ut.paa-vegne-av.<orgnr>.username/password (§5.1).
+func soapClient(cfg *config.Config) (*dpf.SOAPClient, error) {
+	u := cfg.Value("difi.move.fiks.ut.ws.endpointUrl")
+	if u == "" && cfg.Value("difi.move.fiks.ut.endpointUrl") != "" {
+		u = strings.TrimRight(cfg.Value("difi.move.fiks.ut.endpointUrl"), "/") + dpf.SOAPPath
+	}
+	accounts := map[string]dpf.Credentials{}
+	if n := cfg.Value("difi.move.fiks.ut.username"); n != "" {
+		accounts[cfg.OrgNumber] = dpf.Credentials{Username: n, Password: cfg.Value("difi.move.fiks.ut.password")}
+	}
+	for _, e := range cfg.Effective() {
+		rest, ok := strings.CutPrefix(strings.ToLower(e[0]), "difi.move.fiks.ut.paa-vegne-av.")
+		if !ok || !strings.HasSuffix(rest, ".username") {
+			continue
+		}
+		org := strings.TrimSuffix(rest, ".username")
+		accounts[org] = dpf.Credentials{Username: cfg.Value(e[0]), Password: cfg.Value("difi.move.fiks.ut.paa-vegne-av." + org + ".password")}
+	}
+	c, err := dpf.NewSOAP(dpf.SOAPConfig{URL: u, Accounts: accounts})
+	if err != nil {
+		return nil, fmt.Errorf("configuring svarut soap: %w", err)
+	}
+	return c, nil
 }

@@ -19,6 +19,7 @@ const (
 	dpfIntegrasjonID      = "sandbox-integrasjon"
 	dpfIntegrasjonPassord = "sandbox-integrasjon-passord"
 	dpfInnPassword        = "sandbox-svarinn"
+	dpfSvarUtPassword     = "sandbox-svarut"
 )
 
 // dpfNamespace makes each organisation's SvarUt account id stable across
@@ -63,21 +64,24 @@ func (sb *Sandbox) startDPF(mpKey *rsa.PublicKey, log *slog.Logger) error {
 	}
 	var rest []dpfsim.RESTAccount
 	var inn []dpfsim.InnAccount
+	var soap []dpfsim.SOAPAccount
 	for _, org := range slices.Sorted(maps.Keys(sb.PKI.Orgs)) {
 		rest = append(rest, dpfsim.RESTAccount{KontoID: SvarUtAccount(org), Org: org})
+		soap = append(soap, dpfsim.SOAPAccount{Username: "svarut-" + org, Password: dpfSvarUtPassword, Org: org})
 		inn = append(inn, dpfsim.InnAccount{Username: "svarinn-" + org, Password: dpfInnPassword, Org: org, Cert: sb.PKI.Orgs[org].Cert})
 	}
 	sim, err := dpfsim.New(dpfsim.Options{MaskinportenKey: mpKey, Key: ks.Key, Cert: ks.Cert,
-		IntegrasjonID: dpfIntegrasjonID, IntegrasjonPassord: dpfIntegrasjonPassord, REST: rest, SvarInn: inn,
+		IntegrasjonID: dpfIntegrasjonID, IntegrasjonPassord: dpfIntegrasjonPassord, REST: rest, SOAP: soap, SvarInn: inn,
 		ForsendelseTyper: []string{"Brev", "Vedtak", "Byggesøknad", "Innkommende dokument"}})
 	if err != nil {
 		return fmt.Errorf("starting the ks fiks simulator: %w", err)
 	}
 	if _, err := sb.serve(simulator{
-		name: "ks-fiks", description: "KS SvarUt (REST) and SvarInn (DPF); a shipment to a seeded organisation waits in its SvarInn",
+		name: "ks-fiks", description: "KS SvarUt (REST, and SOAP V9 with difi.move.fiks.ut.type=ws) and SvarInn (DPF); a shipment to a seeded organisation waits in its SvarInn",
 		handler: sim,
 		keys: map[string]string{
 			"difi.move.fiks.ut.rest.endpointUrl": "",
+			"difi.move.fiks.ut.endpointUrl":      "",
 			"difi.move.fiks.inn.baseUrl":         dpfsim.InnBase,
 		},
 		credentials: map[string]string{"svarinn": "svarinn-<orgnr> / " + dpfInnPassword, "kontoid": "SvarUtAccount(<orgnr>)"},
@@ -90,7 +94,7 @@ func (sb *Sandbox) startDPF(mpKey *rsa.PublicKey, log *slog.Logger) error {
 		"difi.move.fiks.ut.type":                    "rest",
 		"difi.move.fiks.ut.rest.integrasjonId":      dpfIntegrasjonID,
 		"difi.move.fiks.ut.rest.integrasjonPassord": dpfIntegrasjonPassord,
-		"difi.move.fiks.ut.password":                "sandbox-svarut",
+		"difi.move.fiks.ut.password":                dpfSvarUtPassword,
 		"difi.move.fiks.inn.password":               dpfInnPassword,
 		"difi.move.fiks.inn.enable":                 "true",
 	})

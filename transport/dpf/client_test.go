@@ -56,7 +56,6 @@ func (t tokens) Token(ctx context.Context, org string) (string, error) {
 	return tok.AccessToken, nil
 }
 
-
 // sharedPKI is made once per test binary: RSA key generation dominates
 // the run time otherwise.
 var sharedPKI = sync.OnceValues(func() (*testpki.PKI, error) {
@@ -67,7 +66,7 @@ var sharedPKI = sync.OnceValues(func() (*testpki.PKI, error) {
 	return testpki.Ensure(dir, []string{senderOrg, receiverOrg, svarUtOrg})
 })
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, soap ...dpfsim.SOAPAccount) *env {
 	t.Helper()
 	pki, err := sharedPKI()
 	require.NoError(t, err)
@@ -86,7 +85,7 @@ func newEnv(t *testing.T) *env {
 		IntegrasjonID: "integrasjon", IntegrasjonPassord: "hemmelig",
 		REST:             []dpfsim.RESTAccount{{KontoID: kontoID, Org: senderOrg}},
 		SvarInn:          []dpfsim.InnAccount{{Username: "inn-" + receiverOrg, Password: "pw", Org: receiverOrg, Cert: pki.Orgs[receiverOrg].Cert}},
-		ForsendelseTyper: typer})
+		ForsendelseTyper: typer, SOAP: soap})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)

@@ -30,6 +30,10 @@ import (
 // v3's OrganisasjonForsendelse (JSON names as KS spells them); the SOAP
 // client maps the same fields onto V9's forsendelse.
 type Forsendelse struct {
+	// ID is the shipment id SOAP's sendForsendelseMedId asks for (the
+	// SenderRef scope when it is a UUID, else the messageId); REST lets
+	// SvarUt choose.
+	ID                           string         `json:"-"`
 	Tittel                       string         `json:"tittel"`
 	Mottaker                     Mottaker       `json:"mottaker"`
 	AvgivendeSystem              string         `json:"avgivendeSystem,omitempty"`

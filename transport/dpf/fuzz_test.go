@@ -1,10 +1,13 @@
 package dpf_test
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpf"
 )
 
@@ -33,6 +36,39 @@ func FuzzParseShipments(f *testing.F) {
 					t.Fatalf("person number printed: %s", out)
 				}
 			}
+		}
+	})
+}
+
+// FuzzParseSOAPResponse: any answer is a response, a fault or malformed;
+// a fault never carries an eleven-digit run (a person number SvarUt might
+// echo), and a multipart answer is read like a plain one.
+func FuzzParseSOAPResponse(f *testing.F) {
+	f.Add("application/soap+xml", []byte(`<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>`+
+		`<ns2:sendForsendelseMedIdResponse xmlns:ns2="http://www.ks.no/svarut/servicesV9"><return>id</return>`+
+		`</ns2:sendForsendelseMedIdResponse></soap:Body></soap:Envelope>`))
+	f.Add("application/soap+xml", []byte(`<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body><soap:Fault>`+
+		`<soap:Code><soap:Value>soap:Sender</soap:Value></soap:Code><soap:Reason><soap:Text>Duplikat 05050910077</soap:Text>`+
+		`</soap:Reason></soap:Fault></soap:Body></soap:Envelope>`))
+	f.Add(`multipart/related; type="application/xop+xml"; boundary="b"`, []byte("--b\r\nContent-Type: application/xop+xml\r\n\r\n"+
+		`<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body>`+
+		`<ns2:retrieveForsendelseStatuserResponse xmlns:ns2="http://www.ks.no/svarut/servicesV9"><return><forsendelseStatus>LEST`+
+		`</forsendelseStatus></return></ns2:retrieveForsendelseStatuserResponse></soap:Body></soap:Envelope>`+"\r\n--b--\r\n"))
+	f.Add("text/html", []byte("<html>502</html>"))
+	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
+		var out struct {
+			Return []string `xml:"return"`
+		}
+		err := dpf.ParseSOAPResponse(ctype, body, &out)
+		var fault *dpf.Fault
+		switch {
+		case err == nil:
+		case errors.As(err, &fault):
+			if regexp.MustCompile(`\d{11}`).MatchString(fault.Error()) {
+				t.Fatalf("fault keeps an eleven-digit run: %q", fault.Error())
+			}
+		case !errors.Is(err, transport.ErrMalformed):
+			t.Fatalf("neither response, fault nor malformed: %v", err)
 		}
 	})
 }

@@ -19,7 +19,9 @@
 //	POST /_sim/reset
 //	POST /_sim/faults, DELETE /_sim/faults, GET /_sim/requests   as simfault
 //	GET  /_sim/shipments               what SvarUt received (metadata, document names and sizes)
+//	POST /_sim/soapfault               {"reason": "Duplikat ...", "times": n}: the next SOAP calls fault
 //	POST /_sim/svarinn/{org}           add an incoming shipment: {"tittel", "files": {name: base64}, "corrupt": bool}
+//	DELETE /_sim/svarinn/{org}         empty an account (tests sharing one simulator)
 //	GET  /_sim/svarinn/{org}/failed    the mottakFeilet reports of an account
 package dpfsim
 
@@ -70,7 +72,9 @@ type Options struct {
 	// REST API accepts.
 	IntegrasjonID, IntegrasjonPassord string
 	REST                              []RESTAccount
-	SvarInn                           []InnAccount
+	// SOAP are the SOAP API's accounts (HTTP Basic).
+	SOAP    []SOAPAccount
+	SvarInn []InnAccount
 	// ForsendelseTyper is the seeded list of shipment types.
 	ForsendelseTyper []string
 	Schedule         *Schedule
@@ -130,6 +134,8 @@ type Sim struct {
 	byID      map[string]*Shipment
 	inboxes   map[string][]*incoming // org → waiting
 	failures  map[string][]Failure   // org → mottakFeilet
+	// soapFaults are injected fault reasons, one per coming SOAP call.
+	soapFaults []string
 }
 
 // New returns a Sim.
@@ -152,6 +158,7 @@ func New(opts Options) (*Sim, error) {
 	s.resetLocked()
 	mux := http.NewServeMux()
 	s.restRoutes(mux)
+	s.soapRoutes(mux)
 	s.innRoutes(mux)
 	s.controlRoutes(mux)
 	s.faults.Routes(mux)
@@ -162,6 +169,7 @@ func New(opts Options) (*Sim, error) {
 func (s *Sim) resetLocked() {
 	s.shipments, s.byID = nil, map[string]*Shipment{}
 	s.inboxes, s.failures = map[string][]*incoming{}, map[string][]Failure{}
+	s.soapFaults = nil
 }
 
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

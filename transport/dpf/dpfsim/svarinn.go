@@ -282,6 +282,11 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, map[string]string{"id": s.AddIncoming(r.PathValue("org"), in)})
 	})
+	mux.HandleFunc("DELETE /_sim/svarinn/{org}", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		delete(s.inboxes, r.PathValue("org"))
+		s.mu.Unlock()
+	})
 	mux.HandleFunc("GET /_sim/svarinn/{org}/failed", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Failures(r.PathValue("org")))
 	})
