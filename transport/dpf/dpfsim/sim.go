@@ -21,6 +21,7 @@
 //	GET  /_sim/shipments               what SvarUt received (metadata, document names and sizes)
 //	POST /_sim/soapfault               {"reason": "Duplikat ...", "times": n}: the next SOAP calls fault
 //	POST /_sim/svarinn/{org}           add an incoming shipment: {"tittel", "files": {name: base64}, "corrupt": bool}
+//	GET  /_sim/svarinn/{org}           {"waiting": n}
 //	DELETE /_sim/svarinn/{org}         empty an account (tests sharing one simulator)
 //	GET  /_sim/svarinn/{org}/failed    the mottakFeilet reports of an account
 package dpfsim

@@ -282,6 +282,9 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, map[string]string{"id": s.AddIncoming(r.PathValue("org"), in)})
 	})
+	mux.HandleFunc("GET /_sim/svarinn/{org}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]int{"waiting": s.Waiting(r.PathValue("org"))})
+	})
 	mux.HandleFunc("DELETE /_sim/svarinn/{org}", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.inboxes, r.PathValue("org"))
