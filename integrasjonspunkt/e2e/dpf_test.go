@@ -172,3 +172,62 @@ func TestDPF_SOAPVariant(t *testing.T) {
 	}
 	assert.True(t, found, "svarut did not receive the message")
 }
+
+// TestDPF_FaultClasses: a refusal SvarUt will repeat is FEIL at once, with
+// no SENDT and nothing at SvarUt; a shipment type SvarUt does not know is
+// refused at the API (ForsendelseTypeNotFoundException).
+func TestDPF_FaultClasses(t *testing.T) {
+	t.Run("rest 400 is final", func(t *testing.T) {
+		a := startDaemon(t, ownOrg, t.TempDir(), nil)
+		simCall(t, "ks-fiks", "POST", "/_sim/faults", map[string]any{"path": "/api/v3/kontoer/*/forsendelser/organisasjon",
+			"status": 400, "times": 1}, nil)
+		sbd, files, id := arkivmelding(municipality, 0)
+		a.mustSend(sbd, files)
+		got := a.waitStatus(id, "FEIL", 30*time.Second)
+		assert.NotContains(t, got, "SENDT")
+		assert.Zero(t, svarUtDeliveries(t)[id])
+	})
+	t.Run("soap duplicate is final", func(t *testing.T) {
+		a := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.fiks.ut.type": "ws"})
+		simCall(t, "ks-fiks", "POST", "/_sim/soapfault", map[string]any{"reason": "Duplikat forsendelse", "times": 1}, nil)
+		sbd, files, id := arkivmelding(municipality, 0)
+		a.mustSend(sbd, files)
+		got := a.waitStatus(id, "FEIL", 30*time.Second)
+		assert.NotContains(t, got, "SENDT")
+		assert.Zero(t, svarUtDeliveries(t)[id])
+	})
+	t.Run("soap internal error is retried", func(t *testing.T) {
+		a := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.fiks.ut.type": "ws"})
+		simCall(t, "ks-fiks", "POST", "/_sim/soapfault", map[string]any{"reason": "Intern feil", "times": 1}, nil)
+		sbd, files, id := arkivmelding(municipality, 0)
+		a.mustSend(sbd, files)
+		got := a.waitStatus(id, "LEVERT", 30*time.Second)
+		progress(t, got, "OPPRETTET", "SENDT", "LEVERT")
+		assert.Equal(t, 1, svarUtDeliveries(t)[id])
+	})
+	t.Run("unknown shipment type refused at the api", func(t *testing.T) {
+		typeLookups := func() int {
+			var reqs struct {
+				Routes map[string]int `json:"routes"`
+			}
+			simCall(t, "ks-fiks", "GET", "/_sim/requests", nil, &reqs)
+			return reqs.Routes["GET /api/v2/forsendelsestyper"]
+		}
+		before := typeLookups()
+		a := startDaemon(t, ownOrg, t.TempDir(), nil)
+		sbd, files, id := arkivmelding(municipality, 0)
+		var doc map[string]any
+		require.NoError(t, json.Unmarshal(sbd, &doc))
+		doc["arkivmelding"].(map[string]any)["dpf"] = map[string]any{"forsendelseType": "Ukjent"}
+		sbd, _ = json.Marshal(doc)
+		code, body := a.send(sbd, files)
+		require.Equal(t, http.StatusBadRequest, code, body)
+		assert.Contains(t, body, "ForsendelseTypeNotFoundException")
+		assert.Empty(t, a.statuses(id))
+		doc["arkivmelding"].(map[string]any)["dpf"] = map[string]any{"forsendelseType": "Vedtak"}
+		sbd, _ = json.Marshal(doc)
+		a.mustSend(sbd, files)
+		a.waitStatus(id, "LEVERT", 30*time.Second)
+		assert.Equal(t, 1, typeLookups()-before, "the shipment types are cached (an hour)")
+	})
+}
