@@ -20,7 +20,8 @@ const municipality = "910079018"
 // municipality over SvarUt REST; SENDT and LEVERT come at once; a second
 // daemon, the municipality's, receives it from SvarInn as an arkivmelding in
 // the stored form of DPO, with the document byte for byte; its
-// acknowledgement makes the shipment LEST for the sender.
+// acknowledgement makes the shipment LEST for the sender, who then gets a
+// generated arkivmelding_kvittering.
 func TestDPF_SvarUtToSvarInn(t *testing.T) {
 	simCall(t, "ks-fiks", "DELETE", "/_sim/svarinn/"+municipality, nil, nil) // other tests' shipments
 	a := startDaemon(t, ownOrg, t.TempDir(), nil)
@@ -71,6 +72,17 @@ func TestDPF_SvarUtToSvarInn(t *testing.T) {
 
 	got = a.waitStatus(id, "LEST", 30*time.Second)
 	progress(t, got, "OPPRETTET", "SENDT", "LEVERT", "LEST")
+
+	// At LEST the sender gets the arkivmelding_kvittering it would have got
+	// over DPO (generate-arkivmelding-receipts, on by default).
+	var receipt []byte
+	require.Eventually(t, func() bool {
+		var code int
+		code, receipt = a.do("GET", "/api/messages/in/peek")
+		return code == http.StatusOK
+	}, 30*time.Second, 100*time.Millisecond, "no arkivmelding_kvittering at the sender")
+	assert.Contains(t, string(receipt), `"arkivmelding_kvittering"`)
+	assert.Contains(t, string(receipt), id)
 }
 
 // levelThree is on SvarUt at level 3 only; here it is the receiving daemon
@@ -177,34 +189,34 @@ func TestDPF_SOAPVariant(t *testing.T) {
 // no SENDT and nothing at SvarUt; a shipment type SvarUt does not know is
 // refused at the API (ForsendelseTypeNotFoundException).
 func TestDPF_FaultClasses(t *testing.T) {
-	t.Run("rest 400 is final", func(t *testing.T) {
-		a := startDaemon(t, ownOrg, t.TempDir(), nil)
-		simCall(t, "ks-fiks", "POST", "/_sim/faults", map[string]any{"path": "/api/v3/kontoer/*/forsendelser/organisasjon",
-			"status": 400, "times": 1}, nil)
-		sbd, files, id := arkivmelding(municipality, 0)
-		a.mustSend(sbd, files)
-		got := a.waitStatus(id, "FEIL", 30*time.Second)
-		assert.NotContains(t, got, "SENDT")
-		assert.Zero(t, svarUtDeliveries(t)[id])
-	})
-	t.Run("soap duplicate is final", func(t *testing.T) {
-		a := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.fiks.ut.type": "ws"})
-		simCall(t, "ks-fiks", "POST", "/_sim/soapfault", map[string]any{"reason": "Duplikat forsendelse", "times": 1}, nil)
-		sbd, files, id := arkivmelding(municipality, 0)
-		a.mustSend(sbd, files)
-		got := a.waitStatus(id, "FEIL", 30*time.Second)
-		assert.NotContains(t, got, "SENDT")
-		assert.Zero(t, svarUtDeliveries(t)[id])
-	})
-	t.Run("soap internal error is retried", func(t *testing.T) {
-		a := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.fiks.ut.type": "ws"})
-		simCall(t, "ks-fiks", "POST", "/_sim/soapfault", map[string]any{"reason": "Intern feil", "times": 1}, nil)
-		sbd, files, id := arkivmelding(municipality, 0)
-		a.mustSend(sbd, files)
-		got := a.waitStatus(id, "LEVERT", 30*time.Second)
-		progress(t, got, "OPPRETTET", "SENDT", "LEVERT")
-		assert.Equal(t, 1, svarUtDeliveries(t)[id])
-	})
+	ws := map[string]string{"difi.move.fiks.ut.type": "ws"}
+	tests := []struct {
+		name, faultPath string
+		fault           map[string]any
+		extra           map[string]string
+		final           bool
+	}{
+		{"rest 400 is final", "/_sim/faults", map[string]any{"path": "/api/v3/kontoer/*/forsendelser/organisasjon", "status": 400, "times": 1}, nil, true},
+		{"soap duplicate is final", "/_sim/soapfault", map[string]any{"reason": "Duplikat forsendelse", "times": 1}, ws, true},
+		{"soap internal error is retried", "/_sim/soapfault", map[string]any{"reason": "Intern feil", "times": 1}, ws, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := startDaemon(t, ownOrg, t.TempDir(), tt.extra)
+			simCall(t, "ks-fiks", "POST", tt.faultPath, tt.fault, nil)
+			sbd, files, id := arkivmelding(municipality, 0)
+			a.mustSend(sbd, files)
+			if tt.final {
+				got := a.waitStatus(id, "FEIL", 30*time.Second)
+				assert.NotContains(t, got, "SENDT")
+				assert.Zero(t, svarUtDeliveries(t)[id])
+				return
+			}
+			got := a.waitStatus(id, "LEVERT", 30*time.Second)
+			progress(t, got, "OPPRETTET", "SENDT", "LEVERT")
+			assert.Equal(t, 1, svarUtDeliveries(t)[id])
+		})
+	}
 	t.Run("unknown shipment type refused at the api", func(t *testing.T) {
 		typeLookups := func() int {
 			var reqs struct {

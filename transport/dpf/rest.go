@@ -123,21 +123,27 @@ func writeMultipart(mw *multipart.Writer, meta []byte, docs []Dokument) error {
 		h := textproto.MIMEHeader{}
 		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="dokumenter"; filename=%q`, d.Filnavn))
 		h.Set("Content-Type", "application/octet-stream")
-		w, err := mw.CreatePart(h)
-		if err != nil {
-			return err
-		}
-		rc, err := d.Open()
-		if err != nil {
-			return fmt.Errorf("opening document: %w", err)
-		}
-		_, err = io.Copy(w, rc)
-		rc.Close()
-		if err != nil {
+		if err := writePart(mw, h, d); err != nil {
 			return err
 		}
 	}
 	return mw.Close()
+}
+
+// writePart streams one document into its own part (REST multipart and
+// SOAP's XOP package alike).
+func writePart(mw *multipart.Writer, h textproto.MIMEHeader, d Dokument) error {
+	w, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	rc, err := d.Open()
+	if err != nil {
+		return fmt.Errorf("opening document: %w", err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return err
 }
 
 // Statuses returns the statuses of the given shipments (v2 status-sok).

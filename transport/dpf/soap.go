@@ -305,17 +305,7 @@ func writeMTOM(mw *multipart.Writer, id string, f Forsendelse) error {
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Transfer-Encoding", "binary")
 		h.Set("Content-ID", "<"+contentID(i)+">")
-		w, err := mw.CreatePart(h)
-		if err != nil {
-			return err
-		}
-		rc, err := d.Open()
-		if err != nil {
-			return fmt.Errorf("opening document: %w", err)
-		}
-		_, err = io.Copy(w, rc)
-		rc.Close()
-		if err != nil {
+		if err := writePart(mw, h, d); err != nil {
 			return err
 		}
 	}
