@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,12 +56,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	for org, id := range sb.PKI.Orgs {
 		p := filepath.Join(*dir, org+".properties")
-		if err := os.WriteFile(p, []byte(properties(sb.Overrides, map[string]string{
+		over := map[string]string{
 			"difi.move.org.number":            org,
 			"difi.move.org.keystore.path":     id.KeystorePath,
 			"difi.move.org.keystore.alias":    id.Alias,
 			"difi.move.org.keystore.password": id.KeystorePassword,
-		})), 0o600); err != nil {
+			"difi.move.oidc.clientId":         "MOVE_IP_" + org,
+		}
+		maps.Copy(over, sb.DPFKeys(org))
+		if err := os.WriteFile(p, []byte(properties(sb.Overrides, over)), 0o600); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/efm-go/efm/addressing/sr"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/maskinporten"
 	"github.com/efm-go/efm/transport"
@@ -60,7 +61,12 @@ type Wiring struct {
 	Keystore *keystore.Keystore
 	Packer   *ASiCPacker
 	Channels map[string]Registration
-	settings Config
+	// Problems are the enabled channels that could not be set up, each with
+	// what is missing: the local API refuses their messages with 400.
+	Problems map[string]error
+	// ShipmentTypes lists SvarUt's shipment types when DPF is set up.
+	ShipmentTypes *ShipmentTypes
+	settings      Config
 }
 
 // ErrNoRegistry means no service registry is configured: the daemon then
@@ -125,7 +131,7 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 	if err != nil {
 		return nil, err
 	}
-	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}}
+	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}, Problems: map[string]error{}}
 	poll := cfg.Duration(KeyPollInterval, 15*time.Second)
 	if cfg.Enables("DPO") {
 		ch, err := dpoChannel(cfg, mp, log)
@@ -160,6 +166,15 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 			r := w.Channels["DPE"]
 			r.PollInterval = v
 			w.Channels["DPE"] = r
+		}
+	}
+	if cfg.Enables("DPF") {
+		reg, types, err := dpfRegistration(cfg, mp, src, ks, packer, log)
+		if err != nil {
+			w.Problems["DPF"] = err
+			log.Error("channel DPF cannot be set up; its messages are refused", logattr.Err(err))
+		} else {
+			w.Channels["DPF"], w.ShipmentTypes = reg, types
 		}
 	}
 	var backoff []time.Duration
