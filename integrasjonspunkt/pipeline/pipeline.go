@@ -230,6 +230,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				return nil
 			})
 		}
+		if r.Receipts != nil {
+			ri := r.ReceiptInterval
+			if ri <= 0 {
+				ri = every
+			}
+			g.Go(func() error {
+				p.every(ctx, ri, nil, func(ctx context.Context) { p.receipts(ctx, name, r.Receipts) })
+				return nil
+			})
+		}
 	}
 	g.Go(func() error {
 		p.every(ctx, p.cfg.ReplyInterval, p.wake, p.replies)
