@@ -175,3 +175,22 @@ func TestSandbox_DPI(t *testing.T) {
 	}
 	assert.Greater(t, lines, 10)
 }
+
+// TestSandbox_DPIOff: with DPI switched off the daemon asks the registry
+// nothing about citizens (it lacks the DPI scopes the registry wants), and
+// answers as the reference does: 200 with no capabilities, and a citizen
+// letter is refused at once with a 400 naming the receiver, never a 500
+// "retry later" for what is configuration (issue 14 point 11).
+func TestSandbox_DPIOff(t *testing.T) {
+	d := startDaemon(t, "difi.move.feature.enableDPI", "false")
+	for _, pid := range []string{dpiCitizen, reservedCitizen, citizenReceiver} {
+		code, body := do(t, http.MethodGet, d.base+"/api/capabilities/"+pid, "", nil, nil)
+		assert.Equal(t, http.StatusOK, code, body)
+		assert.JSONEq(t, `{"capabilities":[]}`, body)
+	}
+	code, b := post(t, d.base, digitalDoc(dpiCitizen, false), []part{pdf})
+	assert.Equal(t, http.StatusBadRequest, code, string(b))
+	code, body := do(t, http.MethodGet, d.base+"/api/capabilities/"+orgReceiver, "", nil, nil)
+	assert.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"serviceIdentifier":"DPO"`, "organisations are looked up as before")
+}

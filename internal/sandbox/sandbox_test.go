@@ -62,7 +62,7 @@ type daemon struct {
 	stop func()
 }
 
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, overrides ...string) *daemon {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -76,6 +76,9 @@ func startDaemon(t *testing.T) *daemon {
 	ov := map[string]string{"difi.move.feature.enableDPI": "true"}
 	for k, v := range sb.Overrides {
 		ov[k] = v
+	}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		ov[overrides[i]] = overrides[i+1]
 	}
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir + "/data"})
 	require.NoError(t, err)
