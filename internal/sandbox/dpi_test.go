@@ -14,6 +14,7 @@ import (
 
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/internal/apitest"
+	"github.com/efm-go/efm/transport/dpi"
 )
 
 const (
@@ -31,7 +32,11 @@ func digitalDoc(receiver string, opening bool) map[string]any {
 
 func printDoc(receiver string, business map[string]any) map[string]any {
 	business["hoveddokument"] = "vedtak.pdf"
-	return sbd(receiver, "print", "urn:no:difi:digitalpost:xsd:fysisk::print", vedtak, business)
+	doc := sbd(receiver, "print", "urn:no:difi:digitalpost:xsd:fysisk::print", vedtak, business)
+	if receiver == "" {
+		delete(doc["standardBusinessDocumentHeader"].(map[string]any), "receiver")
+	}
+	return doc
 }
 
 var pdf = part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")}
@@ -53,6 +58,7 @@ type received struct {
 	MessageID, Type, Problem string
 	Documents, Notified      []string
 	Duplicates               int
+	Address                  *dpi.Address
 }
 
 func (s dpiSim) received(id string) (received, bool) {
@@ -193,4 +199,40 @@ func TestSandbox_DPIOff(t *testing.T) {
 	code, body := do(t, http.MethodGet, d.base+"/api/capabilities/"+orgReceiver, "", nil, nil)
 	assert.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, `"serviceIdentifier":"DPO"`, "organisations are looked up as before")
+}
+
+// TestSandbox_DPIPrintAddresses: print without a receiver goes to KRR's
+// print provider with the message's own address blocks, a foreign address
+// folded (channels.md §4.4); without an address the API refuses at once with
+// MissingAddressInformationException.
+func TestSandbox_DPIPrintAddresses(t *testing.T) {
+	d := startDaemon(t)
+	sim := dpiSim{t: t, base: findService(t, d.sb, "dpi").BaseURL}
+	retur := map[string]any{"mottaker": map[string]any{"navn": "Sandkasse etat", "adresselinje1": "Postboks 1", "postnummer": "0150",
+		"poststed": "OSLO"}}
+	id := send(t, d.base, printDoc("", map[string]any{"retur": retur, "posttype": "A_PRIORITERT",
+		"mottaker": map[string]any{"navn": "Sven Berg", "adresselinje1": "Storgatan 1", "postnummer": "111 22", "poststed": "STOCKHOLM",
+			"land": "Sverige"}}), pdf)
+	waitStatus(t, d.base, id, "LEVERT")
+	m, ok := sim.received(id)
+	require.True(t, ok)
+	assert.Equal(t, "utskrift", m.Type)
+	assert.Empty(t, m.Problem)
+	require.NotNil(t, m.Address)
+	assert.Equal(t, "111 22 STOCKHOLM", m.Address.Adresselinje2, "a foreign address folds postcode and place into a line")
+	assert.Empty(t, m.Address.Postnummer)
+
+	for name, mottaker := range map[string]map[string]any{
+		"no mottaker":      nil,
+		"no postnummer":    {"navn": "A", "adresselinje1": "Gata 1", "poststed": "OSLO"},
+		"no adresselinje1": {"navn": "A", "postnummer": "0150", "poststed": "OSLO"},
+	} {
+		business := map[string]any{"retur": retur}
+		if mottaker != nil {
+			business["mottaker"] = mottaker
+		}
+		code, b := post(t, d.base, printDoc("", business), []part{pdf})
+		assert.Equal(t, http.StatusBadRequest, code, "%s: %s", name, b)
+		assert.Contains(t, string(b), "MissingAddressInformationException", name)
+	}
 }

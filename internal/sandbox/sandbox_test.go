@@ -133,14 +133,16 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
 		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
 
-	for _, id := range []string{orgMsg, citizenMsg} {
+	dpiMsg := send(t, base, digitalDoc(dpiCitizen, true), pdf)
+
+	for _, id := range []string{orgMsg, citizenMsg, dpiMsg} {
 		require.Eventually(t, func() bool { return apitest.HasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
 			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(base, id), lastBytes(logs.String(), 4000))
 	}
 
 	central := findService(t, sb, "pakkesporing")
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	for _, id := range []string{orgMsg, citizenMsg} {
+	for _, id := range []string{orgMsg, citizenMsg, dpiMsg} {
 		require.Eventually(t, func() bool {
 			return strings.Contains(get(client, central.BaseURL+"/v1/messages/"+id, central.Credentials["queryToken"]), `"LEVERT"`)
 		}, 30*time.Second, 200*time.Millisecond, "central log lacks LEVERT for %s", id)

@@ -148,6 +148,9 @@ func (s *Sim) send(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	m.received.Documents, m.received.Titles, m.received.Problem = docs, titles, problemText
 	m.received.Notified = bm.notified()
+	if bm.Print != nil {
+		m.received.Address = &bm.Print.Mottaker
+	}
 	if sc.Outcome == "feilet" {
 		m.failed, m.failedAbout = true, "Sending til mottakers aksesspunkt feilet"
 	} else {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/efm-go/efm/internal/simfault"
+	"github.com/efm-go/efm/transport/dpi"
 )
 
 // Identity is a key and its certificate.
@@ -153,6 +154,8 @@ type Received struct {
 	// Notified lists the notification channels used (epost, sms), never the
 	// addresses themselves.
 	Notified []string `json:"notified,omitempty"`
+	// Address is where the print service sends a printed letter.
+	Address *dpi.Address `json:"address,omitempty"`
 	// Problem is why corner 3/4 refused the package ("" when it opened).
 	Problem string `json:"problem,omitempty"`
 	// Duplicates counts sends of this messageId the access point refused as
