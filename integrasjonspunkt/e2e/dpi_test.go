@@ -1,10 +1,15 @@
 package e2e_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,4 +163,64 @@ func TestCrash_DPI(t *testing.T) {
 	for _, id := range unsure {
 		require.Zero(t, dups[id], "letter %s was sent again after the access point had it", id)
 	}
+}
+
+// cpuTime is the child's user and system CPU time so far (Linux).
+func (c *child) cpuTime(t testing.TB) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	require.NoError(t, err)
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th of the whole line, in clock ticks (100 a second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// BenchmarkDPI_DigitalToSENDT is DPI digital accept → SENDT through the
+// sandbox: each iteration sends 60 letters from 8 clients and waits until
+// the daemon reports SENDT for all (the webhook). It reports letters per
+// second and the daemon's CPU milliseconds per letter (package, CMS, two
+// signatures, the registry lookup and the upload included).
+func BenchmarkDPI_DigitalToSENDT(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("reads /proc")
+	}
+	const batch, clients = 60, 8
+	c := startChild(b, b.TempDir(), map[string]string{"difi.move.queue.concurrency": "16", "efm.log.level": "error"})
+	e := newEvents()
+	subscribe(b, c.daemon, e)
+	var total int
+	var busy, cpu time.Duration
+	for b.Loop() {
+		cpu0, start := c.cpuTime(b), time.Now()
+		ids := make([]string, batch)
+		next := make(chan int, batch)
+		for i := range batch {
+			next <- i
+		}
+		close(next)
+		var wg sync.WaitGroup
+		for range clients {
+			wg.Go(func() {
+				for i := range next {
+					sbd, files, id := digitalLetter()
+					if code, body := c.send(sbd, files); code != http.StatusOK {
+						b.Errorf("send: %d %s", code, body)
+					}
+					ids[i] = id
+				}
+			})
+		}
+		wg.Wait()
+		if missing := e.wait(ids, "SENDT", 5*time.Minute); missing > 0 {
+			b.Fatalf("%d of %d letters did not reach SENDT", missing, batch)
+		}
+		busy += time.Since(start)
+		cpu += c.cpuTime(b) - cpu0
+		total += batch
+	}
+	b.ReportMetric(float64(total)/busy.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(total), "cpu-ms/msg")
 }
