@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -223,4 +224,31 @@ func BenchmarkDPI_DigitalToSENDT(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/busy.Seconds(), "msgs/s")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(total), "cpu-ms/msg")
+}
+
+// TestREADME_DPICurl sends the README's DPI letters, digital and print, as
+// its curl commands do, and follows them to the statuses the README shows.
+func TestREADME_DPICurl(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), nil)
+	pdf, err := os.ReadFile(filepath.Join("testdata", "readme", "vedtak.pdf"))
+	require.NoError(t, err)
+	for file, want := range map[string][]string{
+		"dpi-digital.json": {"OPPRETTET", "SENDT", "MOTTATT", "LEVERT", "LEST"},
+		"dpi-print.json":   {"OPPRETTET", "SENDT", "MOTTATT", "LEVERT"},
+	} {
+		sbd, err := os.ReadFile(filepath.Join("testdata", "readme", file))
+		require.NoError(t, err)
+		code, body := d.send(sbd, map[string][]byte{"vedtak.pdf": pdf})
+		require.Equal(t, http.StatusOK, code, "%s: %s", file, body)
+		var ans struct {
+			Header struct {
+				DocumentIdentification struct {
+					InstanceIdentifier string `json:"instanceIdentifier"`
+				} `json:"documentIdentification"`
+			} `json:"standardBusinessDocumentHeader"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &ans))
+		got := d.waitStatus(ans.Header.DocumentIdentification.InstanceIdentifier, want[len(want)-1], 30*time.Second)
+		require.Equal(t, want, got, file)
+	}
 }

@@ -146,6 +146,9 @@ func (s *Sim) send(w http.ResponseWriter, r *http.Request) {
 	// time; what it finds decides the receipts.
 	docs, titles, problemText := s.open(bm, pkg)
 	s.mu.Lock()
+	// Corner 3 accepts once the package is in: its SENDT is never stamped
+	// before the access point has answered the sender.
+	m.sentAt = s.opts.Now().Add(time.Duration(sc.Sent))
 	m.received.Documents, m.received.Titles, m.received.Problem = docs, titles, problemText
 	m.received.Notified = bm.notified()
 	if bm.Print != nil {
