@@ -59,6 +59,7 @@ type received struct {
 	Documents, Notified      []string
 	Duplicates               int
 	Address                  *dpi.Address
+	Kanal                    string
 }
 
 func (s dpiSim) received(id string) (received, bool) {
@@ -205,9 +206,21 @@ func TestSandbox_DPIOff(t *testing.T) {
 // print provider with the message's own address blocks, a foreign address
 // folded (channels.md §4.4); without an address the API refuses at once with
 // MissingAddressInformationException.
+//
+// It runs with difi.move.dpi.mpcConcurrency=2: letters go out on two
+// channels in turn, and the receipts of both are polled.
 func TestSandbox_DPIPrintAddresses(t *testing.T) {
-	d := startDaemon(t)
+	d := startDaemon(t, "difi.move.dpi.mpcConcurrency", "2")
 	sim := dpiSim{t: t, base: findService(t, d.sb, "dpi").BaseURL}
+	kanal := map[string]bool{}
+	for range 2 {
+		id := send(t, d.base, digitalDoc(dpiCitizen, false), pdf)
+		waitStatus(t, d.base, id, "LEVERT")
+		m, ok := sim.received(id)
+		require.True(t, ok)
+		kanal[m.Kanal] = true
+	}
+	assert.Equal(t, map[string]bool{"no_difi_move_integrasjonspunkt-0": true, "no_difi_move_integrasjonspunkt-1": true}, kanal)
 	retur := map[string]any{"mottaker": map[string]any{"navn": "Sandkasse etat", "adresselinje1": "Postboks 1", "postnummer": "0150",
 		"poststed": "OSLO"}}
 	id := send(t, d.base, printDoc("", map[string]any{"retur": retur, "posttype": "A_PRIORITERT",

@@ -340,8 +340,10 @@ func (s *Sim) incoming(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.opts.Now()
 	type item struct {
-		Forretningsmelding string  `json:"forretningsmelding"`
-		Downloadurl        *string `json:"downloadurl"`
+		Forretningsmelding string `json:"forretningsmelding"`
+		// Receipts have no document package; the OpenAPI allows no null
+		// here, so the field is left out.
+		Downloadurl *string `json:"downloadurl,omitempty"`
 	}
 	out := []item{}
 	s.mu.Lock()
