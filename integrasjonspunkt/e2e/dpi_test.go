@@ -196,25 +196,7 @@ func BenchmarkDPI_DigitalToSENDT(b *testing.B) {
 	var busy, cpu time.Duration
 	for b.Loop() {
 		cpu0, start := c.cpuTime(b), time.Now()
-		ids := make([]string, batch)
-		next := make(chan int, batch)
-		for i := range batch {
-			next <- i
-		}
-		close(next)
-		var wg sync.WaitGroup
-		for range clients {
-			wg.Go(func() {
-				for i := range next {
-					sbd, files, id := digitalLetter()
-					if code, body := c.send(sbd, files); code != http.StatusOK {
-						b.Errorf("send: %d %s", code, body)
-					}
-					ids[i] = id
-				}
-			})
-		}
-		wg.Wait()
+		ids := sendEach(b, c.daemon, batch, clients, digitalLetter)
 		if missing := e.wait(ids, "SENDT", 5*time.Minute); missing > 0 {
 			b.Fatalf("%d of %d letters did not reach SENDT", missing, batch)
 		}

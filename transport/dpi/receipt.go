@@ -59,30 +59,9 @@ func ReadReceipt(token []byte, opts ReadOptions) (*Receipt, error) {
 	if opts.Roots == nil {
 		return nil, errors.New("dpi: ReadReceipt needs Roots")
 	}
-	hdr, err := jws.Header(token)
+	payload, leaf, err := VerifyJWS(token, opts.Roots, opts.Now)
 	if err != nil {
 		return nil, bad("%v", err)
-	}
-	chain, err := jws.X5C(hdr)
-	if err != nil || len(chain) == 0 {
-		return nil, bad("no x5c certificate")
-	}
-	leaf := chain[0]
-	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
-	if !ok {
-		return nil, bad("x5c certificate has no RSA key")
-	}
-	payload, _, err := jws.Verify(token, pub)
-	if err != nil {
-		return nil, bad("signature: %v", err)
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: inter, CurrentTime: opts.Now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, bad("signer is not a trusted business certificate: %v", err)
 	}
 	var doc struct {
 		SBD map[string]json.RawMessage `json:"standardBusinessDocument"`
@@ -134,4 +113,40 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n])
+}
+
+// VerifyJWS verifies a compact JWS against the certificate of its x5c
+// header, and that certificate, with the rest of x5c as intermediates,
+// against roots at now (zero: the current time): the check the business
+// message and every receipt get. It returns the payload and the signer.
+func VerifyJWS(token []byte, roots *x509.CertPool, now time.Time) ([]byte, *x509.Certificate, error) {
+	hdr, err := jws.Header(token)
+	if err != nil {
+		return nil, nil, err
+	}
+	if alg, _ := hdr["alg"].(string); alg != "RS256" {
+		return nil, nil, errors.New("alg must be RS256")
+	}
+	chain, err := jws.X5C(hdr)
+	if err != nil || len(chain) == 0 {
+		return nil, nil, errors.New("no x5c certificate")
+	}
+	leaf := chain[0]
+	pub, ok := leaf.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, nil, errors.New("x5c certificate has no RSA key")
+	}
+	payload, _, err := jws.Verify(token, pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signature: %w", err)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, nil, fmt.Errorf("signer is not a trusted business certificate: %w", err)
+	}
+	return payload, leaf, nil
 }

@@ -1,7 +1,6 @@
 package dpisim
 
 import (
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -238,32 +237,9 @@ func (b businessMessage) notified() []string {
 // verifyBusinessMessage checks the JWS against its x5c certificate, that
 // certificate against the roots, and the payload against its schema.
 func (s *Sim) verifyBusinessMessage(token []byte) (*businessMessage, *x509.Certificate, error) {
-	hdr, err := jws.Header(token)
+	payload, leaf, err := dpi.VerifyJWS(token, s.opts.Roots, s.opts.Now())
 	if err != nil {
 		return nil, nil, err
-	}
-	if alg, _ := hdr["alg"].(string); alg != "RS256" {
-		return nil, nil, fmt.Errorf("alg must be RS256")
-	}
-	chain, err := jws.X5C(hdr)
-	if err != nil || len(chain) == 0 {
-		return nil, nil, fmt.Errorf("x5c missing")
-	}
-	pub, ok := chain[0].PublicKey.(*rsa.PublicKey)
-	if !ok {
-		return nil, nil, fmt.Errorf("x5c certificate has no RSA key")
-	}
-	payload, _, err := jws.Verify(token, pub)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signature does not verify")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: s.opts.Roots, Intermediates: inter, CurrentTime: s.opts.Now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, nil, fmt.Errorf("x5c certificate not trusted: %v", err)
 	}
 	typ, err := dpi.Validate(payload)
 	if err != nil {
@@ -296,7 +272,7 @@ func (s *Sim) verifyBusinessMessage(token []byte) (*businessMessage, *x509.Certi
 		}
 		b.Avsender, b.Token, b.Fingerprint, b.Print = u.Avsender, u.Maskinportentoken, u.Dokumentpakkefingeravtrykk, &u
 	}
-	return b, chain[0], nil
+	return b, leaf, nil
 }
 
 // statuses is GET /messages/out/{id}/statuses.
