@@ -320,9 +320,15 @@ func (d DPI) receiptsOf(ctx context.Context, ch, avsID string, handle func(ctx c
 		for _, it := range items {
 			r, err := dpi.ReadReceipt([]byte(it.Forretningsmelding), dpi.ReadOptions{Roots: d.Roots})
 			if err != nil {
-				// Unreadable or unverifiable: it never will be. Logged, left
-				// unread (there is no id to trust), and never retried here.
+				// Unreadable or unverifiable: it never will be. Logged and
+				// marked read, so it does not hold up the receipts behind it.
 				d.Logger.Warn("dpi receipt refused", logattr.Service("DPI"), logattr.Err(err))
+				if id := dpi.UnverifiedID([]byte(it.Forretningsmelding)); id != "" {
+					if err := d.Client.MarkRead(ctx, id); err != nil {
+						return err
+					}
+					done++
+				}
 				continue
 			}
 			if err := handle(ctx, Receipt{ConversationID: r.ConversationID, Status: r.Status, At: r.At, Description: r.Description}); err != nil {

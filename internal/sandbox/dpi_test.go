@@ -132,6 +132,7 @@ func TestSandbox_DPI(t *testing.T) {
 		{"delivery before the access point's SENDT", "early", digitalDoc(dpiCitizen, false), []string{"OPPRETTET", "SENDT", "MOTTATT", "LEVERT"}},
 		{"unknown receipt type", "unknown", digitalDoc(dpiCitizen, false), []string{"OPPRETTET", "SENDT", "ANNET"}},
 		{"access point FEILET", "feilet", digitalDoc(dpiCitizen, false), []string{"OPPRETTET", "SENDT", "FEIL"}},
+		{"receipt with a broken signature skipped", "badsig", digitalDoc(dpiCitizen, false), []string{"OPPRETTET", "SENDT", "MOTTATT", "LEVERT"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim.config(tc.outcome)
@@ -148,6 +149,7 @@ func TestSandbox_DPI(t *testing.T) {
 		})
 	}
 	sim.config("")
+	assert.Contains(t, d.logs.String(), "dpi receipt refused", "the receipt with the broken signature is refused, visibly")
 
 	t.Run("4xx from the access point is FEIL at once", func(t *testing.T) {
 		code, body := do(t, http.MethodPost, sim.base+"/_sim/faults", "application/json",

@@ -299,3 +299,26 @@ func validateUtskriftMottaker(m map[string]any) error {
 	_, err := dpi.Validate(doc)
 	return err
 }
+
+// TestReadReceipt_BrokenSignature: a receipt whose payload changed after
+// signing is refused, and its id can still be read to mark it read.
+func TestReadReceipt_BrokenSignature(t *testing.T) {
+	sc := dpisim.DefaultSchedule
+	sc.Outcome = "badsig"
+	_, c := startSim(t, sc)
+	l := digitalLetter(t, false, nil)
+	require.NoError(t, c.Send(context.Background(), l.out()))
+	var items []dpi.Item
+	require.Eventually(t, func() bool {
+		var err error
+		items, err = c.Incoming(context.Background(), "no_difi_move_integrasjonspunkt", "", 100)
+		require.NoError(t, err)
+		return len(items) > 0
+	}, 5*time.Second, 20*time.Millisecond)
+	_, err := dpi.ReadReceipt([]byte(items[0].Forretningsmelding), dpi.ReadOptions{Roots: pki.Pool()})
+	require.ErrorIs(t, err, transport.ErrMalformed)
+	id := dpi.UnverifiedID([]byte(items[0].Forretningsmelding))
+	require.NotEmpty(t, id)
+	require.NoError(t, c.MarkRead(context.Background(), id))
+	assert.Empty(t, dpi.UnverifiedID([]byte("not.a.jws")))
+}

@@ -1,8 +1,10 @@
 package dpi
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,4 +151,31 @@ func VerifyJWS(token []byte, roots *x509.CertPool, now time.Time) ([]byte, *x509
 		return nil, nil, fmt.Errorf("signer is not a trusted business certificate: %w", err)
 	}
 	return payload, leaf, nil
+}
+
+// UnverifiedID reads the instanceIdentifier of a receipt whose signature or
+// content could not be trusted, "" when there is none. It is only good for
+// marking such a receipt read, so that it stops blocking the ones behind it.
+func UnverifiedID(token []byte) string {
+	parts := bytes.SplitN(token, []byte("."), 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(string(parts[1]))
+	if err != nil {
+		return ""
+	}
+	var doc struct {
+		SBD struct {
+			Header Header `json:"standardBusinessDocumentHeader"`
+		} `json:"standardBusinessDocument"`
+	}
+	if json.Unmarshal(payload, &doc) != nil {
+		return ""
+	}
+	id := doc.SBD.Header.DocumentIdentification.InstanceIdentifier
+	if len(id) != 36 {
+		return ""
+	}
+	return id
 }

@@ -97,10 +97,17 @@ func (s *Sim) scheduleReceipts(m *message, bm *businessMessage, sc Schedule, kan
 		return
 	}
 	deliver := m.sentAt.Add(time.Duration(sc.Deliver))
+	tamper := false
 	add := func(typ string, at time.Time, extra map[string]any) {
 		tok, id, err := s.signReceipt(signer, supplier, bm, typ, at, extra)
 		if err != nil {
 			return
+		}
+		if tamper {
+			// One changed character in the signature: it no longer verifies.
+			i := strings.LastIndex(tok, ".") + 8
+			tok = tok[:i] + map[bool]string{true: "A", false: "B"}[tok[i] != 'A'] + tok[i+1:]
+			tamper = false
 		}
 		s.receipts = append(s.receipts, &receipt{id: id, consumer: m.consumer, kanal: strings.ToLower(kanal),
 			avsenderID: m.avsenderID, availableAt: at, token: tok})
@@ -118,6 +125,10 @@ func (s *Sim) scheduleReceipts(m *message, bm *businessMessage, sc Schedule, kan
 		add("feil", deliver, map[string]any{"feiltype": "SERVER", "detaljer": "Intern feil hos postkasseleverandør"})
 	case "unknown":
 		add("flyttetkvittering", deliver, nil)
+	case "badsig":
+		tamper = true
+		add(first, deliver, nil)
+		add(first, deliver.Add(time.Duration(sc.Open)), nil)
 	case "early":
 		add(first, m.created, nil)
 	case "varslingfeilet":

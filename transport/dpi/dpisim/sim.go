@@ -45,6 +45,7 @@ type Identity struct {
 //	"returpost"        print: mottakskvittering, then returpostkvittering
 //	"early"            the delivery receipt before the access point says SENDT
 //	"unknown"          a receipt of a type no schema knows
+//	"badsig"           a delivery receipt whose signature fails, then a good one
 //	"feilet"           the access point reports FEILET and nothing else comes
 type Schedule struct {
 	Sent    simfault.Duration `json:"sent"`    // OPPRETTET → SENDT
@@ -192,7 +193,7 @@ func (s *Sim) setConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch sc.Outcome {
-	case "", "feil", "varslingfeilet", "returpost", "early", "unknown", "feilet":
+	case "", "feil", "varslingfeilet", "returpost", "early", "unknown", "feilet", "badsig":
 	default:
 		writeProblem(w, http.StatusBadRequest, "Invalid config", "unknown outcome "+sc.Outcome)
 		return
