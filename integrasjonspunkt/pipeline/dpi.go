@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -448,7 +449,13 @@ func dpiChannel(cfg *config.Config, mp *maskinporten.Client, ks *keystore.Keysto
 			ids = append(ids, v)
 		}
 	}
-	return DPI{Client: c, Key: ks.Key, Cert: ks.Cert, Chain: ks.Chain, Roots: roots, Print: print, Channels: chs,
+	spool := ""
+	if cfg.DataDir != "" {
+		// The pipeline's own spool, emptied at every start: a package a
+		// SIGKILL left behind is not kept.
+		spool = filepath.Join(cfg.DataDir, "pipeline", "spool")
+	}
+	return DPI{Client: c, SpoolDir: spool, Key: ks.Key, Cert: ks.Cert, Chain: ks.Chain, Roots: roots, Print: print, Channels: chs,
 		Avsenderidentifikatorer: ids, PollWithout: cfg.Value("difi.move.dpi.pollWithoutAvsenderidentifikator") != "false",
 		Language: cfg.Value("difi.move.dpi.language"), Logger: log.With(logattr.Component("dpi")), next: new(atomic.Uint64)}, nil
 }
