@@ -68,6 +68,7 @@ func startDaemon(t *testing.T, overrides ...string) *daemon {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
+	require.NoError(t, pkiLink(dir))
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Logger: log})
 	require.NoError(t, err)
 	// Citizen lookups at the Service Registry need the DPI scopes, which the
