@@ -239,6 +239,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				return nil
 			})
 		}
+		if r.Receipts != nil {
+			ri := r.ReceiptInterval
+			if ri <= 0 {
+				ri = every
+			}
+			g.Go(func() error {
+				p.every(ctx, ri, nil, func(ctx context.Context) { p.receipts(ctx, name, r.Receipts) })
+				return nil
+			})
+		}
 	}
 	g.Go(func() error {
 		p.every(ctx, p.cfg.ReplyInterval, p.wake, p.replies)
@@ -427,18 +437,7 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 	if err != nil {
 		return final(fmt.Errorf("encoding sbd: %w", err), events.ReasonInternalError)
 	}
-	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
-	if err != nil {
-		return final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
-	}
-	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
-	if di := doc.DocID(); di != nil {
-		req.DocumentType = di.Standard
-	}
-	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
-		req.SecurityLevel = lvl
-	}
-	route, err := p.cfg.Resolver.ResolveMessage(ctx, req)
+	route, err := p.resolve(ctx, doc)
 	if err != nil {
 		if errors.Is(err, addressing.ErrRegistryUnavailable) {
 			return fmt.Errorf("resolving receiver: %w", err)
@@ -502,6 +501,32 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 	}
 	p.log.Debug("message sent", logattr.MessageID(id), logattr.Service(msg.Service))
 	return nil
+}
+
+// resolve looks the receiver up afresh (addressing.md §5.3); a print
+// without a receiver goes to KRR's print provider (§3.3).
+func (p *Pipeline) resolve(ctx context.Context, doc *sbd.Document) (addressing.Route, error) {
+	if doc.Type == sbd.TypePrint && doc.ReceiverValue() == "" {
+		pr, ok := p.cfg.Resolver.(interface {
+			ResolvePrint(ctx context.Context) (addressing.Route, error)
+		})
+		if !ok {
+			return addressing.Route{}, final(errors.New("print without a receiver needs KRR's print endpoint"), events.ReasonReceiverNotFound)
+		}
+		return pr.ResolvePrint(ctx)
+	}
+	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
+	if err != nil {
+		return addressing.Route{}, final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
+	}
+	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
+	if di := doc.DocID(); di != nil {
+		req.DocumentType = di.Standard
+	}
+	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
+		req.SecurityLevel = lvl
+	}
+	return p.cfg.Resolver.ResolveMessage(ctx, req)
 }
 
 // files lists the documents primary first, then by document number, as the

@@ -177,6 +177,14 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 			w.Channels["DPF"], w.ShipmentTypes = reg, types
 		}
 	}
+	if cfg.Enables("DPI") {
+		ch, err := dpiChannel(cfg, mp, ks, roots, acfg.KRR, log)
+		if err != nil {
+			return nil, err
+		}
+		w.Channels["DPI"] = Registration{Channel: ch, Tracker: ch, Receipts: ch, Packaging: DPIPackaging(cfg.Size("difi.move.dpi.upload-size-limit", 50<<20)),
+			PollInterval: cfg.Duration(KeyPollInterval, time.Minute), ReceiptInterval: cfg.Duration(KeyPollInterval, 10*time.Second)}
+	}
 	var backoff []time.Duration
 	if v := cfg.Value(KeyBackoff); v != "" {
 		for _, s := range strings.Split(v, ",") {

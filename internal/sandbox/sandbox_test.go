@@ -62,12 +62,13 @@ type daemon struct {
 	stop func()
 }
 
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, overrides ...string) *daemon {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
+	require.NoError(t, pkiLink(dir))
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Logger: log})
 	require.NoError(t, err)
 	// Citizen lookups at the Service Registry need the DPI scopes, which the
@@ -76,6 +77,9 @@ func startDaemon(t *testing.T) *daemon {
 	ov := map[string]string{"difi.move.feature.enableDPI": "true"}
 	for k, v := range sb.Overrides {
 		ov[k] = v
+	}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		ov[overrides[i]] = overrides[i+1]
 	}
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir + "/data"})
 	require.NoError(t, err)
@@ -130,14 +134,16 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
 		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
 
-	for _, id := range []string{orgMsg, citizenMsg} {
+	dpiMsg := send(t, base, digitalDoc(dpiCitizen, true), pdf)
+
+	for _, id := range []string{orgMsg, citizenMsg, dpiMsg} {
 		require.Eventually(t, func() bool { return apitest.HasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
 			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(base, id), lastBytes(logs.String(), 4000))
 	}
 
 	central := findService(t, sb, "pakkesporing")
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	for _, id := range []string{orgMsg, citizenMsg} {
+	for _, id := range []string{orgMsg, citizenMsg, dpiMsg} {
 		require.Eventually(t, func() bool {
 			return strings.Contains(get(client, central.BaseURL+"/v1/messages/"+id, central.Credentials["queryToken"]), `"LEVERT"`)
 		}, 30*time.Second, 200*time.Millisecond, "central log lacks LEVERT for %s", id)

@@ -75,9 +75,14 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 	}
 	sb.Overrides["difi.move.oidc.clientId"] = "MOVE_IP_" + OwnOrg
 
+	personCerts, mailboxes, err := sb.citizenKeys()
+	if err != nil {
+		return err
+	}
 	regs, err := regsim.Start(regsim.Options{
 		Seed:                  sb.Seed,
 		OrgCertificates:       certs,
+		PersonCertificates:    personCerts,
 		MaskinportenKeys:      []*rsa.PublicKey{mp.PublicKey()},
 		SRSigningKey:          signer["service-registry"].Key,
 		SRSigningCertificate:  signer["service-registry"].Cert,
@@ -109,6 +114,9 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 			"difi.move.dpv.altinnTokenExchangeUrl": altinnsim.ExchangePath,
 		},
 	}, log); err != nil {
+		return err
+	}
+	if err := sb.startDPI(mp.PublicKey(), mailboxes, log); err != nil {
 		return err
 	}
 	if err := sb.startChannels(alt, log); err != nil {
