@@ -90,16 +90,16 @@ func (d DPI) Send(ctx context.Context, out Outgoing) (string, error) {
 		return "", fmt.Errorf("%w: the sender is no organisation number", transport.ErrRejected)
 	}
 	rec := out.Route.Record
-	print := doc.Type == sbd.TypePrint
+	onPaper := doc.Type == sbd.TypePrint
 	receiver, cert := rec.OrgnrPostkasse, out.Route.Certificate
-	if print && d.Print != nil {
+	if onPaper && d.Print != nil {
 		pc, err := d.Print.PrintCertificate(ctx)
 		if err != nil {
 			return "", fmt.Errorf("fetching the print certificate: %w", err)
 		}
 		receiver, cert = pc.Postkasseleverandoeradresse, pc.Certificate
 	}
-	if print && receiver == "" {
+	if onPaper && receiver == "" {
 		receiver = transport.OrgNumber(out.Route.Receiver.RevealPrimary())
 	}
 	if cert == nil || transport.OrgNumber(receiver) == "" {
@@ -109,14 +109,14 @@ func (d DPI) Send(ctx context.Context, out Outgoing) (string, error) {
 	if lang == "" {
 		lang = "NO"
 	}
-	if print && rec.Spraak != "" {
+	if onPaper && rec.Spraak != "" {
 		lang = rec.Spraak
-	} else if !print && doc.String("spraak") != "" {
+	} else if !onPaper && doc.String("spraak") != "" {
 		lang = doc.String("spraak")
 	}
 	pkg := dpi.Package{SenderOrg: sender, Avsenderidentifikator: doc.String("avsenderId"),
 		FakturaReferanse: doc.String("fakturaReferanse"), Lang: strings.ToUpper(lang)}
-	if !print {
+	if !onPaper {
 		if rec.PostkasseAdresse == nil || *rec.PostkasseAdresse == "" {
 			return "", fmt.Errorf("%w: the receiver has no digital mailbox", transport.ErrRejected)
 		}
@@ -151,12 +151,12 @@ func (d DPI) Send(ctx context.Context, out Outgoing) (string, error) {
 		return "", fmt.Errorf("getting a maskinporten token: %w", err)
 	}
 	expected, _ := sbd.ParseTime(doc.ExpectedResponse())
-	h := dpi.NewHeader(map[bool]string{true: "utskrift", false: "digital"}[print], sender, transport.OrgNumber(receiver),
+	h := dpi.NewHeader(map[bool]string{true: "utskrift", false: "digital"}[onPaper], sender, transport.OrgNumber(receiver),
 		out.MessageID, doc.ConversationID(), now(), expected)
 	avs := dpi.Avsender{Virksomhetsidentifikator: dpi.Org(sender), Avsenderidentifikator: pkg.Avsenderidentifikator,
 		FakturaReferanse: pkg.FakturaReferanse}
 	var body any
-	if print {
+	if onPaper {
 		body = d.utskrift(doc, rec.PostAddress, rec.ReturnAddress, avs, fp, token)
 	} else {
 		body = d.digital(doc, out.Route, avs, fp, token)
@@ -404,7 +404,7 @@ func (p *Pipeline) receipts(ctx context.Context, service string, src ReceiptSour
 }
 
 // dpiChannel builds the DPI channel from difi.move.dpi.* (channels.md §4).
-func dpiChannel(cfg *config.Config, mp *maskinporten.Client, ks *keystore.Keystore, roots *x509.CertPool, print *krr.Client,
+func dpiChannel(cfg *config.Config, mp *maskinporten.Client, ks *keystore.Keystore, roots *x509.CertPool, printKRR *krr.Client,
 	log *slog.Logger) (DPI, error) {
 	c, err := dpi.New(dpi.Config{BaseURL: cfg.Value("difi.move.dpi.uri"), Tokens: func(ctx context.Context, consumer string) (string, error) {
 		tok, err := mp.Token(ctx, maskinporten.Request{Scopes: []string{dpi.Scope}, ConsumerOrg: consumer})
@@ -455,7 +455,7 @@ func dpiChannel(cfg *config.Config, mp *maskinporten.Client, ks *keystore.Keysto
 		// SIGKILL left behind is not kept.
 		spool = filepath.Join(cfg.DataDir, "pipeline", "spool")
 	}
-	return DPI{Client: c, SpoolDir: spool, Key: ks.Key, Cert: ks.Cert, Chain: ks.Chain, Roots: roots, Print: print, Channels: chs,
+	return DPI{Client: c, SpoolDir: spool, Key: ks.Key, Cert: ks.Cert, Chain: ks.Chain, Roots: roots, Print: printKRR, Channels: chs,
 		Avsenderidentifikatorer: ids, PollWithout: cfg.Value("difi.move.dpi.pollWithoutAvsenderidentifikator") != "false",
 		Language: cfg.Value("difi.move.dpi.language"), Logger: log.With(logattr.Component("dpi")), next: new(atomic.Uint64)}, nil
 }
