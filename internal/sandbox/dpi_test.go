@@ -251,3 +251,17 @@ func TestSandbox_DPIPrintAddresses(t *testing.T) {
 		assert.Contains(t, string(b), "MissingAddressInformationException", name)
 	}
 }
+
+// TestSandbox_DPINotSetUp: DPI on but its access point unusable. A citizen
+// letter is refused at the API with 400 naming the key, nothing is stored,
+// and the other channels keep working (a DPI problem pauses nothing else).
+func TestSandbox_DPINotSetUp(t *testing.T) {
+	d := startDaemon(t, "difi.move.dpi.uri", "not a url")
+	doc := digitalDoc(dpiCitizen, false)
+	code, b := post(t, d.base, doc, []part{pdf})
+	require.Equal(t, http.StatusBadRequest, code, string(b))
+	assert.Contains(t, string(b), "difi.move.dpi.uri")
+	code, body := do(t, http.MethodGet, d.base+"/api/capabilities/"+orgReceiver, "", nil, nil)
+	assert.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"serviceIdentifier":"DPO"`, "organisations are looked up as before")
+}
