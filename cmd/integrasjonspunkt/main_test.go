@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,41 @@ func TestPseudonym_RefusesToInventAKey(t *testing.T) {
 	out, code := runCLI(t, "pseudonym", "--data", t.TempDir())
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, out, "no pseudonym key")
+}
+
+// The first hour: what a newcomer types before reading anything.
+func TestRun_VersionFlagIsTheVersionCommand(t *testing.T) {
+	for _, arg := range []string{"--version", "-version", "version"} {
+		out, code := runCLI(t, arg)
+		assert.Equal(t, exitOK, code, arg)
+		assert.Contains(t, out, "integrasjonspunkt ", arg)
+		assert.Contains(t, out, "api majors:", arg)
+	}
+}
+
+// -h prints the flags and does nothing else: `run -h` must not start a daemon
+// and `install -h` must not register a service.
+func TestRun_HelpFlagDoesNotRunTheCommand(t *testing.T) {
+	for _, cmd := range []string{"run", "install", "uninstall", "status", "config check", "pseudonym", "update status"} {
+		t.Run(cmd, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			args := append(strings.Fields(cmd), "--data", data, "-h")
+			if cmd == "config check" || cmd == "run" {
+				args = append(strings.Fields(cmd), "--data", data, "--config", filepath.Join(t.TempDir(), "none.properties"), "-h")
+			}
+			out, code := runCLI(t, args...)
+			assert.Equal(t, exitOK, code, out)
+			assert.Contains(t, out, "-data", "the flags were printed")
+			_, err := os.Stat(data)
+			assert.ErrorIs(t, err, os.ErrNotExist, "the command ran after -h:\n%s", out)
+		})
+	}
+}
+
+func TestStatus_NoServiceIsNotInstalled(t *testing.T) {
+	serviceFiles = []string{filepath.Join(t.TempDir(), "integrasjonspunkt.service")}
+	out, code := runCLI(t, "status", "--data", t.TempDir())
+	assert.Equal(t, exitNotInstalled, code, out)
+	assert.Contains(t, out, "not installed")
+	assert.Contains(t, out, "integrasjonspunkt install")
 }
