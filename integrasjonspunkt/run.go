@@ -106,6 +106,9 @@ func Run(ctx context.Context, o Options) error {
 		for _, w := range ks.Warnings {
 			log.Warn("keystore", logattr.Key("difi.move.org.keystore.path"), slog.String("warning", w))
 		}
+		for _, n := range ks.Notes {
+			log.Debug("keystore", logattr.Key("difi.move.org.keystore.path"), slog.String("note", n))
+		}
 	}
 
 	// The resolver serves the local API's lookups and the pipeline; without
