@@ -32,7 +32,9 @@ func (sb *Sandbox) startCentral(ctx context.Context, dir string, log *slog.Logge
 		Name:        "pakkesporing",
 		BaseURL:     l.BaseURL,
 		Description: "central package-tracking log: ingest (mutual TLS), query API and the operations page at /",
-		Credentials: map[string]string{"queryToken": l.QueryToken, "web": "any user name, the query token as password"},
+		Credentials: map[string]string{"queryToken": l.QueryToken, "web": "any user name, the query token as password",
+			"caFile": ca}, // its certificate is self-signed: curl --cacert, or trust it in the browser
+
 	})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -136,11 +139,23 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	}
 
 	central := findService(t, sb, "pakkesporing")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	// Trust only the certificate file /manage/sandbox names, as the README's
+	// curl --cacert does.
+	caPEM, err := os.ReadFile(central.Credentials["caFile"])
+	require.NoError(t, err, "the sandbox names pakkesporing's certificate file")
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	for _, id := range []string{orgMsg, citizenMsg} {
 		require.Eventually(t, func() bool {
 			return strings.Contains(get(client, central.BaseURL+"/v1/messages/"+id, central.Credentials["queryToken"]), `"LEVERT"`)
 		}, 30*time.Second, 200*time.Millisecond, "central log lacks LEVERT for %s", id)
+	}
+	if curl, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command(curl, "-sf", "--cacert", central.Credentials["caFile"],
+			"-H", "Authorization: Bearer "+central.Credentials["queryToken"], central.BaseURL+"/v1/messages/"+orgMsg).CombinedOutput()
+		require.NoError(t, err, "the README's query: %s", out)
+		assert.Contains(t, string(out), `"LEVERT"`)
 	}
 
 	var all []string
