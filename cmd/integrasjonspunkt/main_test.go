@@ -48,7 +48,11 @@ func TestConfigCheck_PrintsEveryErrorWithItsKey(t *testing.T) {
 
 func TestConfigCheck_GoodFilePrintsEffectiveConfigMasked(t *testing.T) {
 	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "hemmelig")
-	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties")
+	now = func() time.Time { return checkNow }
+	t.Cleanup(func() { now = time.Now })
+	data := t.TempDir() // the file's keystore.p12 is relative: to the data dir
+	writeP12(t, filepath.Join(data, "keystore.p12"), businessCert(t, "910077473", checkNow.Add(-time.Hour), checkNow.Add(time.Hour)), "hemmelig")
+	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties", "--data", data)
 	require.Equal(t, exitOK, code, out)
 	assert.Contains(t, out, "configuration OK: organisation 910077473")
 	assert.Contains(t, out, "difi.move.org.keystore.password")
