@@ -99,4 +99,16 @@ type Registration struct {
 	Tracker   Tracker // nil: statuses come as messages (DPO, DPE)
 	// PollInterval is the Inbox's and Tracker's schedule (§1.6); 0: 15 s.
 	PollInterval time.Duration
+	// Checks are the round trips `integrasjonspunkt check` makes for the
+	// channel, in order. A channel adds its own in one small function beside
+	// its wiring (dpoChecks, dpvChecks, ...); none means the check says so.
+	Checks []Probe
+}
+
+// Probe is one real round trip of `integrasjonspunkt check`: Part is what
+// the operator knows the remote end as ("altinn broker"), Run reaches it
+// with the configured credentials and changes nothing there.
+type Probe struct {
+	Part string
+	Run  func(ctx context.Context) error
 }
