@@ -13,6 +13,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/packaging/keystore"
+	"github.com/efm-go/efm/update"
 )
 
 // metricsOf gathers the numbers of operations.md §2.2 that the daemon keeps
@@ -70,4 +71,25 @@ func resolverMetrics(w *pipeline.Wiring) *addressing.Metrics {
 		return nil
 	}
 	return w.Resolver.Metrics()
+}
+
+// checkCounter is the part of *update.Updater that counts checks.
+type checkCounter interface {
+	Checks() map[update.CheckOutcome]int64
+}
+
+// withUpdateMetrics adds efm_update_checks_total when the self-update runs.
+func withUpdateMetrics(base func(context.Context) []api.Sample, u Updater) func(context.Context) []api.Sample {
+	cc, ok := u.(checkCounter)
+	if !ok {
+		return base
+	}
+	return func(ctx context.Context) []api.Sample {
+		s := base(ctx)
+		for o, n := range cc.Checks() {
+			s = append(s, api.Sample{Name: "efm_update_checks_total", Help: "update checks by result and reason (clock_behind: this machine's clock is behind the release server's)",
+				Type: "counter", Labels: map[string]string{"result": o.Result, "reason": o.Reason}, Value: float64(n)})
+		}
+		return s
+	}
 }

@@ -160,7 +160,7 @@ func Run(ctx context.Context, o Options) error {
 	deps := api.Deps{
 		Logger:       log,
 		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
-		Metrics:      metricsOf(o.Started, st, q, ks, builder, shipper, resolverMetrics(wiring)),
+		Metrics:      withUpdateMetrics(metricsOf(o.Started, st, q, ks, builder, shipper, resolverMetrics(wiring)), o.Updater),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,

@@ -49,34 +49,37 @@ const (
 	ReasonBadSignature        = "bad_signature"
 	ReasonManifestInvalid     = "manifest_invalid"
 	ReasonManifestExpired     = "manifest_expired"
-	ReasonSerialReplay        = "serial_replay"
-	ReasonUpToDate            = "up_to_date"
-	ReasonDowngrade           = "downgrade_refused"
-	ReasonRevoked             = "revoked"
-	ReasonBlocked             = "blocked"
-	ReasonNoArtifact          = "no_artifact"
-	ReasonPinned              = "pinned"
-	ReasonPrerelease          = "prerelease"
-	ReasonMajor               = "major_needs_decision"
-	ReasonAPIMajorInUse       = "api_major_in_use"
-	ReasonNeedsOperator       = "needs_operator"
-	ReasonNoUpgradePath       = "no_upgrade_path"
-	ReasonNoCandidate         = "no_candidate"
-	ReasonNotSemver           = "not_semver"
-	ReasonDownloadFailed      = "download_failed"
-	ReasonSizeMismatch        = "size_mismatch"
-	ReasonChecksumMismatch    = "checksum_mismatch"
-	ReasonArtifactSignature   = "artifact_signature"
-	ReasonDiskFull            = "disk_full"
-	ReasonPreflightFailed     = "preflight_failed"
-	ReasonSwapFailed          = "swap_failed"
-	ReasonSwapRollbackFailed  = "swap_rollback_failed"
-	ReasonProbationTimeout    = "probation_timeout"
-	ReasonUnhealthy           = "unhealthy"
-	ReasonCrashLoop           = "crash_loop"
-	ReasonOperator            = "operator"
-	ReasonModeNotify          = "mode_notify"
-	ReasonInternal            = "internal"
+	// ReasonClockBehind: the manifest was issued in this machine's future,
+	// so its clock is behind; no update can pass until it is set right.
+	ReasonClockBehind        = "clock_behind"
+	ReasonSerialReplay       = "serial_replay"
+	ReasonUpToDate           = "up_to_date"
+	ReasonDowngrade          = "downgrade_refused"
+	ReasonRevoked            = "revoked"
+	ReasonBlocked            = "blocked"
+	ReasonNoArtifact         = "no_artifact"
+	ReasonPinned             = "pinned"
+	ReasonPrerelease         = "prerelease"
+	ReasonMajor              = "major_needs_decision"
+	ReasonAPIMajorInUse      = "api_major_in_use"
+	ReasonNeedsOperator      = "needs_operator"
+	ReasonNoUpgradePath      = "no_upgrade_path"
+	ReasonNoCandidate        = "no_candidate"
+	ReasonNotSemver          = "not_semver"
+	ReasonDownloadFailed     = "download_failed"
+	ReasonSizeMismatch       = "size_mismatch"
+	ReasonChecksumMismatch   = "checksum_mismatch"
+	ReasonArtifactSignature  = "artifact_signature"
+	ReasonDiskFull           = "disk_full"
+	ReasonPreflightFailed    = "preflight_failed"
+	ReasonSwapFailed         = "swap_failed"
+	ReasonSwapRollbackFailed = "swap_rollback_failed"
+	ReasonProbationTimeout   = "probation_timeout"
+	ReasonUnhealthy          = "unhealthy"
+	ReasonCrashLoop          = "crash_loop"
+	ReasonOperator           = "operator"
+	ReasonModeNotify         = "mode_notify"
+	ReasonInternal           = "internal"
 )
 
 var reasons = []struct {
@@ -87,7 +90,7 @@ var reasons = []struct {
 	{manifest.ErrSignature, ReasonBadSignature},
 	{manifest.ErrNoTrustedKeys, ReasonBadSignature},
 	{manifest.ErrExpired, ReasonManifestExpired},
-	{manifest.ErrNotYetValid, ReasonManifestExpired},
+	{manifest.ErrNotYetValid, ReasonClockBehind},
 	{manifest.ErrSerialReplay, ReasonSerialReplay},
 	{manifest.ErrMalformed, ReasonManifestInvalid},
 	{manifest.ErrSchema, ReasonManifestInvalid},

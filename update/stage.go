@@ -249,7 +249,7 @@ type progressWriter struct {
 func (p *progressWriter) Write(b []byte) (int, error) {
 	p.done += int64(len(b))
 	if p.done >= p.next || p.done == p.size {
-		p.u.log.InfoContext(p.ctx, "update download progress",
+		p.u.log.DebugContext(p.ctx, "update download progress",
 			slog.Int64("bytes", p.done), slog.Int64("size", p.size), slog.Int64("percent", p.done*100/max(p.size, 1)))
 		for p.next <= p.done {
 			p.next += p.step

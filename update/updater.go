@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -48,6 +49,22 @@ type Updater struct {
 	probation      bool       // Boot found this start on probation
 	probationStart time.Time
 	mailWG         sync.WaitGroup
+
+	checksMu sync.Mutex
+	checks   map[CheckOutcome]int64
+}
+
+// CheckOutcome is one result and reason of a check, the labels of
+// efm_update_checks_total.
+type CheckOutcome struct{ Result, Reason string }
+
+// Checks counts this process's checks by outcome, so a clock that is behind
+// shows as a climbing clock_behind count instead of an update that silently
+// never comes.
+func (u *Updater) Checks() map[CheckOutcome]int64 {
+	u.checksMu.Lock()
+	defer u.checksMu.Unlock()
+	return maps.Clone(u.checks)
 }
 
 // New checks cfg and fills its defaults. It has no side effects: the
@@ -488,6 +505,12 @@ func (u *Updater) policy(s *State, operator, downgrade bool) Policy {
 // notice, not one an hour.
 func (u *Updater) record(ctx context.Context, s *State, rep Report) {
 	changed := s.LastResult != rep.Result || s.LastReason != rep.Reason
+	u.checksMu.Lock()
+	if u.checks == nil {
+		u.checks = map[CheckOutcome]int64{}
+	}
+	u.checks[CheckOutcome{rep.Result, rep.Reason}]++
+	u.checksMu.Unlock()
 	s.LastResult, s.LastReason, s.LastError = rep.Result, rep.Reason, rep.Detail
 	attrs := []any{slog.String("result", rep.Result), slog.String("current", rep.Current)}
 	if rep.Offered != "" {

@@ -31,16 +31,22 @@ type env struct {
 	exe  string
 	data string
 	old  []byte // the installed executable's bytes
+	// now is the clock the simulator signs with; nil is the real clock.
+	now func() time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvAt(t, nil) }
+
+// newEnvAt is an installation whose release server signs with now, the same
+// clock the test gives the updater; nil is the real clock.
+func newEnvAt(t *testing.T, now func() time.Time) *env {
 	t.Helper()
-	sim, err := updatesim.New(updatesim.Options{})
+	sim, err := updatesim.New(updatesim.Options{Now: now})
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
-	e := &env{sim: sim, srv: srv, exe: filepath.Join(dir, "bin", "integrasjonspunkt"), data: filepath.Join(dir, "data")}
+	e := &env{sim: sim, srv: srv, exe: filepath.Join(dir, "bin", "integrasjonspunkt"), data: filepath.Join(dir, "data"), now: now}
 	copyFile(t, testDaemon(t, "1.0.0", "up", "ok"), e.exe)
 	e.old = readFile(t, e.exe)
 	require.NoError(t, os.MkdirAll(e.data, 0o700))
@@ -72,6 +78,7 @@ func (e *env) config() update.Config {
 		Windows: "* * * * * *", WindowLength: time.Hour, SpreadDelay: -1,
 		CheckInterval: 100 * time.Millisecond, Wake: 50 * time.Millisecond,
 		Probation: 2 * time.Second, ProbationStable: 300 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+		Now: e.now,
 	}
 }
 
@@ -80,6 +87,11 @@ func (e *env) updater(t *testing.T, mods ...func(*update.Config)) *update.Update
 	cfg := e.config()
 	for _, m := range mods {
 		m(&cfg)
+	}
+	if cfg.Now != nil && e.now == nil {
+		// The class of bug that turned main red: an updater on a fixed day
+		// reading manifests the simulator signed at the real time.
+		t.Fatal("the updater's clock is injected but the release simulator signs with the real one: build the env with newEnvAt and the same clock")
 	}
 	u, err := update.New(cfg)
 	require.NoError(t, err)
@@ -258,19 +270,57 @@ func TestRun_ArtifactRefusalsKeepRunning(t *testing.T) {
 	}
 }
 
-func TestRun_AppliesOnlyInWindow(t *testing.T) {
-	e := newEnv(t)
-	v101 := e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{})
-	loc, err := time.LoadLocation("Europe/Oslo")
+// clock is a settable fake clock shared by the updater and the release
+// simulator, so the manifest is signed at the updater's "now".
+type clock struct{ p atomic.Pointer[time.Time] }
+
+func newClock(at time.Time) *clock { c := &clock{}; c.set(at); return c }
+func (c *clock) set(at time.Time)  { c.p.Store(&at) }
+func (c *clock) now() time.Time    { return *c.p.Load() }
+
+// oslo is the update windows' time zone.
+func oslo(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(update.DefaultTimezone)
 	require.NoError(t, err)
-	var now atomic.Pointer[time.Time]
-	set := func(t time.Time) { now.Store(&t) }
-	set(time.Date(2026, 11, 23, 4, 0, 0, 0, loc)) // Monday, before the 05:30 window
+	return loc
+}
+
+// next is the first wd at hh:mm Oslo time strictly after from. Scenarios
+// that need a weekday derive it from the clock they run with, never from a
+// calendar day: a fixed day becomes "the past" and its manifest "the future".
+func next(t *testing.T, from time.Time, wd time.Weekday, hh, mm int) time.Time {
+	t.Helper()
+	f := from.In(oslo(t))
+	d := time.Date(f.Year(), f.Month(), f.Day(), hh, mm, 0, 0, f.Location())
+	for !d.After(f) || d.Weekday() != wd {
+		d = time.Date(d.Year(), d.Month(), d.Day()+1, hh, mm, 0, 0, f.Location())
+	}
+	return d
+}
+
+// atShiftedClocks runs a window scenario from today's clock, a year ahead and
+// a year back. It is the guard against tests bound to calendar days: a
+// scenario that puts a fixed date back fails at least one of the three.
+func atShiftedClocks(t *testing.T, scenario func(t *testing.T, base time.Time)) {
+	for _, c := range []struct {
+		name  string
+		years int
+	}{{"today", 0}, {"year_ahead", 1}, {"year_back", -1}} {
+		t.Run(c.name, func(t *testing.T) { scenario(t, time.Now().AddDate(c.years, 0, 0)) })
+	}
+}
+
+func TestRun_AppliesOnlyInWindow(t *testing.T) { atShiftedClocks(t, appliesOnlyInWindow) }
+
+func appliesOnlyInWindow(t *testing.T, base time.Time) {
+	clk := newClock(next(t, base, time.Monday, 4, 0)) // before the 05:30 window
+	e := newEnvAt(t, clk.now)
+	v101 := e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{})
 	u := e.updater(t, func(c *update.Config) {
 		c.Windows = update.DefaultWindows
 		c.WindowLength = update.DefaultWindowLength
 		c.CheckInterval = time.Hour
-		c.Now = func() time.Time { return *now.Load() }
 	})
 	r := runUpdater(t, u)
 	eventually(t, "staged", func() bool { s := e.state(t); return s.Staged != nil })
@@ -278,7 +328,7 @@ func TestRun_AppliesOnlyInWindow(t *testing.T) {
 	r.running(t)
 	assert.Equal(t, e.old, readFile(t, e.exe), "not applied outside a window")
 
-	set(time.Date(2026, 11, 23, 5, 31, 0, 0, loc))
+	clk.set(clk.now().Add(91 * time.Minute)) // Monday 05:31
 	require.ErrorIs(t, r.wait(t, 20*time.Second, "not applied in the window"), update.ErrRestart)
 	assert.Equal(t, v101, readFile(t, e.exe))
 	assert.Equal(t, e.old, readFile(t, filepath.Join(filepath.Dir(e.exe), "integrasjonspunkt.previous")))
@@ -288,24 +338,24 @@ func TestRun_AppliesOnlyInWindow(t *testing.T) {
 	assert.Equal(t, "1.0.1", s.To)
 }
 
-func TestRun_UrgentOutsideWindow(t *testing.T) {
-	e := newEnv(t)
+func TestRun_UrgentOutsideWindow(t *testing.T) { atShiftedClocks(t, urgentOutsideWindow) }
+
+func urgentOutsideWindow(t *testing.T, base time.Time) {
+	closed := newClock(next(t, base, time.Saturday, 13, 0)) // no window on Saturdays
+	e := newEnvAt(t, closed.now)
 	e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{Urgency: manifest.UrgencySecurity})
-	closed := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) // a Saturday
 	u := e.updater(t, func(c *update.Config) {
 		c.Windows = update.DefaultWindows
-		c.Now = func() time.Time { return closed }
 	})
 	r := runUpdater(t, u)
 	require.ErrorIs(t, r.wait(t, 20*time.Second, "security release not applied outside the windows"), update.ErrRestart)
 
-	e2 := newEnv(t)
+	e2 := newEnvAt(t, closed.now)
 	e2.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{Urgency: manifest.UrgencySecurity})
 	no := false
 	u2 := e2.updater(t, func(c *update.Config) {
 		c.Windows = update.DefaultWindows
 		c.AllowUrgent = &no
-		c.Now = func() time.Time { return closed }
 	})
 	r2 := runUpdater(t, u2)
 	eventually(t, "staged", func() bool { return e2.state(t).Staged != nil })
@@ -314,16 +364,16 @@ func TestRun_UrgentOutsideWindow(t *testing.T) {
 }
 
 // The staged file is checked again just before the swap.
-func TestRun_StagedFileAlteredIsRefused(t *testing.T) {
-	e := newEnv(t)
+func TestRun_StagedFileAlteredIsRefused(t *testing.T) { atShiftedClocks(t, stagedFileAlteredIsRefused) }
+
+func stagedFileAlteredIsRefused(t *testing.T, base time.Time) {
+	// Monday 05:00 in Oslo: less than CheckInterval before the window.
+	clk := newClock(next(t, base, time.Monday, 5, 0))
+	e := newEnvAt(t, clk.now)
 	e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{})
-	var now atomic.Pointer[time.Time]
-	closed := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC) // Monday 05:00 in Oslo; less than CheckInterval before the window
-	now.Store(&closed)
 	u := e.updater(t, func(c *update.Config) {
 		c.Windows = update.DefaultWindows
 		c.CheckInterval = time.Hour
-		c.Now = func() time.Time { return *now.Load() }
 	})
 	r := runUpdater(t, u)
 	eventually(t, "staged", func() bool { return e.state(t).Staged != nil })
@@ -334,9 +384,7 @@ func TestRun_StagedFileAlteredIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	open := time.Date(2026, 11, 30, 4, 45, 0, 0, time.UTC) // Monday 05:45 in Oslo
-
-	now.Store(&open)
+	clk.set(clk.now().Add(45 * time.Minute)) // Monday 05:45, in the window
 	eventually(t, "refusal", func() bool { return e.state(t).LastReason == update.ReasonSizeMismatch })
 	r.running(t)
 	assert.Equal(t, e.old, readFile(t, e.exe))
@@ -639,12 +687,15 @@ func (s *smtpSink) wait(t *testing.T) string {
 // `update apply` in another process swaps the file under a running daemon:
 // the daemon restarts into it instead of swapping again on top of it.
 func TestRun_RestartsWhenSwappedByCommand(t *testing.T) {
-	e := newEnv(t)
+	atShiftedClocks(t, restartsWhenSwappedByCommand)
+}
+
+func restartsWhenSwappedByCommand(t *testing.T, base time.Time) {
+	closed := newClock(next(t, base, time.Saturday, 13, 0)) // Saturday: no window
+	e := newEnvAt(t, closed.now)
 	v101 := e.publish(t, "1.0.1", "up", "ok", updatesim.ReleaseOptions{})
-	closed := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) // Saturday: no window
 	daemon := e.updater(t, func(c *update.Config) {
 		c.Windows = update.DefaultWindows
-		c.Now = func() time.Time { return closed }
 	})
 	r := runUpdater(t, daemon)
 	eventually(t, "staged", func() bool { return e.state(t).Staged != nil })
@@ -676,4 +727,29 @@ func TestBoot_CrashLoopWithoutPreviousKeepsRunning(t *testing.T) {
 	assert.Contains(t, c.Detail, "could not be put back")
 	require.NoError(t, u().Boot(context.Background()))
 	assert.Equal(t, 0, e.state(t).Attempts, "no more attempts counted")
+}
+
+// A machine whose clock is behind the release server's by more than the
+// allowed skew refuses every manifest. It must say so, not stay silently on
+// the old version: health, status and the check counter name the clock.
+func TestCheck_ClockBehindIsNamed(t *testing.T) {
+	server := newClock(time.Now())
+	e := newEnvAt(t, server.now)
+	e.publishFake(t, "1.0.1")
+	behind := func() time.Time { return server.now().Add(-manifest.MaxSkew - time.Hour) }
+	u := e.updater(t, func(c *update.Config) { c.Now = behind })
+	for range 2 {
+		_, err := u.Check(context.Background())
+		require.ErrorIs(t, err, manifest.ErrNotYetValid)
+		assert.Equal(t, update.ReasonClockBehind, update.ReasonOf(err))
+	}
+	s := e.state(t)
+	assert.Equal(t, update.ReasonClockBehind, s.LastReason)
+	assert.Contains(t, s.LastError, "manifest issued in the future: check the clock")
+	h := u.HealthComponent()
+	assert.Equal(t, "DEGRADED", h.Status)
+	assert.Equal(t, update.ReasonClockBehind, h.Reason)
+	assert.Contains(t, h.Detail, "check the clock")
+	assert.Equal(t, int64(2), u.Checks()[update.CheckOutcome{Result: update.ResultFailed, Reason: update.ReasonClockBehind}])
+	assert.Equal(t, e.old, readFile(t, e.exe))
 }

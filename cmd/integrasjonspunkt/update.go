@@ -128,6 +128,8 @@ func centralUpdateEvent(e update.Event) (t events.Type, reason events.ReasonCode
 		reason = events.ReasonHealthCheckFailed
 	case update.ReasonManifestExpired:
 		reason = events.ReasonManifestExpired
+	case update.ReasonClockBehind:
+		reason = events.ReasonClockBehind
 	case update.ReasonSwapFailed, update.ReasonSwapRollbackFailed, update.ReasonInternal:
 		reason = events.ReasonInternalError
 	default:

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/update"
 	"github.com/efm-go/efm/update/manifest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,4 +93,12 @@ func TestSnapshotBeforeSwap_OnlyWhenTheSchemaChangesAndKeepsTheNewest(t *testing
 	assert.Equal(t, store.SchemaVersion()+1, v)
 	_, err = os.Stat(first)
 	assert.ErrorIs(t, err, os.ErrNotExist, "an older snapshot was kept")
+}
+
+func TestPrintStatus_NamesTheClock(t *testing.T) {
+	var b strings.Builder
+	printStatus(&b, update.Status{Current: "1.0.0", State: update.State{LastResult: update.ResultFailed, LastReason: update.ReasonClockBehind,
+		LastError: "manifest refused: manifest issued in the future: check the clock: issued at ..."}})
+	assert.Contains(t, b.String(), "clock_behind")
+	assert.Contains(t, b.String(), "check the clock")
 }

@@ -113,6 +113,7 @@ const (
 	ReasonSelfTestFailed     ReasonCode = "self_test_failed"
 	ReasonHealthCheckFailed  ReasonCode = "health_check_failed"
 	ReasonManifestExpired    ReasonCode = "manifest_expired"
+	ReasonClockBehind        ReasonCode = "clock_behind"
 	ReasonUnknown            ReasonCode = "unknown"
 )
 
@@ -121,7 +122,7 @@ var ReasonCodes = []ReasonCode{
 	ReasonReceiverNotFound, ReasonReceiverReserved, ReasonAuthFailed, ReasonTTLExpired,
 	ReasonChannelRejected, ReasonChannelUnavailable, ReasonCertificateInvalid, ReasonPayloadInvalid,
 	ReasonInternalError, ReasonSignatureInvalid, ReasonChecksumMismatch, ReasonDownloadFailed,
-	ReasonSelfTestFailed, ReasonHealthCheckFailed, ReasonManifestExpired, ReasonUnknown,
+	ReasonSelfTestFailed, ReasonHealthCheckFailed, ReasonManifestExpired, ReasonClockBehind, ReasonUnknown,
 }
 
 // ReceiverType says whether receiver_orgnr or receiver_pseudonym is set.

@@ -52,7 +52,7 @@ var (
 	ErrProduct       = errors.New("manifest is for another product")
 	ErrSignature     = errors.New("signature not valid for any trusted key")
 	ErrExpired       = errors.New("manifest expired")
-	ErrNotYetValid   = errors.New("manifest issued in the future")
+	ErrNotYetValid   = errors.New("manifest issued in the future: check the clock")
 	ErrSerialReplay  = errors.New("manifest serial lower than one already seen")
 	ErrTooLarge      = errors.New("manifest larger than the size cap")
 	ErrNoTrustedKeys = errors.New("no trusted keys")

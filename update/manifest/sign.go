@@ -126,7 +126,8 @@ func (m *Manifest) CheckFresh(f Freshness) error {
 		return fmt.Errorf("%w: expired at %s", ErrExpired, m.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if m.IssuedAt.Sub(f.Now) > MaxSkew {
-		return fmt.Errorf("%w: issued at %s", ErrNotYetValid, m.IssuedAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: issued at %s, this machine says %s (more than %s behind)", ErrNotYetValid,
+			m.IssuedAt.UTC().Format(time.RFC3339), f.Now.UTC().Format(time.RFC3339), MaxSkew)
 	}
 	if m.Serial < f.MinSerial {
 		return fmt.Errorf("%w: serial %d, already seen %d", ErrSerialReplay, m.Serial, f.MinSerial)
