@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/efm-go/efm/integrasjonspunkt/api"
+	"github.com/efm-go/efm/integrasjonspunkt/check"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
@@ -175,6 +176,7 @@ func Run(ctx context.Context, o Options) error {
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
 	}
+	deps.LastCheck = func() *api.CheckReport { return lastCheck(cfg.DataDir) }
 	if cfg.Server.BasicAuth {
 		deps.BasicAuth = &api.BasicAuth{User: cfg.Server.User, Password: cfg.Server.Password}
 	}
@@ -375,4 +377,24 @@ func updateHealth(u Updater) func() (api.Component, bool) {
 		}
 		return api.Component{Status: c.Status, Details: d}, true
 	}
+}
+
+// lastCheck is the last `integrasjonspunkt check` for the status page.
+func lastCheck(dataDir string) *api.CheckReport {
+	r := check.Last(dataDir)
+	if r == nil {
+		return nil
+	}
+	out := &api.CheckReport{At: r.At}
+	for _, x := range r.Results {
+		res := "OK"
+		switch {
+		case x.Skipped:
+			res = "SKIP"
+		case !x.OK:
+			res = "FAIL"
+		}
+		out.Lines = append(out.Lines, api.CheckLine{Part: x.Part, Result: res, Error: x.Error, Fix: x.Fix})
+	}
+	return out
 }

@@ -53,6 +53,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /manage/prometheus", s.prometheus)
 	s.mux.HandleFunc("GET /manage/metrics", s.metricsJSON)
 	s.apiRoutesRegistered()
+	s.uiRoutes()
 	s.mux.Handle("/", s.handle(s.notFound))
 }
 

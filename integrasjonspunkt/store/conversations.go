@@ -15,6 +15,7 @@ import (
 type ConversationFilter struct {
 	MessageID, ConversationID, Sender, Receiver, SenderIdentifier, ReceiverIdentifier string
 	Service, MessageReference, MessageTitle, Direction                                string
+	Status                                                                            string // the latest status
 	Pollable, Finished                                                                *bool
 	HasTitle, HasReference                                                            bool // exact match on possibly empty text
 	From, To                                                                          time.Time
@@ -38,6 +39,7 @@ func (s *Store) ListConversations(ctx context.Context, f ConversationFilter, p P
 	w.eq("receiver_identifier", f.ReceiverIdentifier)
 	w.eq("service_identifier", f.Service)
 	w.eq("direction", f.Direction)
+	w.eq("status", f.Status)
 	if f.HasReference {
 		w.add("message_reference = ?", f.MessageReference)
 	}

@@ -16,7 +16,7 @@ func (sb *Sandbox) startCentral(ctx context.Context, dir string, log *slog.Logge
 	l, err := pakkesporing.StartLoopback(ctx, pakkesporing.Config{
 		DBPath:    filepath.Join(dir, "pakkesporing.db"),
 		ClientCAs: sb.PKI.Pool(),
-		Logger:    log.With(slog.String("component", "pakkesporing")),
+		Logger:    log, // pakkesporing names its own component
 	})
 	if err != nil {
 		return fmt.Errorf("starting pakkesporing: %w", err)

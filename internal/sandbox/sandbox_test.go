@@ -60,6 +60,7 @@ func (l *lockedBuffer) String() string {
 type daemon struct {
 	ctx  context.Context
 	base string
+	cfg  *config.Config
 	sb   *sandbox.Sandbox
 	logs *lockedBuffer
 	stop func()
@@ -92,7 +93,7 @@ func startDaemon(t *testing.T) *daemon {
 			Listening: func(a net.Addr) { addr <- a },
 		})
 	}()
-	d := &daemon{ctx: ctx, sb: sb, logs: logs}
+	d := &daemon{ctx: ctx, sb: sb, logs: logs, cfg: cfg}
 	var once sync.Once
 	d.stop = func() {
 		once.Do(func() {
