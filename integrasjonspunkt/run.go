@@ -17,6 +17,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/check"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/failmail"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/payload"
 	"github.com/efm-go/efm/integrasjonspunkt/pipeline"
@@ -185,6 +186,9 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
+	if mc, ok := failmail.FromConfig(cfg, st, log); ok {
+		g.Go(func() error { return failmail.New(mc).Run(gctx) })
+	}
 	if o.Updater != nil {
 		g.Go(func() error { return o.Updater.Run(gctx) })
 	}

@@ -66,7 +66,7 @@ type daemon struct {
 	stop func()
 }
 
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, extra ...map[string]string) *daemon {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -80,6 +80,11 @@ func startDaemon(t *testing.T) *daemon {
 	ov := map[string]string{"difi.move.feature.enableDPI": "true"}
 	for k, v := range sb.Overrides {
 		ov[k] = v
+	}
+	for _, e := range extra {
+		for k, v := range e {
+			ov[k] = v
+		}
 	}
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir + "/data"})
 	require.NoError(t, err)
