@@ -54,6 +54,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep.Print(stdout)
 	if err := rep.Save(data); err != nil {
 		fmt.Fprintf(stderr, "warning: the status page will not show this check: %v\n", err)
+	} else {
+		giveToDataOwner(data, filepath.Dir(check.LastPath(data)), check.LastPath(data))
 	}
 	if f := rep.FirstFailure(); f != nil {
 		return &exitError{code: exitFailure, err: fmt.Errorf("%s failed: %s", f.Part, f.Fix)}

@@ -131,11 +131,11 @@ func TestRun_VersionFlagIsTheVersionCommand(t *testing.T) {
 // -h prints the flags and does nothing else: `run -h` must not start a daemon
 // and `install -h` must not register a service.
 func TestRun_HelpFlagDoesNotRunTheCommand(t *testing.T) {
-	for _, cmd := range []string{"run", "install", "uninstall", "status", "config check", "pseudonym", "update status"} {
+	for _, cmd := range []string{"run", "install", "uninstall", "status", "config check", "pseudonym", "update status", "check"} {
 		t.Run(cmd, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			args := append(strings.Fields(cmd), "--data", data, "-h")
-			if cmd == "config check" || cmd == "run" {
+			if cmd == "config check" || cmd == "run" || cmd == "check" {
 				args = append(strings.Fields(cmd), "--data", data, "--config", filepath.Join(t.TempDir(), "none.properties"), "-h")
 			}
 			out, code := runCLI(t, args...)
