@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
@@ -39,7 +40,7 @@ type CheckLine struct {
 }
 
 var uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"mask":     maskPersonNumbers,
+	"mask":     ident.MaskDigitRuns,
 	"when":     func(t time.Time) string { return uiTime(t) },
 	"explain":  explainStatus,
 	"statusOK": func(s string) bool { return s == Up },
@@ -274,32 +275,6 @@ func withoutUserinfo(raw string) string {
 	}
 	u.User = url.User("***")
 	return u.String()
-}
-
-// maskPersonNumbers hides every run of eleven or more digits: identifiers,
-// titles and descriptions may hold a national identity number, and the page
-// masks more rather than check which runs are valid numbers.
-func maskPersonNumbers(s string) string {
-	var b strings.Builder
-	run := 0
-	flush := func(end int) {
-		if run >= 11 {
-			b.WriteString(strings.Repeat("*", run))
-		} else {
-			b.WriteString(s[end-run : end])
-		}
-		run = 0
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= '0' && s[i] <= '9' {
-			run++
-			continue
-		}
-		flush(i)
-		b.WriteByte(s[i])
-	}
-	flush(len(s))
-	return b.String()
 }
 
 // explainStatus is a status in plain words (local-api.md §8).

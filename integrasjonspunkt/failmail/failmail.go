@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/efm-go/efm/addressing/ident"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
@@ -187,28 +188,13 @@ func (m *Mailer) send(failed []store.Status) error {
 
 // clean makes a reason one short line with no person number in it.
 func clean(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 300 {
-		s = s[:300] + "…"
+	// Masked before it is cut: a cut could leave part of a number too short
+	// to be recognised.
+	s = ident.MaskDigitRuns(strings.Join(strings.Fields(s), " "))
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "…"
 	}
-	var out strings.Builder
-	run := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			run++
-			continue
-		}
-		if run >= 11 {
-			out.WriteString(strings.Repeat("*", run))
-		} else {
-			out.WriteString(s[i-run : i])
-		}
-		run = 0
-		if i < len(s) {
-			out.WriteByte(s[i])
-		}
-	}
-	return out.String()
+	return s
 }
 
 func (m *Mailer) readCursor() (int64, bool, error) {

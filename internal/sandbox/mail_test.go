@@ -37,7 +37,6 @@ func TestSandbox_MailOnFailure(t *testing.T) {
 		"message %s not FEIL; statuses %v", id, apitest.Statuses(d.base, id))
 
 	mail := sink.Next(t)
-	t.Logf("the mail:\n%s", mail)
 	assert.Contains(t, mail, "To: arkiv@agency.example")
 	assert.Contains(t, mail, "FEIL")
 	assert.Contains(t, mail, "message "+id)

@@ -129,20 +129,9 @@ func startDaemon(t *testing.T, extra ...map[string]string) *daemon {
 // §5.3): there must be none.
 func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	d := startDaemon(t)
-	base, sb, logs := d.base, d.sb, d.logs
+	sb, logs := d.sb, d.logs
 
-	orgMsg := send(t, base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
-		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
-		part{"arkivmelding", "arkivmelding.xml", "text/xml", arkivmelding("vedtak.pdf")},
-		part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")})
-	citizenMsg := send(t, base, sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
-		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
-		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
-
-	for _, id := range []string{orgMsg, citizenMsg} {
-		require.Eventually(t, func() bool { return apitest.HasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
-			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(base, id), lastBytes(logs.String(), 4000))
-	}
+	orgMsg, citizenMsg := sendBothToLevert(t, d)
 
 	central := findService(t, sb, "pakkesporing")
 	// Trust only the certificate file /manage/sandbox names, as the README's
@@ -198,6 +187,24 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	}
 	assert.Greater(t, lines, 10, "the scan must have read the run's log")
 	t.Logf("scanned %d central events and %d log lines", len(all), lines)
+}
+
+// sendBothToLevert sends an archive message to an organisation (DPO) and a
+// digital post message to a citizen (DPV) and waits until both are LEVERT.
+func sendBothToLevert(t *testing.T, d *daemon) (orgMsg, citizenMsg string) {
+	t.Helper()
+	orgMsg = send(t, d.base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
+		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
+		part{"arkivmelding", "arkivmelding.xml", "text/xml", arkivmelding("vedtak.pdf")},
+		part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")})
+	citizenMsg = send(t, d.base, sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
+		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
+		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
+	for _, id := range []string{orgMsg, citizenMsg} {
+		require.Eventually(t, func() bool { return apitest.HasStatus(d.base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(d.base, id), lastBytes(d.logs.String(), 4000))
+	}
+	return orgMsg, citizenMsg
 }
 
 type part struct {

@@ -27,17 +27,7 @@ func TestWebPages_Chromium(t *testing.T) {
 	d := startDaemon(t)
 	base := d.base
 
-	orgMsg := send(t, base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
-		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
-		part{"arkivmelding", "arkivmelding.xml", "text/xml", arkivmelding("vedtak.pdf")},
-		part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")})
-	citizenMsg := send(t, base, sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
-		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
-		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
-	for _, id := range []string{orgMsg, citizenMsg} {
-		require.Eventually(t, func() bool { return apitest.HasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
-			"message %s not LEVERT; statuses %v", id, apitest.Statuses(base, id))
-	}
+	orgMsg, citizenMsg := sendBothToLevert(t, d)
 	shots := t.ArtifactDir()
 	// browse renders path in Chromium, keeps a screenshot and returns the
 	// DOM; one browser start does both. html is the server's answer alone,
