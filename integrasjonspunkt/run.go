@@ -178,6 +178,9 @@ func Run(ctx context.Context, o Options) error {
 		Majors:            APIMajors,
 	}
 	deps.LastCheck = func() *api.CheckReport { return lastCheck(cfg.DataDir) }
+	deps.RunCheck = func(ctx context.Context) error {
+		return check.Run(ctx, cfg, check.Options{DataDir: cfg.DataDir, Logger: log}).Save(cfg.DataDir)
+	}
 	if cfg.Server.BasicAuth {
 		deps.BasicAuth = &api.BasicAuth{User: cfg.Server.User, Password: cfg.Server.Password}
 	}

@@ -66,6 +66,9 @@ func (s *Server) uiRoutes() {
 		}))
 	}
 	s.mux.Handle("GET /{$}", page(s.uiStatus))
+	if s.d.RunCheck != nil {
+		s.mux.Handle("POST /ui/check", page(s.uiRunCheck))
+	}
 	s.mux.HandleFunc("GET /ui/style.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		b, _ := uiFiles.ReadFile("ui/style.css")
@@ -129,11 +132,29 @@ func (s *Server) uiStatus(w http.ResponseWriter, r *http.Request) error {
 	if b, err := json.Marshal(s.d.Info()); err == nil {
 		_ = json.Unmarshal(b, &info)
 	}
-	data := map[string]any{"Health": h.Status, "Components": comps, "Info": info, "Sandbox": s.d.Sandbox != nil}
+	data := map[string]any{"Health": h.Status, "Components": comps, "Info": info, "Sandbox": s.d.Sandbox != nil,
+		"CanCheck": s.d.RunCheck != nil}
 	if s.d.LastCheck != nil {
 		data["Check"] = s.d.LastCheck()
 	}
 	return s.render(w, http.StatusOK, "status", data)
+}
+
+// uiRunCheck runs `integrasjonspunkt check` inside the daemon, with its own
+// configuration, and shows the status page with the result. The check only
+// reads at the remote ends; still, a form on another site must not be able
+// to start it, so a cross-origin POST is refused.
+func (s *Server) uiRunCheck(w http.ResponseWriter, r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+			return &Error{Status: http.StatusForbidden, Message: "the check can only be started from the daemon's own page"}
+		}
+	}
+	if err := s.d.RunCheck(r.Context()); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/#check", http.StatusSeeOther)
+	return nil
 }
 
 // componentFix is the status page's sentence for a component that is not UP.

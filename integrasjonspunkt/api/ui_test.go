@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func uiServer(t *testing.T, auth *BasicAuth, last *CheckReport) *httptest.Server {
+func uiServer(t *testing.T, auth *BasicAuth, last *CheckReport, run ...func(context.Context) error) *httptest.Server {
 	t.Helper()
-	s := New(Deps{
+	d := Deps{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Health: func(context.Context) Health {
 			return Health{Status: Degraded, Components: map[string]Component{
@@ -29,7 +29,11 @@ func uiServer(t *testing.T, auth *BasicAuth, last *CheckReport) *httptest.Server
 		Ready:     func(context.Context) error { return nil },
 		BasicAuth: auth,
 		LastCheck: func() *CheckReport { return last },
-	})
+	}
+	if len(run) > 0 {
+		d.RunCheck = run[0]
+	}
+	s := New(d)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return srv
@@ -77,4 +81,36 @@ func TestStatusPage_AuthEscapingAndFix(t *testing.T) {
 	resp, css := getPage(t, srv.URL+"/ui/style.css", "", "")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, css, "body{")
+}
+
+// The status page's button runs the check in the daemon and shows the
+// result; a form on another site cannot start it.
+func TestStatusPage_RunCheckButton(t *testing.T) {
+	last := &CheckReport{}
+	runs := 0
+	srv := uiServer(t, nil, nil, func(context.Context) error {
+		runs++
+		last.At = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		return nil
+	})
+	_, body := getPage(t, srv.URL+"/", "", "")
+	assert.Contains(t, body, `<form method="post" action="/ui/check">`)
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/ui/check", nil)
+	req.Header.Set("Origin", srv.URL)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Equal(t, "/#check", resp.Header.Get("Location"))
+	assert.Equal(t, 1, runs)
+
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/ui/check", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Equal(t, 1, runs, "a cross-site form did not start the check")
 }

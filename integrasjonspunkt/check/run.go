@@ -76,16 +76,21 @@ func Run(ctx context.Context, cfg *config.Config, o Options) Report {
 	}
 	rep := Report{At: o.Now()}
 	start := o.Now()
-	var certErrs []string
+	var certErrs, certWarns []string
 	for _, f := range Files(cfg, o.DataDir, o.Now()) {
-		if f.Level == Error {
+		switch f.Level {
+		case Error:
 			certErrs = append(certErrs, f.Key+": "+f.Msg)
+		case Warning:
+			certWarns = append(certWarns, f.Msg)
 		}
 	}
 	cert := Result{Part: "certificate", OK: len(certErrs) == 0, Took: o.Now().Sub(start).Round(time.Millisecond)}
 	if !cert.OK {
 		cert.Error = strings.Join(certErrs, "; ")
 		cert.Fix = "Run 'integrasjonspunkt config check' and correct the keystore settings it names."
+	} else if len(certWarns) > 0 {
+		cert.Error = strings.Join(certWarns, "; ") // OK, with what to plan for (an expiry)
 	}
 	rep.Results = append(rep.Results, cert)
 	if !cert.OK {
