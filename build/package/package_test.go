@@ -71,6 +71,9 @@ type nfpmFile struct {
 		} `yaml:"file_info"`
 	} `yaml:"contents"`
 	Scripts map[string]string `yaml:"scripts"`
+	Deb     struct {
+		Predepends []string `yaml:"predepends"`
+	} `yaml:"deb"`
 }
 
 // The service runs as integrasjonspunkt and must read its configuration,
@@ -84,6 +87,7 @@ func TestPackage_ConfigReadableByTheServiceOnly(t *testing.T) {
 	assert.NotEmpty(t, f.Section)
 	assert.Contains(t, strings.Join(f.Overrides["deb"].Depends, ","), "libc6")
 	assert.Contains(t, strings.Join(f.Overrides["rpm"].Depends, ","), "glibc")
+	assert.Contains(t, f.Deb.Predepends, "passwd", "the preinst's useradd")
 	found := false
 	for _, c := range f.Contents {
 		if c.Dst != "/etc/integrasjonspunkt/integrasjonspunkt-local.properties" {
