@@ -26,6 +26,11 @@ import (
 const (
 	maxJSONBody         = 10 << 20
 	defaultMaxMultipart = 500 << 20
+	// maxParts caps the parts of one E5 request: the sbd and more files
+	// than any channel carries (an ASiC-E container opens 251 documents,
+	// DPI 200). Every part is staged before the message is checked, so
+	// without a cap 10,000 tiny parts took 1.77 GB (issue 14, point 7).
+	maxParts = 300
 )
 
 var (
@@ -179,7 +184,7 @@ func (s *Server) multipartSend(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return notReadable(err)
+		return multipartError(err)
 	}
 	doc, staged, err := s.readParts(mr)
 	if err != nil {
@@ -207,13 +212,18 @@ func (s *Server) readParts(mr *multipart.Reader) (*sbd.Document, []*message.Stag
 	var staged []*message.Staged
 	var dups []string
 	seen := map[string]bool{}
-	for {
+	for n := 1; ; n++ {
 		part, err := mr.NextRawPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, staged, partError(err)
+		}
+		if n > maxParts {
+			return nil, staged, &Error{Status: http.StatusBadRequest,
+				Exception: "org.apache.tomcat.util.http.fileupload.impl.FileCountLimitExceededException",
+				Message:   fmt.Sprintf("The request has more than %d parts, the limit; use the multi-step upload", maxParts)}
 		}
 		d := ParseDisposition(part.Header.Get("Content-Disposition"))
 		switch {
@@ -274,10 +284,18 @@ func partError(err error) error {
 		return errTooBig
 	}
 	var me *message.Error
-	if errors.As(err, &me) {
+	var e *Error
+	if errors.As(err, &me) || errors.As(err, &e) {
 		return err
 	}
-	return notReadable(err)
+	return multipartError(err)
+}
+
+// multipartError is a body that is not well-formed multipart: Spring's
+// MultipartException, not the JSON parse error of an SBD that is.
+func multipartError(err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Exception: "org.springframework.web.multipart.MultipartException",
+		Message: "Multipart parse error: " + err.Error()}
 }
 
 // messageFilter reads the exact-match filters of E6/E9/E10; processKey is

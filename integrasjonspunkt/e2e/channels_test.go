@@ -114,3 +114,56 @@ func TestDPV_FinalRejection(t *testing.T) {
 	got := d.waitStatus(id, "FEIL", 30*time.Second)
 	assert.NotContains(t, got, "SENDT")
 }
+
+// TestOutage_DPVUnaffectedByDPO: with the DPO broker answering 503 to
+// everything, more DPO messages than the queue has workers wait for their
+// retries, and DPV messages sent after them still go out at once: one
+// channel's outage does not stop another's work (issue 14, point 5).
+func TestOutage_DPVUnaffectedByDPO(t *testing.T) {
+	const concurrency = 4
+	// The sweep would rescue a starved message after its grace; keep it out
+	// of reach so that only the queue can deliver.
+	d := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.queue.concurrency": "4",
+		"efm.pipeline.sweep-grace": "10m"})
+	brokerFault(t, map[string]any{"path": "/broker/api/v1/*", "status": 503})
+	brokerFault(t, map[string]any{"path": "/broker/api/v1/filetransfer/*", "status": 503})
+	brokerFault(t, map[string]any{"path": "/broker/api/v1/filetransfer/*/*", "status": 503})
+	var dpo []string
+	for range 3 * concurrency {
+		sbd, files, id := arkivmelding(peerOrg, 0)
+		d.mustSend(sbd, files)
+		dpo = append(dpo, id)
+	}
+	time.Sleep(2 * time.Second) // every DPO message has failed once and waits 20 s
+	start := time.Now()
+	var slowest time.Duration
+	for range 5 {
+		sbd, files, id := arkivmelding(dpvOrg, 0)
+		d.mustSend(sbd, files)
+		d.waitStatus(id, "LEVERT", 15*time.Second)
+		slowest = max(slowest, time.Since(start))
+	}
+	t.Logf("5 DPV messages LEVERT within %s while %d DPO messages wait for a broker answering 503", slowest.Round(time.Millisecond), len(dpo))
+	for _, id := range dpo {
+		assert.NotContains(t, d.statuses(id), "SENDT", "the broker is down")
+	}
+}
+
+// TestOutage_DPVUnaffectedByHangingDPO: a broker that holds every answer
+// for 10 s keeps DPO sends busy, but never every worker: DPV messages go
+// out at once beside them.
+func TestOutage_DPVUnaffectedByHangingDPO(t *testing.T) {
+	d := startDaemon(t, ownOrg, t.TempDir(), map[string]string{"difi.move.queue.concurrency": "4",
+		"efm.pipeline.sweep-grace": "10m"})
+	brokerFault(t, map[string]any{"path": "/broker/api/v1/filetransfer", "method": "POST", "delay": "10s"})
+	for range 8 {
+		sbd, files, _ := arkivmelding(peerOrg, 0)
+		d.mustSend(sbd, files)
+	}
+	time.Sleep(time.Second) // the DPO sends are out, waiting for the broker
+	start := time.Now()
+	sbd, files, id := arkivmelding(dpvOrg, 0)
+	d.mustSend(sbd, files)
+	d.waitStatus(id, "SENDT", 8*time.Second)
+	t.Logf("DPV message SENT in %s while the DPO broker holds every answer for 10 s", time.Since(start).Round(time.Millisecond))
+}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/efm-go/efm/addressing/ident"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -357,4 +359,48 @@ func TestPseudonymCommand(t *testing.T) {
 	require.ErrorIs(t, err, ident.ErrPersonCheckDigits)
 	assert.NotContains(t, err.Error(), bad)
 	assert.Empty(t, out.String())
+}
+
+// A message or conversation id the client chose is a UUID whose last group
+// may hold 11 digits passing the checksum (19 of 45,718 random UUIDs): the
+// event must still go, with its ids. A number anywhere else is still caught
+// (issue 14, point 9).
+func TestBuilder_UUIDsThatLookLikeNumbers(t *testing.T) {
+	b := testBuilder(t)
+	tripping := "3f0c6b1e-1d2b-4b8e-9f31-0" + testFnr
+	require.True(t, ContainsPersonNumber(tripping))
+	in := statusInput(t)
+	in.MessageID, in.ConversationID = tripping, strings.ToUpper(tripping)
+	_, body, err := b.MessageStatus(in)
+	require.NoError(t, err)
+	e, err := Decode(body)
+	require.NoError(t, err)
+	assert.Equal(t, tripping, e.(*MessageStatus).MessageID)
+	assert.Empty(t, Scan(e), "pakkesporing accepts it too")
+	assert.Zero(t, b.Redactions())
+
+	// Not a UUID: the number itself, or one glued to a UUID.
+	for _, id := range []string{testFnr, tripping + "0", "{" + tripping + "}", "urn:uuid:" + tripping} {
+		in = statusInput(t)
+		in.MessageID = id
+		_, _, err = b.MessageStatus(in)
+		require.ErrorIs(t, err, ErrRedactedRequired, id)
+	}
+	// A UUID message id does not shield the other fields.
+	in = statusInput(t)
+	in.MessageID, in.Client = tripping, "Sak/"+testFnr
+	_, body, err = b.MessageStatus(in)
+	require.NoError(t, err)
+	assert.NotContains(t, string(body), `"client"`)
+}
+
+// Across many random UUIDs, none is lost to the scan.
+func TestBuilder_RandomUUIDsKept(t *testing.T) {
+	b := testBuilder(t)
+	for range 20_000 {
+		in := statusInput(t)
+		in.MessageID = uuid.NewString()
+		_, _, err := b.MessageStatus(in)
+		require.NoError(t, err, in.MessageID)
+	}
 }

@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,6 +87,24 @@ func FuzzPseudonym(f *testing.F) {
 		q, err := k.Pseudonym(strings.ReplaceAll(s, " ", ""))
 		if err != nil || q != p {
 			t.Fatalf("spaces changed the pseudonym")
+		}
+	})
+}
+
+// FuzzScanUUIDField: a message id is exempt from the scan exactly when it is
+// a canonical UUID, and the exemption never reaches another field.
+func FuzzScanUUIDField(f *testing.F) {
+	f.Add("3f0c6b1e-1d2b-4b8e-9f31-001019012480", "Sak/1.0")
+	f.Add("01019012480", "Sak/01019012480")
+	f.Add("{3f0c6b1e-1d2b-4b8e-9f31-001019012480}", "")
+	f.Fuzz(func(t *testing.T, id, client string) {
+		e := &MessageStatus{MessageID: id, ConversationID: id, Client: client}
+		hits := Scan(e)
+		if isUUID(id) == slices.Contains(hits, "message_id") && ContainsPersonNumber(id) {
+			t.Fatalf("message id %q: uuid %v, scan named %v", id, isUUID(id), hits)
+		}
+		if ContainsPersonNumber(client) != slices.Contains(hits, "client") {
+			t.Fatalf("client %q: scan named %v", client, hits)
 		}
 	})
 }

@@ -159,8 +159,8 @@ func (h *Header) EventHeader() *Header { return h }
 type MessageStatus struct {
 	Header
 	OnBehalfOf         string       `json:"on_behalf_of,omitempty"`
-	MessageID          string       `json:"message_id"`
-	ConversationID     string       `json:"conversation_id"`
+	MessageID          string       `json:"message_id" scan:"uuid"`
+	ConversationID     string       `json:"conversation_id" scan:"uuid"`
 	Direction          Direction    `json:"direction"`
 	ServiceIdentifier  ServiceID    `json:"service_identifier"`
 	ProcessIdentifier  string       `json:"process_identifier,omitempty"`

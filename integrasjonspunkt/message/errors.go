@@ -78,6 +78,9 @@ const (
 	NameReceiver                     = "ReceiverException"
 	NameInvalidContentType           = "InvalidContentTypeException"
 	NameInvalidDocument              = "InvalidDocumentException"
+	// Go-defined: a file the channel's container cannot carry (issue 14).
+	NameInvalidFilename    = "InvalidFilenameException"
+	NameTooManyAttachments = "TooManyAttachmentsException"
 )
 
 func bad(name, format string, args ...any) *Error {

@@ -20,6 +20,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/packaging/asic"
 )
 
 // MultipartPartLimit is the one-step send's limit per file: 5 MiB, exactly
@@ -606,6 +607,10 @@ func tooLarge(svc string, limit int64) *Error {
 	return bad(NameMaxFileSizeExceeded, "The total size of the attachments exceeds the limit of %s for %s", l, svc)
 }
 
+// containerServices are the channels whose documents travel in an ASiC-E
+// container with a CAdES signature (channels.md §1.9.2).
+var containerServices = []string{"DPO", "DPE", "DPH"}
+
 // checkUpload applies E3's checks that need no bytes (local-api.md §5.2).
 func checkUpload(doc *sbd.Document, svc string, u Upload, atts []store.Attachment) error {
 	if u.Filename == "" {
@@ -628,6 +633,18 @@ func checkUpload(doc *sbd.Document, svc string, u Upload, atts []store.Attachmen
 			if u.Filename != main && !isMetadataFile(doc, u.Filename) {
 				return bad(NameMissingFileTitle, "A file title is required for %s", svc)
 			}
+		}
+	}
+	if slices.Contains(containerServices, svc) {
+		// Refused here, not by the packer after the send was accepted,
+		// where no retry could mend it (issue 14, point 6).
+		if err := asic.CheckDocumentName(u.Filename); err != nil {
+			return bad(NameInvalidFilename, "The file %q cannot be sent over %s: %v", u.Filename, svc, err)
+		}
+		// The eFormidling manifest is a data entry too.
+		if len(atts)+1 > asic.MaxDataEntries-1 {
+			return bad(NameTooManyAttachments, "The file %q is one too many: at most %d files can be sent over %s",
+				u.Filename, asic.MaxDataEntries-1, svc)
 		}
 	}
 	if svc == "DPH" && u.Filename != main {

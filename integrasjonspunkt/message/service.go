@@ -113,6 +113,8 @@ type Service struct {
 	certMu      sync.Mutex
 	certChecked time.Time
 	certErr     error
+
+	counts transitions
 }
 
 // certCheckEvery bounds how stale the certificate check of E2–E5 may be:
@@ -199,6 +201,7 @@ func (s *Service) SetStatus(ctx context.Context, ch Change) error {
 
 // after runs what follows a commit: file removal and webhook events.
 func (s *Service) after(evs []StatusEvent, files []string) {
+	s.counts.add(evs)
 	if len(files) > 0 {
 		if err := s.cfg.Payloads.Remove(files...); err != nil {
 			s.log.Warn("removing payload files", logattr.Err(err))
@@ -229,13 +232,32 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if have(ch.Status) {
 		return nil, nil, nil
 	}
+	// A channel's own time may lie before a status already recorded (Altinn
+	// publishes before our create call returns); the history stays in order.
+	for _, st := range c.Statuses {
+		if st.LastUpdate.After(at) {
+			at = st.LastUpdate
+		}
+	}
 	var evs []StatusEvent
 	var files []string
 	steps := []store.Status{{Status: ch.Status, Description: ch.Description, RawReceipt: ch.RawReceipt, LastUpdate: at}}
-	if ch.Status == "LEVERT" && c.ServiceIdentifier == "DPI" && c.Direction == Outgoing && !have("MOTTATT") {
-		// DPI may report delivery before receipt; the history still reads in
-		// order (local-api.md §14.2).
-		steps = append([]store.Status{{Status: "MOTTATT", LastUpdate: at.Add(-time.Second)}}, steps...)
+	if order := progress[c.ServiceIdentifier]; c.Direction == Outgoing && slices.Contains(order, ch.Status) {
+		// Receipts travel apart and arrive in any order (DPO's MOTTATT,
+		// LEVERT and archive receipt are three transfers fetched side by
+		// side), but a history reads in the state machine's order, by id and
+		// by time (local-api.md §14.2): a step reported before the ones it
+		// follows brings them along, a second earlier each, and those
+		// arriving later are repeats.
+		k := slices.Index(order, ch.Status)
+		if slices.ContainsFunc(order[k+1:], have) {
+			return nil, nil, nil
+		}
+		for j := k - 1; j >= 0; j-- {
+			if !have(order[j]) {
+				steps = append([]store.Status{{Status: order[j], LastUpdate: at.Add(time.Duration(j-k) * time.Second)}}, steps...)
+			}
+		}
 	}
 	for _, st := range steps {
 		st.ConvID = c.ID
@@ -264,7 +286,9 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if err := tx.UpdateConversation(c); err != nil {
 		return nil, nil, err
 	}
-	if c.Direction == Outgoing && slices.Contains([]string{"SENDT", "FEIL", "LEVETID_UTLOPT"}, ch.Status) {
+	if c.Direction == Outgoing && slices.ContainsFunc(steps, func(st store.Status) bool {
+		return slices.Contains([]string{"SENDT", "FEIL", "LEVETID_UTLOPT"}, st.Status)
+	}) {
 		fs, err := tx.DeleteOutgoing(c.MessageID)
 		if err != nil {
 			return nil, nil, err
@@ -272,6 +296,17 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 		files = fs
 	}
 	return evs, files, nil
+}
+
+// progress is the outgoing order of local-api.md §14.2 as each channel
+// reports it (§14.3). DPH is left out: its MOTTATT is a transport
+// acknowledgement that need not come before its application receipt.
+var progress = map[string][]string{
+	"DPO": {"SENDT", "MOTTATT", "LEVERT", "LEST"},
+	"DPE": {"SENDT", "MOTTATT", "LEVERT"},
+	"DPI": {"SENDT", "MOTTATT", "LEVERT", "LEST"},
+	"DPV": {"SENDT", "LEVERT", "LEST"},
+	"DPF": {"SENDT", "LEVERT", "LEST"},
 }
 
 // pollable applies local-api.md §14.4.

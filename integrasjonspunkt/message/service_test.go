@@ -201,3 +201,52 @@ func FuzzParseArkivmelding(f *testing.F) {
 		}
 	})
 }
+
+// TestSetStatus_ReceiptsOutOfOrder: receipts travel separately and arrive
+// in any order, but a history reads in the state machine's order, by id
+// and by time (local-api.md §14.2; issue 14, point 8).
+func TestSetStatus_ReceiptsOutOfOrder(t *testing.T) {
+	tests := []struct {
+		name, service string
+		report        []string
+		want          []string
+	}{
+		{"DPO delivery before receipt", "DPO", []string{"OPPRETTET", "SENDT", "LEVERT", "LEST", "MOTTATT"},
+			[]string{"OPPRETTET", "SENDT", "MOTTATT", "LEVERT", "LEST"}},
+		{"DPO read before delivered", "DPO", []string{"OPPRETTET", "SENDT", "LEST", "MOTTATT", "LEVERT"},
+			[]string{"OPPRETTET", "SENDT", "MOTTATT", "LEVERT", "LEST"}},
+		{"DPO receipt before the send is recorded", "DPO", []string{"OPPRETTET", "MOTTATT", "SENDT", "LEVERT"},
+			[]string{"OPPRETTET", "SENDT", "MOTTATT", "LEVERT"}},
+		{"DPE delivery before receipt", "DPE", []string{"OPPRETTET", "SENDT", "LEVERT", "MOTTATT"},
+			[]string{"OPPRETTET", "SENDT", "MOTTATT", "LEVERT"}},
+		{"DPV read before published", "DPV", []string{"OPPRETTET", "SENDT", "LEST", "LEVERT"},
+			[]string{"OPPRETTET", "SENDT", "LEVERT", "LEST"}},
+		{"DPO failure stays where it happened", "DPO", []string{"OPPRETTET", "SENDT", "FEIL", "MOTTATT"},
+			[]string{"OPPRETTET", "SENDT", "FEIL", "MOTTATT"}},
+	}
+	c := newCore(t)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprint("o", i)
+			c.conversation(t, id, tt.service)
+			for _, st := range tt.report {
+				require.NoError(t, c.SetStatus(context.Background(), Change{MessageID: id, Status: st}))
+			}
+			conv, got := c.history(t, id)
+			assert.Equal(t, tt.want, got)
+			for j := 1; j < len(conv.Statuses); j++ {
+				assert.Greater(t, conv.Statuses[j].ID, conv.Statuses[j-1].ID)
+			}
+		})
+	}
+	t.Run("a channel time before the last status", func(t *testing.T) {
+		c.conversation(t, "early", "DPV")
+		now := time.Now()
+		require.NoError(t, c.SetStatus(context.Background(), Change{MessageID: "early", Status: "OPPRETTET", At: now}))
+		require.NoError(t, c.SetStatus(context.Background(), Change{MessageID: "early", Status: "SENDT", At: now.Add(time.Second)}))
+		require.NoError(t, c.SetStatus(context.Background(), Change{MessageID: "early", Status: "LEVERT", At: now.Add(500 * time.Millisecond)}))
+		conv, got := c.history(t, "early")
+		assert.Equal(t, []string{"OPPRETTET", "SENDT", "LEVERT"}, got)
+		assert.False(t, conv.Statuses[2].LastUpdate.Before(conv.Statuses[1].LastUpdate))
+	})
+}

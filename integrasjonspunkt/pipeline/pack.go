@@ -95,19 +95,19 @@ func (p *ASiCPacker) Pack(ctx context.Context, req PackRequest, w io.Writer) err
 		return fmt.Errorf("writing eformidling manifest: %w", err)
 	}
 	files := []asic.File{mf}
-	var closers []io.Closer
+	// Each document is opened when the writer reaches it and closed at its
+	// end: opening them all first held every decryption buffer at once
+	// (1.77 GB for 10,000 small parts, issue 14 point 7).
+	docs := make([]*lazyDoc, 0, len(req.Files))
 	defer func() {
-		for _, c := range closers {
-			c.Close()
+		for _, d := range docs {
+			d.close()
 		}
 	}()
 	for _, f := range req.Files {
-		rc, err := f.Open()
-		if err != nil {
-			return fmt.Errorf("opening document: %w", err)
-		}
-		closers = append(closers, rc)
-		files = append(files, asic.File{Name: f.Name, MimeType: f.MimeType, Content: rc})
+		d := &lazyDoc{open: f.Open}
+		docs = append(docs, d)
+		files = append(files, asic.File{Name: f.Name, MimeType: f.MimeType, Content: d})
 	}
 	pr, pw := io.Pipe()
 	go func() {
@@ -142,4 +142,37 @@ func (p *ASiCPacker) Unpack(ctx context.Context, src io.Reader, dst *os.File, ma
 	}
 	_, err = dst.Seek(0, io.SeekStart)
 	return err
+}
+
+// lazyDoc opens a document at its first Read and closes it at its end.
+type lazyDoc struct {
+	open func() (io.ReadCloser, error)
+	rc   io.ReadCloser
+	done bool
+}
+
+func (d *lazyDoc) Read(p []byte) (int, error) {
+	if d.done {
+		return 0, io.EOF
+	}
+	if d.rc == nil {
+		rc, err := d.open()
+		if err != nil {
+			return 0, fmt.Errorf("opening document: %w", err)
+		}
+		d.rc = rc
+	}
+	n, err := d.rc.Read(p)
+	if err == io.EOF {
+		d.close()
+		d.done = true
+	}
+	return n, err
+}
+
+func (d *lazyDoc) close() {
+	if d.rc != nil {
+		d.rc.Close()
+		d.rc = nil
+	}
 }

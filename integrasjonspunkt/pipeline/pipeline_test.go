@@ -4,9 +4,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,7 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/efm-go/efm/addressing"
+	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/packaging/asic"
 	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/testpki"
@@ -175,3 +180,62 @@ func TestFiles_Order(t *testing.T) {
 	assert.Equal(t, []string{"hoved.pdf", "arkivmelding.xml", "b.pdf"}, names)
 	assert.Equal(t, "application/octet-stream", got[0].MimeType)
 }
+
+// TestPack_RefusedIsFinal: files the container cannot carry fail the same
+// way on every retry, so the message becomes FEIL at once instead of being
+// retried for ever (issue 14, point 6).
+func TestPack_RefusedIsFinal(t *testing.T) {
+	p := &Pipeline{cfg: Config{Packer: packerOf(t, senderOrg)}, spool: t.TempDir()}
+	route := addressing.Route{Certificate: testPKI(t).Orgs[receiverOrg].Cert}
+	many := make([]File, asic.MaxDataEntries)
+	for i := range many {
+		many[i] = fileOf(fmt.Sprintf("v%d.pdf", i), "application/pdf", []byte("x"))
+	}
+	for name, files := range map[string][]File{
+		"dots":     {fileOf("rapport..v2.pdf", "application/pdf", []byte("x"))},
+		"mimetype": {fileOf("mimetype", "text/plain", []byte("x"))},
+		"manifest": {fileOf("manifest.xml", "application/xml", []byte("<x/>"))},
+		"long":     {fileOf(strings.Repeat("a", 256), "application/pdf", []byte("x"))},
+		"too many": many,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, files, DPOPackaging(1<<30))
+			var fe *finalError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, events.ReasonPayloadInvalid, fe.reason)
+		})
+	}
+	_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, many[:asic.MaxDataEntries-1], DPOPackaging(1<<30))
+	require.NoError(t, err, "as many documents as the receiver opens")
+}
+
+// TestPack_OneDocumentOpenAtATime: packing holds one document open at a
+// time, not all of them at once (issue 14, point 7).
+func TestPack_OneDocumentOpenAtATime(t *testing.T) {
+	var mu sync.Mutex
+	open, most := 0, 0
+	files := make([]File, 200)
+	for i := range files {
+		files[i] = File{Name: fmt.Sprintf("v%d.pdf", i), MimeType: "application/pdf", Size: 3,
+			Open: func() (io.ReadCloser, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				open++
+				most = max(most, open)
+				return closeFunc{Reader: strings.NewReader("pdf"), close: func() { mu.Lock(); open--; mu.Unlock() }}, nil
+			}}
+	}
+	var pkg bytes.Buffer
+	err := packerOf(t, senderOrg).Pack(context.Background(), PackRequest{SenderOrg: senderOrg, ReceiverOrg: receiverOrg,
+		Files: files, Recipient: testPKI(t).Orgs[receiverOrg].Cert}, &pkg)
+	require.NoError(t, err)
+	assert.Equal(t, 1, most, "documents open at once")
+	assert.Zero(t, open, "every document closed")
+}
+
+type closeFunc struct {
+	io.Reader
+	close func()
+}
+
+func (c closeFunc) Close() error { c.close(); return nil }

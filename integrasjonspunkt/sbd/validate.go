@@ -146,19 +146,16 @@ func ValidateHeader(d *Document, now time.Time) Violations {
 }
 
 // ValidateBusiness reports required business message fields that are absent
-// or empty (§12, D8).
+// or null (§12, D8). An empty string is a value, as for the reference's
+// NotNull: Digdir's own clients send publisering.orgnr and innsynskrav.epost
+// empty.
 func ValidateBusiness(d *Document) Violations {
 	var vs Violations
 	for _, f := range schemas[d.Type] {
 		if !f.required {
 			continue
 		}
-		v := lookup(d.Business, f.path)
-		empty := v == nil
-		if s, ok := v.(string); ok && strings.TrimSpace(s) == "" {
-			empty = true
-		}
-		if empty {
+		if lookup(d.Business, f.path) == nil {
 			vs = append(vs, Violation{Path: d.Type + "." + f.path, Code: "NotNull", Message: "must not be null"})
 		}
 	}

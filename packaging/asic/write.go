@@ -89,6 +89,25 @@ func newZipWriter(w io.Writer, modTime time.Time) (*zipWriter, error) {
 	return z, nil
 }
 
+// MaxDataEntries is how many data entries (the eFormidling manifest and
+// the documents) a CAdES container may hold: a receiver opens at most
+// DefaultLimits.MaxEntries entries, and mimetype, META-INF/ASiCManifest.xml,
+// the signature and META-INF/manifest.xml take four of them.
+const MaxDataEntries = 256 - 4
+
+// CheckDocumentName reports why WriteCAdES would refuse a document of this
+// name, or nil: the rules of checkName, and no name the container itself
+// uses (mimetype, the eFormidling manifest.xml, META-INF/).
+func CheckDocumentName(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if isMetaInf(name) || name == "mimetype" || name == ManifestName {
+		return fmt.Errorf("%w: entry name %q is reserved for the container", ErrInvalidContainer, name)
+	}
+	return nil
+}
+
 func (z *zipWriter) addData(f File) error {
 	if err := checkName(f.Name); err != nil {
 		return err
@@ -143,6 +162,9 @@ type CAdESOptions struct {
 // manifest first and the primary document next, as the reference orders them. Content is
 // streamed; only digests are kept.
 func WriteCAdES(w io.Writer, files []File, signer Signer, opts CAdESOptions) error {
+	if len(files) > MaxDataEntries {
+		return fmt.Errorf("%w: %d data entries, the receiver opens at most %d", ErrInvalidContainer, len(files), MaxDataEntries)
+	}
 	when := opts.Time
 	if when.IsZero() {
 		when = time.Now()

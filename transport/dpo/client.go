@@ -259,13 +259,24 @@ func (c *Client) Overview(ctx context.Context, id string) (Overview, error) {
 }
 
 // Pending lists the transfers waiting for this system user (§2.4 steps 1–3):
-// published, not yet downloaded, filtered by the message-channel rule and
-// sorted by creation time, oldest first.
+// published, not yet confirmed, filtered by the message-channel rule and
+// sorted by creation time, oldest first. Transfers in DownloadStarted are
+// listed too: a crash between download and confirm leaves them there, and
+// the broker lists them under no other filter. Handing one over twice is
+// safe, the core discards a messageId it already has.
 func (c *Client) Pending(ctx context.Context) ([]Overview, error) {
-	q := url.Values{"resourceId": {c.cfg.ResourceID}, "status": {StatusPublished}, "recipientStatus": {RecipientInitialized}}
 	var ids []string
-	if err := c.call(ctx, "listing file transfers", http.MethodGet, "/filetransfer", q, ScopeRead, nil, "", &ids); err != nil {
-		return nil, err
+	for _, rs := range []string{RecipientDownloadStarted, RecipientInitialized} {
+		q := url.Values{"resourceId": {c.cfg.ResourceID}, "status": {StatusPublished}, "recipientStatus": {rs}}
+		var page []string
+		if err := c.call(ctx, "listing file transfers", http.MethodGet, "/filetransfer", q, ScopeRead, nil, "", &page); err != nil {
+			return nil, err
+		}
+		for _, id := range page {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
 	}
 	out := make([]Overview, 0, len(ids))
 	for _, id := range ids {

@@ -288,3 +288,32 @@ func TestNew_ReportsEveryProblem(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+// A crash between download and confirm leaves the transfer in
+// DownloadStarted; it must be listed again, or the message (often a
+// receipt) is stranded at the broker for good (§2.4).
+func TestClient_PendingResumesDownloadStarted(t *testing.T) {
+	e := newEnv(t, nil)
+	a, c := e.client(t, orgA, nil), e.client(t, orgC, nil)
+	sbd, id := arkivmelding(orgA, orgC, "")
+	_, err := a.Send(context.Background(), dpo.Outgoing{SBD: sbd, Payload: payloadOf(randomBytes(t, 1<<10))})
+	require.NoError(t, err)
+	var pending []dpo.Overview
+	require.Eventually(t, func() bool {
+		pending, err = c.Pending(context.Background())
+		return err == nil && len(pending) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	f, err := c.Download(context.Background(), pending[0].FileTransferID)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	// The "crash": no confirm. The next run lists the transfer again.
+	again, err := c.Pending(context.Background())
+	require.NoError(t, err)
+	require.Len(t, again, 1, "a transfer left in DownloadStarted is listed again")
+	assert.Equal(t, pending[0].FileTransferID, again[0].FileTransferID)
+	files := drain(t, c, 1)
+	assert.Equal(t, id, files[0].Header.MessageID)
+	again, err = c.Pending(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, again, "a confirmed transfer is not listed")
+}
