@@ -57,15 +57,16 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "error: %s\n", err)
 		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
 	}
-	if fileErrors > 0 {
-		return &exitError{code: exitFailure, err: fmt.Errorf("%d problems with the files %s names", fileErrors, loc.config)}
-	}
+	problems := fileErrors
 	var uc update.Config
 	if err := update.Settings(&uc, func(k string) (string, bool) { v := cfg.Value(k); return v, v != "" }); err != nil {
 		// The updater's keys are checked where the updater reads them; a bad
 		// one would otherwise first show when the daemon starts.
 		fmt.Fprintf(stdout, "error: %s\n", err)
-		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
+		problems++
+	}
+	if problems > 0 {
+		return &exitError{code: exitFailure, err: fmt.Errorf("%d problems in %s and the files it names", problems, loc.config)}
 	}
 	fmt.Fprintf(stdout, "configuration OK: organisation %s, environment %s, channels %v\n", cfg.OrgNumber, cfg.Environment, cfg.Enabled)
 	exposure := "loopback only"

@@ -32,6 +32,17 @@ func runCLI(t *testing.T, args ...string) (stdout string, code int) {
 	return out.String() + errb.String(), code
 }
 
+// goodKeystore is a data dir holding the keystore.p12 good.properties names
+// (relative paths resolve against the data dir), valid at the test clock.
+func goodKeystore(t *testing.T) string {
+	t.Helper()
+	now = func() time.Time { return checkNow }
+	t.Cleanup(func() { now = time.Now })
+	data := t.TempDir()
+	writeP12(t, filepath.Join(data, "keystore.p12"), businessCert(t, "910077473", checkNow.Add(-time.Hour), checkNow.Add(time.Hour)), "hemmelig")
+	return data
+}
+
 func TestConfigCheck_PrintsEveryErrorWithItsKey(t *testing.T) {
 	out, code := runCLI(t, "config", "check", "--config", "testdata/java-mistakes.properties")
 	assert.Equal(t, exitFailure, code)
@@ -48,10 +59,7 @@ func TestConfigCheck_PrintsEveryErrorWithItsKey(t *testing.T) {
 
 func TestConfigCheck_GoodFilePrintsEffectiveConfigMasked(t *testing.T) {
 	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "hemmelig")
-	now = func() time.Time { return checkNow }
-	t.Cleanup(func() { now = time.Now })
-	data := t.TempDir() // the file's keystore.p12 is relative: to the data dir
-	writeP12(t, filepath.Join(data, "keystore.p12"), businessCert(t, "910077473", checkNow.Add(-time.Hour), checkNow.Add(time.Hour)), "hemmelig")
+	data := goodKeystore(t)
 	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties", "--data", data)
 	require.Equal(t, exitOK, code, out)
 	assert.Contains(t, out, "configuration OK: organisation 910077473")
@@ -62,7 +70,7 @@ func TestConfigCheck_GoodFilePrintsEffectiveConfigMasked(t *testing.T) {
 func TestConfigCheck_EmptyAddressIsReportedAsLoopback(t *testing.T) {
 	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "hemmelig")
 	t.Setenv("SERVER_ADDRESS", "")
-	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties")
+	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties", "--data", goodKeystore(t))
 	require.Equal(t, exitOK, code, out)
 	assert.Contains(t, out, "warning: server.address: empty: the API binds loopback 127.0.0.1 only")
 	assert.Contains(t, out, "local API: 127.0.0.1:9093 (loopback only)")
@@ -74,7 +82,7 @@ func TestConfigCheck_PlainHTTPUpdateURLIsAnError(t *testing.T) {
 	require.NoError(t, err)
 	file := filepath.Join(t.TempDir(), "integrasjonspunkt-local.properties")
 	require.NoError(t, os.WriteFile(file, append(good, "efm.update.url=http://releases.example/manifest.json\n"...), 0o600))
-	out, code := runCLI(t, "config", "check", "--config", file)
+	out, code := runCLI(t, "config", "check", "--config", file, "--data", goodKeystore(t))
 	assert.Equal(t, exitFailure, code, out)
 	assert.Contains(t, out, "efm.update.url")
 	assert.Contains(t, out, "https://")
