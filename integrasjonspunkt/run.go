@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		reg = message.ResolverRegistry{Resolver: wiring.Resolver}
 	}
 
-	core, hooks, builder, err := openCore(ctx, cfg, st, q, reg, certificateError(certificateHealth(cfg, ks, ksErr)), log)
+	core, hooks, builder, err := openCore(ctx, cfg, st, q, reg, wiring, certificateError(certificateHealth(cfg, ks, ksErr)), log)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func infoOf(cfg *config.Config) func() any {
 // openCore builds the local API's core: the central-log event builder (its
 // pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
 // the message service.
-func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
+func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, wiring *pipeline.Wiring, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
 	secrets := filepath.Join(cfg.DataDir, "secrets")
 	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
 	if err != nil {
@@ -369,6 +369,14 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	mc := message.Settings(cfg)
 	mc.Store, mc.Payloads, mc.Queue, mc.Events, mc.Registry, mc.Notifier, mc.Logger = st, payloads, q, builder, reg, hooks, log
 	mc.Certificate = certErr
+	if wiring != nil {
+		// A channel that could not be set up is refused at the API, naming
+		// what is missing, instead of accepting messages that would fail.
+		mc.ChannelProblem = func(ch string) error { return wiring.Problems[ch] }
+		if wiring.ShipmentTypes != nil {
+			mc.ForsendelseTyper = wiring.ShipmentTypes.ForsendelseTyper
+		}
+	}
 	core, err := message.New(mc)
 	if err != nil {
 		return nil, nil, nil, err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -57,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, s := range sb.Services {
 		fmt.Fprintf(stdout, "%-24s %s\n", s.Name, s.BaseURL)
 	}
-	if err := writeProperties(*dir, sb.Overrides, sb.PKI.Orgs, *basePort); err != nil {
+	if err := writeProperties(*dir, sb.Overrides, sb.PKI.Orgs, sb.DPFKeys, *basePort); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nrun a daemon as one of the seeded organisations with\n  integrasjonspunkt run --config %s --data DIR\n", filepath.Join(*dir, "<orgnr>.properties"))
@@ -69,7 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 // file names its own Maskinporten client and its own API port: with the base
 // file's client id a second daemon is refused every token, and with one port
 // the second daemon cannot start beside the first.
-func writeProperties(dir string, base map[string]string, orgs map[string]*testpki.Identity, basePort int) error {
+// dpf gives an organisation's own SvarUt/SvarInn keys.
+func writeProperties(dir string, base map[string]string, orgs map[string]*testpki.Identity, dpf func(org string) map[string]string, basePort int) error {
 	numbers := make([]string, 0, len(orgs))
 	for org := range orgs {
 		if org != sandbox.OwnOrg {
@@ -83,14 +85,16 @@ func writeProperties(dir string, base map[string]string, orgs map[string]*testpk
 	for i, org := range numbers {
 		id := orgs[org]
 		p := filepath.Join(dir, org+".properties")
-		if err := os.WriteFile(p, []byte(properties(base, map[string]string{
+		over := map[string]string{
 			"difi.move.org.number":            org,
 			"difi.move.org.keystore.path":     id.KeystorePath,
 			"difi.move.org.keystore.alias":    id.Alias,
 			"difi.move.org.keystore.password": id.KeystorePassword,
 			"difi.move.oidc.clientId":         sandbox.ClientID(org),
 			"server.port":                     strconv.Itoa(basePort + i),
-		})), 0o600); err != nil {
+		}
+		maps.Copy(over, dpf(org))
+		if err := os.WriteFile(p, []byte(properties(base, over)), 0o600); err != nil {
 			return err
 		}
 	}

@@ -25,7 +25,10 @@ func TestWriteProperties_OneClientAndPortPerOrganisation(t *testing.T) {
 		"difi.move.oidc.clientId": sandbox.ClientID(sandbox.OwnOrg),
 		"difi.move.oidc.url":      "http://127.0.0.1:1/token",
 	}
-	require.NoError(t, writeProperties(dir, base, orgs, 9093))
+	dpf := func(org string) map[string]string {
+		return map[string]string{"difi.move.fiks.ut.username": "ut-" + org}
+	}
+	require.NoError(t, writeProperties(dir, base, orgs, dpf, 9093))
 
 	ports, clients := map[string]string{}, map[string]string{}
 	for org := range orgs {
@@ -34,6 +37,7 @@ func TestWriteProperties_OneClientAndPortPerOrganisation(t *testing.T) {
 		assert.Equal(t, org, p.MustGetString("difi.move.org.number"))
 		assert.Equal(t, "http://127.0.0.1:1/token", p.MustGetString("difi.move.oidc.url"), "shared simulators stay shared")
 		clients[org] = p.MustGetString("difi.move.oidc.clientId")
+		assert.Equal(t, "ut-"+org, p.MustGetString("difi.move.fiks.ut.username"), "each organisation's own DPF account")
 		ports[org] = p.MustGetString("server.port")
 	}
 	assert.Equal(t, map[string]string{

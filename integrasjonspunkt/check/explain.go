@@ -74,6 +74,8 @@ func explainStatus(part string, e *transport.StatusError) string {
 		return "The Altinn system user may not use the broker resource: give it access to difi.move.dpo.resource in Altinn's resource registry."
 	case auth && strings.Contains(p, "correspondence"):
 		return "Altinn refused the correspondence call: the organisation must be on Digdir's DPV access list; ask servicedesk@digdir.no."
+	case auth && strings.Contains(p, "svarinn"):
+		return "SvarInn refused the user name or password: check difi.move.fiks.inn.username and difi.move.fiks.inn.password against the receiving system in KS FIKS."
 	case auth && (strings.Contains(p, "svarut") || strings.Contains(p, "fiks")):
 		return "SvarUt refused the user name or password: check difi.move.fiks.ut.username and difi.move.fiks.ut.password against the account in KS FIKS."
 	case auth:

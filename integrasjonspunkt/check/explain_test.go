@@ -33,6 +33,7 @@ func TestExplain_KnownCodes(t *testing.T) {
 		{"broker 403", "altinn broker (DPO)", &transport.StatusError{Op: "listing", StatusCode: 403}, "difi.move.dpo.resource"},
 		{"correspondence 403", "altinn correspondence (DPV)", &transport.StatusError{Op: "polling", StatusCode: 403}, "access list"},
 		{"svarut 401", "svarut (DPF)", &transport.StatusError{Op: "sending", StatusCode: 401}, "difi.move.fiks.ut.password"},
+		{"svarinn 401", "svarinn (DPF)", &transport.StatusError{Op: "listing", StatusCode: 401}, "difi.move.fiks.inn.password"},
 		{"a 404", "altinn broker (DPO)", &transport.StatusError{Op: "listing", StatusCode: 404}, "URL"},
 		{"a 502", "altinn broker (DPO)", &transport.StatusError{Op: "listing", StatusCode: 502}, "server errors"},
 		{"timeout", "krr", fmt.Errorf("x: %w", context.DeadlineExceeded), "firewall"},

@@ -90,6 +90,11 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	if svc == "UNKNOWN" || !s.cfg.Enabled(svc) {
 		return nil, bad(NameServiceNotEnabled, "Service %s is not enabled", svc)
 	}
+	if s.cfg.ChannelProblem != nil {
+		if err := s.cfg.ChannelProblem(svc); err != nil {
+			return nil, bad(NameServiceNotEnabled, "Service %s is enabled but not configured: %v", svc, err)
+		}
+	}
 	if doc.Type == sbd.TypePrint {
 		if err := checkPrintAddresses(doc); err != nil {
 			return nil, err

@@ -99,6 +99,15 @@ type Registration struct {
 	Tracker   Tracker // nil: statuses come as messages (DPO, DPE)
 	// PollInterval is the Inbox's and Tracker's schedule (§1.6); 0: 15 s.
 	PollInterval time.Duration
+	// InboxInterval is the Inbox's schedule when it differs from the
+	// Tracker's (DPF: difi.move.fiks.pollingrate); 0: PollInterval.
+	InboxInterval time.Duration
+	// DeliveredOnSend records LEVERT right after SENDT: the service
+	// guarantees delivery once it accepted the message (DPF, §5.1).
+	DeliveredOnSend bool
+	// ReceiptOn is the polled status that triggers the generated
+	// arkivmelding_kvittering; "" means LEVERT (DPV), DPF uses LEST.
+	ReceiptOn string
 	// Checks are the round trips `integrasjonspunkt check` makes for the
 	// channel, in order. A channel adds its own in one small function beside
 	// its wiring (dpoChecks, dpvChecks, ...); none means the check says so.

@@ -83,3 +83,25 @@ func (d DPE) checks() []Probe {
 		return err
 	}}}
 }
+
+// dpfChecks: SvarUt's shipment types with our sending account (a read), and,
+// with SvarInn on, each receiving system's list of new shipments (nothing is
+// downloaded or acknowledged).
+func dpfChecks(reg Registration, org string) []Probe {
+	var ps []Probe
+	if out, ok := reg.Channel.(DPF); ok {
+		ps = append(ps, Probe{Part: "svarut (DPF)", Run: func(ctx context.Context) error {
+			_, err := out.Out.ForsendelseTyper(ctx, org)
+			return err
+		}})
+	}
+	if in, ok := reg.Inbox.(DPFInbox); ok {
+		for _, c := range in.In {
+			ps = append(ps, Probe{Part: "svarinn (DPF)", Run: func(ctx context.Context) error {
+				_, err := c.New(ctx)
+				return err
+			}})
+		}
+	}
+	return ps
+}

@@ -223,15 +223,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			every = 15 * time.Second
 		}
 		if r.Inbox != nil {
+			inboxEvery := every
+			if r.InboxInterval > 0 {
+				inboxEvery = r.InboxInterval
+			}
 			g.Go(func() error {
-				p.every(ctx, every, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
+				p.every(ctx, inboxEvery, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
 				return nil
 			})
 		}
 		if r.Tracker != nil {
 			g.Go(func() error {
 				polled := map[string]time.Time{}
-				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r.Tracker, every, polled) })
+				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r, every, polled) })
 				return nil
 			})
 		}
@@ -486,6 +490,12 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 		// The send itself is done; the retry finds the checkpoint (or the
 		// service's idempotency key) and only records SENDT.
 		return fmt.Errorf("recording SENDT: %w", err)
+	}
+	if reg.DeliveredOnSend && ref != "" {
+		if err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: "LEVERT"}); err != nil {
+			// The tracker reports LEVERT again at its first poll.
+			p.log.Warn("recording LEVERT after sending", logattr.MessageID(id), logattr.Err(err))
+		}
 	}
 	if reg.Tracker == nil {
 		p.forget(id)

@@ -17,6 +17,7 @@ import (
 	"github.com/efm-go/efm/addressing/sr"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/maskinporten"
 	"github.com/efm-go/efm/transport"
@@ -60,6 +61,11 @@ type Wiring struct {
 	Keystore *keystore.Keystore
 	Packer   *ASiCPacker
 	Channels map[string]Registration
+	// Problems are the enabled channels that could not be set up, each with
+	// what is missing: the local API refuses their messages with 400.
+	Problems map[string]error
+	// ShipmentTypes lists SvarUt's shipment types when DPF is set up.
+	ShipmentTypes *ShipmentTypes
 	// Common are the checks of the parts every channel needs: Maskinporten,
 	// the Service Registry, KRR when configured.
 	Common   []Probe
@@ -128,7 +134,7 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 	if err != nil {
 		return nil, err
 	}
-	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{},
+	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}, Problems: map[string]error{},
 		Common: commonChecks(cfg, mp, srScopes, src, acfg.KRR)}
 	poll := cfg.Duration(KeyPollInterval, 15*time.Second)
 	if cfg.Enables("DPO") {
@@ -164,6 +170,16 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 			r := w.Channels["DPE"]
 			r.PollInterval = v
 			w.Channels["DPE"] = r
+		}
+	}
+	if cfg.Enables("DPF") {
+		reg, types, err := dpfRegistration(cfg, mp, src, ks, packer, log)
+		if err != nil {
+			w.Problems["DPF"] = err
+			log.Error("channel DPF cannot be set up; its messages are refused", logattr.Err(err))
+		} else {
+			reg.Checks = dpfChecks(reg, cfg.OrgNumber)
+			w.Channels["DPF"], w.ShipmentTypes = reg, types
 		}
 	}
 	var backoff []time.Duration

@@ -61,7 +61,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	pki, err := testpki.Ensure(filepath.Join(o.Dir, "pki"), append(sd.Organisations(), OwnOrg))
+	pki, err := testpki.Ensure(filepath.Join(o.Dir, "pki"), append(append(sd.Organisations(), OwnOrg), svarInnOrgs(sd)...))
 	if err != nil {
 		return nil, fmt.Errorf("making the sandbox test pki: %w", err)
 	}

@@ -114,7 +114,10 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 	}, log); err != nil {
 		return err
 	}
-	return sb.startChannels(alt, log)
+	if err := sb.startChannels(alt, log); err != nil {
+		return err
+	}
+	return sb.startDPF(mp.PublicKey(), log)
 }
 
 // startChannels starts the channel simulators. Every seeded organisation
