@@ -112,6 +112,18 @@ type Registration struct {
 	// ReceiptOn is the polled status that triggers the generated
 	// arkivmelding_kvittering; "" means LEVERT (DPV), DPF uses LEST.
 	ReceiptOn string
+	// Checks are the round trips `integrasjonspunkt check` makes for the
+	// channel, in order. A channel adds its own in one small function beside
+	// its wiring (dpoChecks, dpvChecks, ...); none means the check says so.
+	Checks []Probe
+}
+
+// Probe is one real round trip of `integrasjonspunkt check`: Part is what
+// the operator knows the remote end as ("altinn broker"), Run reaches it
+// with the configured credentials and changes nothing there.
+type Probe struct {
+	Part string
+	Run  func(ctx context.Context) error
 }
 
 // Receipt is a status a channel's receipt stream reports about one of our
