@@ -8,6 +8,7 @@ import (
 	"github.com/efm-go/efm/addressing"
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/pipeline"
 	"github.com/efm-go/efm/integrasjonspunkt/queue"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
@@ -18,7 +19,7 @@ import (
 
 // metricsOf gathers the numbers of operations.md §2.2 that the daemon keeps
 // today. None carries personal data or message titles.
-func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper, am *addressing.Metrics) func(context.Context) []api.Sample {
+func metricsOf(started time.Time, dataDir string, st *store.Store, q *queue.Queue, ks *keystore.Keystore, b *events.Builder, sh *events.Shipper, am *addressing.Metrics, core *message.Service, channels func() []pipeline.ChannelState) func(context.Context) []api.Sample {
 	return func(ctx context.Context) []api.Sample {
 		s := []api.Sample{
 			{Name: "efm_build_info", Help: "build of the running daemon", Labels: map[string]string{"version": buildinfo.Version, "commit": buildinfo.CommitOrVCS()}, Value: 1},
@@ -33,6 +34,9 @@ func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.
 		}
 		if n, err := q.Pending(ctx); err == nil {
 			s = append(s, api.Sample{Name: "efm_queue_pending", Help: "work-queue entries waiting", Labels: map[string]string{"stream": "OUTGOING"}, Value: float64(n)})
+		}
+		if free, err := store.FreeSpace(dataDir); err == nil {
+			s = append(s, api.Sample{Name: "efm_disk_free_bytes", Help: "free space for the data dir", Value: float64(free)})
 		}
 		if ks != nil {
 			s = append(s, api.Sample{Name: "efm_certificate_not_after_seconds", Help: "business certificate expiry, Unix seconds", Value: float64(ks.Cert.NotAfter.Unix())})
@@ -58,6 +62,12 @@ func metricsOf(started time.Time, st *store.Store, q *queue.Queue, ks *keystore.
 				api.Sample{Name: "efm_registry_failures_total", Help: "lookups that failed because a register was down, slow or answered badly", Type: "counter", Value: float64(am.RegistryFailures.Load())},
 				api.Sample{Name: "efm_registry_not_found_total", Help: "receivers the Service Registry did not know", Type: "counter", Value: float64(am.NotFound.Load())})
 		}
+		s = append(s, flowSamples(ctx, st, core, channels)...)
+		if rss, fds, ok := processStats(); ok {
+			s = append(s,
+				api.Sample{Name: "process_resident_memory_bytes", Help: "resident set size", Value: float64(rss)},
+				api.Sample{Name: "process_open_fds", Help: "open file descriptors, sockets included", Value: float64(fds)})
+		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s = append(s, api.Sample{Name: "go_memstats_heap_inuse_bytes", Help: "heap in use", Value: float64(ms.HeapInuse)})
@@ -71,6 +81,32 @@ func resolverMetrics(w *pipeline.Wiring) *addressing.Metrics {
 		return nil
 	}
 	return w.Resolver.Metrics()
+}
+
+// flowSamples are the message and channel counters: status transitions,
+// channel errors by kind, and the dead letters.
+func flowSamples(ctx context.Context, st *store.Store, core *message.Service, channels func() []pipeline.ChannelState) []api.Sample {
+	var s []api.Sample
+	for _, t := range core.Transitions() {
+		s = append(s, api.Sample{Name: "efm_messages_total", Help: "status transitions since start", Type: "counter",
+			Labels: map[string]string{"direction": t.Direction, "service": t.Service, "status": t.Status}, Value: float64(t.Count)})
+	}
+	for _, c := range channels() {
+		for _, kind := range []string{pipeline.KindAuth, pipeline.KindClient4xx, pipeline.KindServer5xx, pipeline.KindTimeout, pipeline.KindNetwork, pipeline.KindOther} {
+			s = append(s, api.Sample{Name: "efm_channel_errors_total", Help: "failed calls to a channel's service, by kind", Type: "counter",
+				Labels: map[string]string{"service": c.Service, "kind": kind}, Value: float64(c.Errors[kind])})
+		}
+		s = append(s, api.Sample{Name: "efm_channel_consecutive_failures", Help: "failed calls in a row to a channel's service",
+			Labels: map[string]string{"service": c.Service}, Value: float64(c.ConsecutiveFailures)})
+		if !c.LastSuccess.IsZero() {
+			s = append(s, api.Sample{Name: "efm_channel_last_success_timestamp_seconds", Help: "last call a channel's service answered",
+				Labels: map[string]string{"service": c.Service}, Value: float64(c.LastSuccess.Unix())})
+		}
+	}
+	if n, err := st.DeadLetters(ctx); err == nil {
+		s = append(s, api.Sample{Name: "efm_queue_dead_letters", Help: "messages that ran out of retries (FEIL, moved to DLQ)", Value: float64(n)})
+	}
+	return s
 }
 
 // checkCounter is the part of *update.Updater that counts checks.

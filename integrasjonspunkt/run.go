@@ -2,6 +2,7 @@ package integrasjonspunkt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,10 +155,15 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s (server.port, server.address): %w", cfg.Server.Addr(), err)
 	}
+	if cfg.Server.TLS {
+		if ln, err = tlsListener(ln, cfg.Server.TLSKeystore); err != nil {
+			return err
+		}
+	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
-		Metrics:      withUpdateMetrics(metricsOf(o.Started, st, q, ks, builder, shipper, resolverMetrics(wiring)), o.Updater),
+		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
+		Metrics:      withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
@@ -169,6 +175,10 @@ func Run(ctx context.Context, o Options) error {
 		Store:             st,
 		Webhooks:          hooks,
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
+		BodyWindow:        cfg.Duration("efm.http.body-window", 0),
+		BodyMinRate:       cfg.Size("efm.http.body-min-rate", 0),
+		DiskFree:          func() (int64, error) { return store.FreeSpace(cfg.DataDir) },
+		DiskMinFree:       cfg.DiskMinFree,
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
 	}
@@ -241,7 +251,7 @@ func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Log
 	return nil
 }
 
-func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
+func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string, channels func() []pipeline.ChannelState, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {
 	return func(ctx context.Context) api.Health {
 		cs := map[string]api.Component{"certificate": cert(), "central-log": central(ctx)}
 		if c, ok := upd(); ok {
@@ -251,15 +261,47 @@ func healthOf(st *store.Store, q *queue.Queue, cert func() api.Component, centra
 			cs["store"] = api.Component{Status: api.Down, Details: map[string]any{"error": "store not writable"}}
 		} else {
 			c, _ := st.Unfinished(ctx)
-			cs["store"] = api.Component{Status: api.Up, Details: map[string]any{"outgoing": c.Outgoing, "incoming": c.Incoming}}
+			d := map[string]any{"outgoing": c.Outgoing, "incoming": c.Incoming}
+			cs["store"] = api.Component{Status: disk(d), Details: d}
 		}
 		if err := q.Check(ctx); err != nil {
 			cs["queue"] = api.Component{Status: api.Down, Details: map[string]any{"error": "queue not running"}}
 		} else {
 			n, _ := q.Pending(ctx)
-			cs["queue"] = api.Component{Status: api.Up, Details: map[string]any{"pending": n}}
+			c := api.Component{Status: api.Up, Details: map[string]any{"pending": n}}
+			if dl, err := st.DeadLetters(ctx); err == nil && dl > 0 {
+				// operations.md §2.2: someone must resend or delete them.
+				c.Status, c.Details["deadLetters"] = api.Degraded, dl
+			}
+			cs["queue"] = c
+		}
+		for _, c := range channels() {
+			cs["channel."+c.Service] = channelHealth(c)
 		}
 		return api.Health{Status: api.Overall(cs), Components: cs}
+	}
+}
+
+// diskHealth rates the data dir's free space against efm.disk.min-free
+// (operations.md §2.2): DOWN below it, since no message can be stored,
+// DEGRADED below twice it. It writes the figures into d.
+func diskHealth(dir string, minFree int64) func(d map[string]any) string {
+	return func(d map[string]any) string {
+		free, err := store.FreeSpace(dir)
+		if err != nil {
+			d["diskError"] = "free space unknown"
+			return api.Up
+		}
+		d["diskFreeBytes"], d["diskMinFreeBytes"] = free, minFree
+		switch {
+		case free < minFree:
+			d["reason"] = "disk full: free space below efm.disk.min-free"
+			return api.Down
+		case free < 2*minFree:
+			d["reason"] = "disk nearly full: free space below twice efm.disk.min-free"
+			return api.Degraded
+		}
+		return api.Up
 	}
 }
 
@@ -372,4 +414,23 @@ func updateHealth(u Updater) func() (api.Component, bool) {
 		}
 		return api.Component{Status: c.Status, Details: d}, true
 	}
+}
+
+// tlsListener serves the API over TLS with the difi.ssl.* keystore: config
+// check only lets the API off loopback with TLS on, so TLS on must mean TLS
+// served (operations.md §1.7).
+func tlsListener(ln net.Listener, k config.Keystore) (net.Listener, error) {
+	ks, err := keystore.Load(keystore.Config{Path: k.Path, Alias: k.Alias, Password: k.Password, KeyPassword: k.Password, Type: keystore.Type(k.Type)})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("difi.ssl.key-store: %w", err)
+	}
+	chain := [][]byte{ks.Cert.Raw}
+	for _, c := range ks.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return tls.NewListener(ln, &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: ks.Key, Leaf: ks.Cert}},
+	}), nil
 }

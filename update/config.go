@@ -201,8 +201,12 @@ func Settings(cfg *Config, lookup func(key string) (string, bool)) error {
 			cfg.Mode = ModeOff
 		}
 	}
-	if _, v, ok := get("efm.update.url"); ok {
-		cfg.ManifestURL = v
+	if k, v, ok := get("efm.update.url"); ok {
+		if err := CheckURL(v); v != "" && err != nil {
+			bad(k, v, "an https:// URL (plain http only to a loopback host)")
+		} else {
+			cfg.ManifestURL = v
+		}
 	}
 	if k, v, ok := get("efm.update.channel"); ok {
 		if v != manifest.ChannelStable && v != manifest.ChannelEarlybird {

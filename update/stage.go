@@ -103,7 +103,11 @@ func (u *Updater) resolve(ref string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parsing artifact reference: %w", err)
 	}
-	return base.ResolveReference(r).String(), nil
+	abs := base.ResolveReference(r).String()
+	if err := CheckURL(abs); err != nil {
+		return "", err
+	}
+	return abs, nil
 }
 
 func (u *Updater) stagingDir(version string) string {

@@ -109,6 +109,11 @@ func New(cfg Config) (*Updater, error) {
 	if cfg.Mode != ModeOff && cfg.ManifestURL == "" {
 		bad("ManifestURL (efm.update.url) is required unless the mode is off")
 	}
+	if cfg.ManifestURL != "" {
+		if err := CheckURL(cfg.ManifestURL); err != nil {
+			bad("efm.update.url: %w", err)
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -121,7 +126,7 @@ func New(cfg Config) (*Updater, error) {
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ResponseHeaderTimeout: 30 * time.Second,
-		}}
+		}, CheckRedirect: checkRedirect}
 	}
 	keys := cfg.PublicKeys
 	if len(keys) == 0 {

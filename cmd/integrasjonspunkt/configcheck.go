@@ -12,6 +12,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/internal/buildinfo"
+	"github.com/efm-go/efm/update"
 )
 
 func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,7 +44,19 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "error: %s\n", err)
 		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
 	}
-	fmt.Fprintf(stdout, "configuration OK: organisation %s, environment %s, channels %v\n\n", cfg.OrgNumber, cfg.Environment, cfg.Enabled)
+	var uc update.Config
+	if err := update.Settings(&uc, func(k string) (string, bool) { v := cfg.Value(k); return v, v != "" }); err != nil {
+		// The updater's keys are checked where the updater reads them; a bad
+		// one would otherwise first show when the daemon starts.
+		fmt.Fprintf(stdout, "error: %s\n", err)
+		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
+	}
+	fmt.Fprintf(stdout, "configuration OK: organisation %s, environment %s, channels %v\n", cfg.OrgNumber, cfg.Environment, cfg.Enabled)
+	exposure := "loopback only"
+	if !cfg.Server.Loopback() {
+		exposure = "exposed beyond this host, with TLS and basic auth"
+	}
+	fmt.Fprintf(stdout, "local API: %s (%s)\n\n", cfg.Server.Addr(), exposure)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, e := range cfg.Effective() {
 		fmt.Fprintf(tw, "%s\t%s\t(%s)\n", e[0], e[1], e[2])

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +53,27 @@ func TestConfigCheck_GoodFilePrintsEffectiveConfigMasked(t *testing.T) {
 	assert.Contains(t, out, "configuration OK: organisation 910077473")
 	assert.Contains(t, out, "difi.move.org.keystore.password")
 	assert.NotContains(t, out, "hemmelig")
+}
+
+func TestConfigCheck_EmptyAddressIsReportedAsLoopback(t *testing.T) {
+	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "hemmelig")
+	t.Setenv("SERVER_ADDRESS", "")
+	out, code := runCLI(t, "config", "check", "--config", "../../integrasjonspunkt/config/testdata/good.properties")
+	require.Equal(t, exitOK, code, out)
+	assert.Contains(t, out, "warning: server.address: empty: the API binds loopback 127.0.0.1 only")
+	assert.Contains(t, out, "local API: 127.0.0.1:9093 (loopback only)")
+}
+
+func TestConfigCheck_PlainHTTPUpdateURLIsAnError(t *testing.T) {
+	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "hemmelig")
+	good, err := os.ReadFile("../../integrasjonspunkt/config/testdata/good.properties")
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "integrasjonspunkt-local.properties")
+	require.NoError(t, os.WriteFile(file, append(good, "efm.update.url=http://releases.example/manifest.json\n"...), 0o600))
+	out, code := runCLI(t, "config", "check", "--config", file)
+	assert.Equal(t, exitFailure, code, out)
+	assert.Contains(t, out, "efm.update.url")
+	assert.Contains(t, out, "https://")
 }
 
 func TestRun_UnknownCommandIsUsageError(t *testing.T) {

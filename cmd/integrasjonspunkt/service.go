@@ -365,16 +365,17 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // askHealth calls the daemon's own /manage/health on loopback, so "running but
 // DOWN" is visible.
 func askHealth(ctx context.Context, configFile string) (string, error) {
-	port := "9093"
+	base, client := "http://127.0.0.1:9093", http.DefaultClient
 	if cfg, _, err := config.Load(config.Source{File: configFile, Env: os.Environ()}); cfg != nil && (err == nil || cfg.Server.Port != 0) {
-		port = strconv.Itoa(cfg.Server.Port)
+		// An exposed API speaks TLS and asks for auth on /manage too.
+		base, client = selfClient(cfg, 5*time.Second)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/manage/health?verbose=false", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/manage/health?verbose=false", nil)
+	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("no answer on port %s", port)
+		return "", fmt.Errorf("no answer at %s", base)
 	}
 	defer resp.Body.Close()
 	var h struct{ Status string }

@@ -77,6 +77,15 @@ func newUpdater(cfg *config.Config, configFile string, withSandbox bool, log *sl
 // version's own failure rolls it back. It goes to loopback whatever the bind
 // address, with the API's own TLS and basic auth when they are on.
 func daemonHealth(cfg *config.Config) func(context.Context) (bool, error) {
+	base, client := selfClient(cfg, 5*time.Second)
+	return update.HTTPHealth(base+"/manage/health/readiness", client)
+}
+
+// selfClient reaches this installation's own API: on loopback whatever the
+// bind address (an unspecified one listens there too), with the API's own
+// TLS and basic auth when they are on (/manage follows the API's auth off
+// loopback unless efm.manage.public-health).
+func selfClient(cfg *config.Config, timeout time.Duration) (base string, c *http.Client) {
 	host := cfg.Server.Address
 	if host == "" || host == "0.0.0.0" || host == "::" || host == "localhost" {
 		host = "127.0.0.1"
@@ -93,8 +102,7 @@ func daemonHealth(cfg *config.Config) func(context.Context) (bool, error) {
 	if cfg.Server.BasicAuth && !cfg.PublicHealth {
 		rt = basicAuth{rt: tr, user: cfg.Server.User, password: cfg.Server.Password}
 	}
-	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(cfg.Server.Port)) + "/manage/health/readiness"
-	return update.HTTPHealth(url, &http.Client{Transport: rt, Timeout: 5 * time.Second})
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(cfg.Server.Port)), &http.Client{Transport: rt, Timeout: timeout}
 }
 
 // centralUpdateEvent maps an update event to the central log's allow-list

@@ -55,6 +55,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var me *message.Error
 	var se *store.SortError
 	switch {
+	case slowBody(r) != nil:
+		e = slowBody(r)
+		w.Header().Set("Connection", "close")
 	case errors.As(err, &me):
 		e = &Error{Status: me.Status, Exception: me.Exception(), Message: me.Message, Description: me.Description}
 		for _, v := range me.Violations {
@@ -83,6 +86,22 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		Description: e.Description,
 		Errors:      e.Errors,
 	})
+}
+
+// statusOf is the HTTP status writeError would give err.
+func statusOf(err error) int {
+	var e *Error
+	var me *message.Error
+	var se *store.SortError
+	switch {
+	case errors.As(err, &me):
+		return me.Status
+	case errors.As(err, &se):
+		return http.StatusBadRequest
+	case errors.As(err, &e):
+		return e.Status
+	}
+	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

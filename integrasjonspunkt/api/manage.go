@@ -41,17 +41,18 @@ func Overall(cs map[string]Component) string {
 }
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /manage/health", s.health)
-	s.mux.HandleFunc("GET /manage/health/liveness", func(w http.ResponseWriter, r *http.Request) {
+	health, other := s.manageAuth(true), s.manageAuth(false)
+	s.mux.Handle("GET /manage/health", health(http.HandlerFunc(s.health)))
+	s.mux.Handle("GET /manage/health/liveness", health(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, Health{Status: Up})
-	})
-	s.mux.HandleFunc("GET /manage/health/readiness", s.readiness)
-	s.mux.HandleFunc("GET /manage/info", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	s.mux.Handle("GET /manage/health/readiness", health(http.HandlerFunc(s.readiness)))
+	s.mux.Handle("GET /manage/info", other(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.d.Info())
-	})
-	s.mux.Handle("GET /manage/sandbox", s.handle(s.sandbox))
-	s.mux.HandleFunc("GET /manage/prometheus", s.prometheus)
-	s.mux.HandleFunc("GET /manage/metrics", s.metricsJSON)
+	})))
+	s.mux.Handle("GET /manage/sandbox", other(s.handle(s.sandbox)))
+	s.mux.Handle("GET /manage/prometheus", other(http.HandlerFunc(s.prometheus)))
+	s.mux.Handle("GET /manage/metrics", other(http.HandlerFunc(s.metricsJSON)))
 	s.apiRoutesRegistered()
 	s.mux.Handle("/", s.handle(s.notFound))
 }
@@ -92,4 +93,16 @@ func (s *Server) sandbox(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"services": s.d.Sandbox})
 	return nil
+}
+
+// manageAuth is the rule of operations.md §1.7 for /manage: open on loopback,
+// behind the API's basic auth otherwise, except the health probes when
+// efm.manage.public-health keeps them open for a load balancer.
+func (s *Server) manageAuth(health bool) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		if s.d.Loopback || (health && s.d.PublicHealth) {
+			return h
+		}
+		return s.requireAuth(h)
+	}
 }

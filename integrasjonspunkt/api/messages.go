@@ -184,7 +184,7 @@ func (s *Server) multipartSend(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return notReadable(err)
+		return multipartError(err)
 	}
 	doc, staged, err := s.readParts(mr)
 	if err != nil {
@@ -284,10 +284,18 @@ func partError(err error) error {
 		return errTooBig
 	}
 	var me *message.Error
-	if errors.As(err, &me) {
+	var e *Error
+	if errors.As(err, &me) || errors.As(err, &e) {
 		return err
 	}
-	return notReadable(err)
+	return multipartError(err)
+}
+
+// multipartError is a body that is not well-formed multipart: Spring's
+// MultipartException, not the JSON parse error of an SBD that is.
+func multipartError(err error) *Error {
+	return &Error{Status: http.StatusBadRequest, Exception: "org.springframework.web.multipart.MultipartException",
+		Message: "Multipart parse error: " + err.Error()}
 }
 
 // messageFilter reads the exact-match filters of E6/E9/E10; processKey is

@@ -66,7 +66,7 @@ func (s *Server) samples(ctx context.Context) []Sample {
 	if s.d.Metrics == nil {
 		return nil
 	}
-	ms := s.d.Metrics(ctx)
+	ms := append(s.d.Metrics(ctx), s.requests.samples()...)
 	slices.SortStableFunc(ms, func(a, b Sample) int { return strings.Compare(a.Name, b.Name) })
 	return ms
 }

@@ -10,10 +10,12 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/efm-go/efm/integrasjonspunkt/api"
+	"github.com/efm-go/efm/internal/fuzzedit"
 )
 
 var fuzzSBD, _ = json.Marshal(avtaltSBD(dpoOrg))
@@ -39,30 +41,62 @@ func payloadFiles(t *testing.T, d *daemon) int {
 	return len(es)
 }
 
-// FuzzMultipart drives the one-step send (E5) with arbitrary parts and raw
-// bodies against a real daemon. Invariants: never a 5xx; a refusal leaves no
-// file, message or conversation behind (all or nothing, D6); an acceptance
-// stores the message with exactly the distinct file parts sent.
+// fuzzBases are the valid SBDs and raw bodies FuzzMultipart edits: the
+// generated SBD first, then testdata/fuzzbase/FuzzMultipart (sbd-*, raw-*)
+// in name order, so corpus entries keep pointing at the same base.
+func fuzzBases(f *testing.F) (sbds, raws [][]byte) {
+	sbds = [][]byte{fuzzSBD}
+	dir := filepath.Join("testdata", "fuzzbase", "FuzzMultipart")
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range es {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			f.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(e.Name(), "sbd-"):
+			sbds = append(sbds, b)
+		case strings.HasPrefix(e.Name(), "raw-"):
+			raws = append(raws, b)
+		}
+	}
+	return sbds, raws
+}
+
+// FuzzMultipart drives the one-step send (E5) against a real daemon with
+// edited inputs (fuzzedit): an odd mode sends an edited raw body, an even one
+// a multipart body of an edited SBD and up to two file parts. Invariants:
+// never a 5xx; a refusal leaves no file, message or conversation behind (all
+// or nothing, D6); an acceptance stores the message with exactly the
+// distinct file parts sent.
 func FuzzMultipart(f *testing.F) {
-	f.Add(fuzzSBD, "Vedlegg", "vedlegg.pdf", []byte("%PDF-1.4"), "bilag.pdf", []byte(nil))
-	f.Add(fuzzSBD, "A", "same.pdf", []byte("a"), "same.pdf", []byte(nil))
-	f.Add([]byte(`{"standardBusinessDocumentHeader":{}}`), "x", "x.pdf", []byte("x"), "", []byte(nil))
-	f.Add([]byte(`{`), "", "", []byte(nil), "", []byte(nil))
-	f.Add([]byte(nil), "", "", []byte(nil), "", []byte("--XyZ\r\nContent-Disposition: form-data; name=sbd\r\n\r\n{}\r\n--XyZ--\r\n"))
-	f.Add([]byte(nil), "", "", []byte(nil), "", []byte("--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.pdf\"\r\n\r\nabc\r\n--XyZ"))
+	sbds, raws := fuzzBases(f)
+	f.Add(uint8(0), uint8(1), uint32(0), uint16(0), []byte(nil), "Vedlegg", "vedlegg.pdf", []byte("%PDF-1.4"), "bilag.pdf")
+	f.Add(uint8(0), uint8(1), uint32(0), uint16(0), []byte(nil), "A", "same.pdf", []byte("a"), "same.pdf")
+	f.Add(uint8(0), uint8(0), uint32(0), uint16(0), []byte(`{`), "", "", []byte(nil), "")
+	f.Add(uint8(1), uint8(0), uint32(0), uint16(0), []byte("--XyZ\r\nContent-Disposition: form-data; name=sbd\r\n\r\n{}\r\n--XyZ--\r\n"), "", "", []byte(nil), "")
 	d := startDaemon(f, nil)
-	f.Fuzz(func(t *testing.T, sbdJSON []byte, name, filename string, content []byte, filename2 string, raw []byte) {
+	// The counts after the last input: the daemon is this worker's alone, so
+	// only the input under test changes them.
+	var files int
+	var out, conv float64
+	counted := false
+	f.Fuzz(func(t *testing.T, mode, which uint8, at uint32, cut uint16, insert []byte, name, filename string, content []byte, filename2 string) {
 		body, ct := &bytes.Buffer{}, "multipart/form-data; boundary=XyZ"
 		distinct := map[string]bool{}
-		if len(raw) > 0 {
-			body.Write(raw)
+		raw := mode%2 == 1
+		if raw {
+			body.Write(fuzzedit.Apply(raws, which, at, cut, insert))
 		} else {
 			mw := multipart.NewWriter(body)
 			h := textproto.MIMEHeader{}
 			h.Set("Content-Disposition", `form-data; name="sbd"`)
 			h.Set("Content-Type", "application/json")
 			w, _ := mw.CreatePart(h)
-			w.Write(sbdJSON)
+			w.Write(fuzzedit.Apply(sbds, which, at, cut, insert))
 			for _, fn := range []string{filename, filename2} {
 				h := textproto.MIMEHeader{}
 				h.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, name, fn))
@@ -72,7 +106,10 @@ func FuzzMultipart(f *testing.F) {
 			mw.Close()
 			ct = mw.FormDataContentType()
 		}
-		beforeFiles, beforeOut, beforeConv := payloadFiles(t, d), total(t, d, "/api/messages/out"), total(t, d, "/api/conversations")
+		if !counted {
+			files, out, conv, counted = payloadFiles(t, d), total(t, d, "/api/messages/out"), total(t, d, "/api/conversations"), true
+		}
+		beforeFiles, beforeOut, beforeConv := files, out, conv
 		res, err := (&http.Client{Timeout: 10 * time.Second}).Post(d.base+"/api/messages/out/multipart", ct, body)
 		if err != nil {
 			t.Fatal(err)
@@ -82,15 +119,24 @@ func FuzzMultipart(f *testing.F) {
 		if res.StatusCode >= 500 {
 			t.Fatalf("5xx: %d %s", res.StatusCode, b)
 		}
+		files = payloadFiles(t, d)
 		if res.StatusCode != 200 {
-			if got := payloadFiles(t, d); got != beforeFiles {
-				t.Fatalf("refused (%d %s) but payload files went from %d to %d", res.StatusCode, b, beforeFiles, got)
+			if files != beforeFiles {
+				t.Fatalf("refused (%d %s) but payload files went from %d to %d", res.StatusCode, b, beforeFiles, files)
 			}
-			if total(t, d, "/api/messages/out") != beforeOut || total(t, d, "/api/conversations") != beforeConv {
+			// A refusal that stored nothing on disk is checked against the
+			// store only when it got past the multipart reading (a JSON or
+			// validation refusal): a malformed body never reaches it.
+			if bytes.Contains(b, []byte("MultipartException")) {
+				return
+			}
+			out, conv = total(t, d, "/api/messages/out"), total(t, d, "/api/conversations")
+			if out != beforeOut || conv != beforeConv {
 				t.Fatalf("refused (%d %s) but a message or conversation was stored", res.StatusCode, b)
 			}
 			return
 		}
+		out, conv = total(t, d, "/api/messages/out"), total(t, d, "/api/conversations")
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatalf("200 without an SBD: %s", b)
@@ -100,7 +146,7 @@ func FuzzMultipart(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted message %s not stored: %v", id, err)
 		}
-		if len(raw) == 0 {
+		if !raw {
 			for _, fn := range []string{filename, filename2} {
 				if p := parseName(fn); p != "" {
 					distinct[p] = true
@@ -116,8 +162,8 @@ func FuzzMultipart(f *testing.F) {
 				onDisk++
 			}
 		}
-		if got := payloadFiles(t, d); got != beforeFiles+onDisk {
-			t.Fatalf("payload files %d, want %d", got, beforeFiles+onDisk)
+		if files != beforeFiles+onDisk {
+			t.Fatalf("payload files %d, want %d", files, beforeFiles+onDisk)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -42,6 +43,15 @@ type Deps struct {
 	Webhooks *webhook.Notifier // must not be nil when Messages is set
 	// MaxMultipartBytes caps a one-step send request (default 500 MB, 413 above).
 	MaxMultipartBytes int64
+	// BodyWindow and BodyMinRate free connections whose body trickles: at
+	// least BodyMinRate bytes per second in every BodyWindow, else 408 and
+	// the connection is closed (defaults 30 s and 8 KB/s).
+	BodyWindow  time.Duration
+	BodyMinRate int64
+	// DiskFree tells the data dir's free bytes; below DiskMinFree
+	// (efm.disk.min-free) writes to /api get 507. nil turns the check off.
+	DiskFree    func() (int64, error)
+	DiskMinFree int64
 	// StrictPing makes a failed subscription ping a 400 (local-api.md §9.2).
 	StrictPing bool
 	// Majors describes each API major by name ("v1"): "status" (current or
@@ -69,11 +79,23 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	draining atomic.Bool
+	// csrf refuses state-changing requests a browser sends on behalf of
+	// another site: the API has no session cookies, but basic auth a browser
+	// remembers, and a page on any site can reach a loopback port.
+	csrf *http.CrossOriginProtection
+	// requests counts answered API calls for efm_api_requests_total.
+	requests requestCounts
 }
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
-	s := &Server{d: d, log: d.Logger.With(logattr.Component("api")), mux: http.NewServeMux()}
+	if d.BodyWindow == 0 {
+		d.BodyWindow = defaultBodyWindow
+	}
+	if d.BodyMinRate == 0 {
+		d.BodyMinRate = defaultBodyMinRate
+	}
+	s := &Server{d: d, log: d.Logger.With(logattr.Component("api")), mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	s.routes()
 	return s
 }
@@ -84,6 +106,10 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // ServeHTTP applies the middleware every request goes through.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.countRequest(w, r, s.serve)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
@@ -92,6 +118,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Stops DNS rebinding: a web page in a browser on this host must not
 		// reach the API under a name it controls.
 		writeError(w, r, s.log, &Error{Status: http.StatusForbidden, Message: "host " + hostOnly(r.Host) + " is not allowed; add it to efm.http.allowed-hosts"})
+		return
+	}
+	if err := s.csrf.Check(r); err != nil {
+		// Client systems send neither Origin nor Sec-Fetch-Site; only a
+		// browser on another site's page gets here.
+		writeError(w, r, s.log, &Error{Status: http.StatusForbidden, Message: "cross-site request refused: " + r.Method + " from another origin (" + hostOnly(originHost(r)) + ")"})
 		return
 	}
 	if s.draining.Load() && r.Method == http.MethodPost {
@@ -106,7 +138,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
 		}
 	}
-	s.mux.ServeHTTP(w, r)
+	if s.refuseWhenDiskFull(w, r) {
+		return
+	}
+	r2 := limitBodyRate(w, r, s.d.BodyWindow, s.d.BodyMinRate)
+	s.mux.ServeHTTP(w, r2)
+	r.Pattern = r2.Pattern // for the request counter
 }
 
 func (s *Server) hostAllowed(host string) bool {
@@ -121,6 +158,16 @@ func (s *Server) hostAllowed(host string) bool {
 	return slices.Contains(s.d.AllowedHosts, h)
 }
 
+// originHost names the site a refused request came from, for the answer.
+func originHost(r *http.Request) string {
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			return u.Host
+		}
+	}
+	return r.Header.Get("Sec-Fetch-Site")
+}
+
 func hostOnly(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		return strings.Trim(h, "[]")
@@ -132,7 +179,7 @@ func hostOnly(hostport string) string {
 func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
-			writeError(w, r, s.log, err)
+			writeError(w, r, s.log, s.asDiskFull(err))
 		}
 	})
 }

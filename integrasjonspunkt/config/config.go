@@ -10,6 +10,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,7 +73,11 @@ func (s Server) Addr() string {
 
 // Loopback reports whether the API is bound to loopback only.
 func (s Server) Loopback() bool {
-	return s.Address == "localhost" || strings.HasPrefix(s.Address, "127.") || s.Address == "::1"
+	if s.Address == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(s.Address)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Enables reports whether a channel is enabled.
@@ -232,6 +237,13 @@ func Load(src Source) (*Config, []Warning, error) {
 		}
 	}
 
+	if v, ok := vals[canonical("server.address")]; ok && strings.TrimSpace(v.v) == "" {
+		// Go's net.Listen reads an empty host as every interface; an empty
+		// setting is far more often a template left blank than a wish to
+		// expose the API, so it means loopback (operations.md §1.7).
+		warns = append(warns, Warning{Key: v.name, Msg: "empty: the API binds loopback 127.0.0.1 only; give an explicit address such as 0.0.0.0 to expose it (TLS and authentication are then required)"})
+		vals[canonical("server.address")] = value{name: v.name, v: "127.0.0.1", origin: v.origin + ", empty means loopback"}
+	}
 	c.fill()
 	problems = append(problems, c.checkExposure()...)
 	if c.Environment == "production" && c.Value("efm.events.enabled") == "false" {
@@ -294,7 +306,7 @@ func (c *Config) checkExposure() []error {
 	if c.Server.TLS && c.Server.TLSKeystore.Path == "" {
 		ps = append(ps, &Problem{Key: "difi.ssl.key-store", Expected: "a keystore path, because difi.ssl.enabled=true"})
 	}
-	if c.Server.Address != "" && !c.Server.Loopback() {
+	if !c.Server.Loopback() {
 		if !c.Server.TLS {
 			ps = append(ps, &Problem{Key: "difi.ssl.enabled", Value: c.Value("difi.ssl.enabled"), Expected: "true, because server.address=" + c.Server.Address + " is not loopback"})
 		}

@@ -144,3 +144,50 @@ func FuzzLoadProperties(f *testing.F) {
 		}
 	})
 }
+
+// An empty server.address (file, environment or override) must not bind
+// every interface: Go reads "" as all of them (issue 14, point 1).
+func TestLoad_EmptyAddressMeansLoopback(t *testing.T) {
+	base := map[string]string{
+		"difi.move.org.number": "910077473", "difi.move.org.keystore.path": "k.p12",
+		"difi.move.org.keystore.alias": "a", "difi.move.org.keystore.password": "p",
+	}
+	for name, src := range map[string]Source{
+		"override": {Overrides: map[string]string{"server.address": "", "difi.move.org.number": "910077473", "difi.move.org.keystore.path": "k.p12", "difi.move.org.keystore.alias": "a", "difi.move.org.keystore.password": "p"}},
+		"env":      {Overrides: base, Env: []string{"SERVER_ADDRESS="}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, warns, err := Load(src)
+			require.NoError(t, err)
+			assert.True(t, c.Server.Loopback())
+			assert.Equal(t, "127.0.0.1:9093", c.Server.Addr())
+			var all []string
+			for _, w := range warns {
+				all = append(all, w.String())
+			}
+			assert.Contains(t, strings.Join(all, "\n"), "server.address: empty: the API binds loopback 127.0.0.1 only")
+		})
+	}
+}
+
+func TestLoad_UnspecifiedAndPublicAddressesNeedTLSAndAuth(t *testing.T) {
+	for _, addr := range []string{"::", "0.0.0.0", "10.0.0.5", "128.0.0.1"} {
+		_, _, err := Load(Source{Overrides: map[string]string{
+			"difi.move.org.number": "910077473", "difi.move.org.keystore.path": "k.p12",
+			"difi.move.org.keystore.alias": "a", "difi.move.org.keystore.password": "p",
+			"server.address": addr,
+		}})
+		ps := problems(t, err)
+		assert.Contains(t, ps, "difi.ssl.enabled", addr)
+		assert.Contains(t, ps, "difi.security.enable", addr)
+	}
+	for _, addr := range []string{"127.0.0.2", "::1", "localhost"} {
+		c, _, err := Load(Source{Overrides: map[string]string{
+			"difi.move.org.number": "910077473", "difi.move.org.keystore.path": "k.p12",
+			"difi.move.org.keystore.alias": "a", "difi.move.org.keystore.password": "p",
+			"server.address": addr,
+		}})
+		require.NoError(t, err, addr)
+		assert.True(t, c.Server.Loopback(), addr)
+	}
+}

@@ -178,6 +178,8 @@ var keys = []key{
 	{name: "efm.http.allowed-hosts"},
 	{name: "efm.manage.public-health", def: "false", check: checkBool},
 	{name: "efm.http.max-multipart-size", def: "500MB", check: checkSize},
+	{name: "efm.http.body-window", def: "30s", check: checkDuration},
+	{name: "efm.http.body-min-rate", def: "8KB", check: checkSize},
 	{name: "efm.incoming.lock-timeout", check: checkDuration},
 	{name: "efm.expiry.check-interval", def: "30s", check: checkDuration},
 	{name: "efm.webhook.backoff", def: "1s", check: checkDuration},

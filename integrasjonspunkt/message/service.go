@@ -113,6 +113,8 @@ type Service struct {
 	certMu      sync.Mutex
 	certChecked time.Time
 	certErr     error
+
+	counts transitions
 }
 
 // certCheckEvery bounds how stale the certificate check of E2–E5 may be:
@@ -199,6 +201,7 @@ func (s *Service) SetStatus(ctx context.Context, ch Change) error {
 
 // after runs what follows a commit: file removal and webhook events.
 func (s *Service) after(evs []StatusEvent, files []string) {
+	s.counts.add(evs)
 	if len(files) > 0 {
 		if err := s.cfg.Payloads.Remove(files...); err != nil {
 			s.log.Warn("removing payload files", logattr.Err(err))

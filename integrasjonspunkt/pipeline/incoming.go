@@ -27,6 +27,7 @@ func (p *Pipeline) fetch(ctx context.Context, service string, reg Registration) 
 		}
 		return err
 	})
+	p.states.observe(ctx, service, err, p.cfg.Now())
 	if got.Load() > 0 {
 		// Each stored message owes its sender a MOTTATT: send it now rather
 		// than at the next tick.
@@ -160,6 +161,7 @@ func (p *Pipeline) track(ctx context.Context, service string, t Tracker, base ti
 		if errors.Is(err, transport.ErrNotFound) {
 			sts, done, err = []Status{{Status: "ANNET", Description: "Meldingen er slettet i kanalen"}}, true, nil
 		}
+		p.states.observe(ctx, service, err, now)
 		if err != nil {
 			p.log.Warn("polling status", logattr.MessageID(id), logattr.Service(service), logattr.Err(err))
 			continue

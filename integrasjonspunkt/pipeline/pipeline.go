@@ -114,6 +114,8 @@ type Pipeline struct {
 	// wait for receipts and never need the sweep again); only the sweep's
 	// goroutine touches it.
 	sent map[string]bool
+	// states follows each channel's service for health and metrics.
+	states *channelStates
 }
 
 // New checks cfg and returns the pipeline.
@@ -187,7 +189,7 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("creating spool dir: %w", err)
 	}
 	return &Pipeline{cfg: cfg, log: cfg.Logger.With(logattr.Component("pipeline")), ledger: l, spool: spool,
-		wake: make(chan struct{}, 1), gate: newGate(cfg.Concurrency)}, nil
+		wake: make(chan struct{}, 1), gate: newGate(cfg.Concurrency), states: newChannelStates(slices.Collect(maps.Keys(cfg.Channels)))}, nil
 }
 
 // Run works until ctx is done: the queue consumer, an inbox poller and a
@@ -358,13 +360,30 @@ func (p *Pipeline) sweep(ctx context.Context, first bool) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_ = p.Handle(ctx, id)
+			if p.Handle(ctx, id) == nil {
+				p.dequeue(ctx, id)
+			}
 		})
 	}
 	wg.Wait()
 	p.sent = sent // forget what is no longer unfinished
 	if taken > 0 && !first {
 		p.log.Warn("queued messages the queue did not deliver were sent by the sweep", slog.Int("count", taken))
+	}
+}
+
+// dequeue drops the queue entry of a message the sweep has finished with,
+// so efm_queue_pending falls back; a queue that cannot remove entries keeps
+// them until their redelivery, which then finds the work done.
+func (p *Pipeline) dequeue(ctx context.Context, id string) {
+	r, ok := p.cfg.Queue.(interface {
+		Remove(ctx context.Context, messageID string) error
+	})
+	if !ok {
+		return
+	}
+	if err := r.Remove(ctx, id); err != nil {
+		p.log.Warn("removing a swept message's queue entry", logattr.MessageID(id), logattr.Err(err))
 	}
 }
 
@@ -445,6 +464,7 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 		return err
 	}
 	ref, err := reg.Channel.Send(ctx, out)
+	p.states.observe(ctx, msg.Service, err, p.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -574,7 +594,7 @@ func (p *Pipeline) failed(ctx context.Context, id, service string, err error) er
 		log.Error("message moved to the dead letters", logattr.Err(err))
 		p.forget(id)
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelUnavailable,
-			Description: fmt.Sprintf("Failed delivery over %s - Moved to DLQ", service), RawReceipt: err.Error()})
+			Description: "Failed delivery over " + service + store.DeadLetterSuffix, RawReceipt: err.Error()})
 	}
 	delay := p.cfg.Backoff[min(e.Attempts, len(p.cfg.Backoff))-1]
 	log.Warn("sending failed, will retry", logattr.Err(err), logattr.Duration("retry_in_seconds", delay))
@@ -628,6 +648,7 @@ func (p *Pipeline) replies(ctx context.Context) {
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				_, err := reg.Channel.Send(ctx, Outgoing{MessageID: r.MessageID, SBD: r.SBD})
+				p.states.observe(ctx, r.ServiceIdentifier, err, p.cfg.Now())
 				if err != nil && transport.Retryable(err) {
 					p.log.Warn("sending status reply, will retry", logattr.MessageID(r.MessageID), logattr.Err(err))
 					mu.Lock()

@@ -6,6 +6,8 @@ package queue
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,8 +83,10 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("opening jetstream: %w", err)
 	}
 	q.st, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:       streamName,
-		Subjects:   []string{subject},
+		Name: streamName,
+		// The bare subject holds entries an older version wrote; they are
+		// consumed as before.
+		Subjects:   []string{subject, subject + ".*"},
 		Retention:  jetstream.WorkQueuePolicy,
 		Storage:    jetstream.FileStorage,
 		Duplicates: dedupWindow,
@@ -106,10 +110,27 @@ func (q *Queue) Close() error {
 	return nil
 }
 
+// entrySubject gives each message its own subject, so Remove can purge its
+// entry without scanning the stream. A digest keeps any id a valid token.
+func entrySubject(messageID string) string {
+	sum := sha256.Sum256([]byte(messageID))
+	return subject + "." + hex.EncodeToString(sum[:16])
+}
+
 // Enqueue asks for work on a message. The message id is the deduplication id.
 func (q *Queue) Enqueue(ctx context.Context, messageID string) error {
-	if _, err := q.js.Publish(ctx, subject, []byte(messageID), jetstream.WithMsgID(messageID)); err != nil {
+	if _, err := q.js.Publish(ctx, entrySubject(messageID), []byte(messageID), jetstream.WithMsgID(messageID)); err != nil {
 		return fmt.Errorf("enqueueing message: %w", err)
+	}
+	return nil
+}
+
+// Remove drops a message's entry: the pipeline's sweep did the work the
+// queue did not deliver, and the entry would otherwise count as pending
+// until a redelivery that may never come.
+func (q *Queue) Remove(ctx context.Context, messageID string) error {
+	if err := q.st.Purge(ctx, jetstream.WithPurgeSubject(entrySubject(messageID))); err != nil {
+		return fmt.Errorf("removing queue entry: %w", err)
 	}
 	return nil
 }

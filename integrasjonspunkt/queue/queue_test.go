@@ -74,6 +74,44 @@ func TestQueue_ConsumeAcksAndRetries(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
+// TestQueue_RemoveDropsOneEntry: the sweep's Remove takes exactly its
+// message's entry; an entry an older version wrote on the bare subject is
+// still consumed.
+func TestQueue_RemoveDropsOneEntry(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := open(t, t.TempDir())
+	defer q.Close()
+	require.NoError(t, q.Enqueue(ctx, "a"))
+	require.NoError(t, q.Enqueue(ctx, "b"))
+	_, err := q.js.Publish(ctx, subject, []byte("old"))
+	require.NoError(t, err)
+	require.NoError(t, q.Remove(ctx, "a"))
+	require.NoError(t, q.Remove(ctx, "never-queued"))
+	n, err := q.Pending(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n)
+
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, 2, func(_ context.Context, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, id)
+			return nil
+		})
+	}()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.ElementsMatch(t, []string{"b", "old"}, seen)
+}
+
 // Entries waiting for a retry must not hold the consumer's slots: with a
 // channel down, its entries are put back with a long delay, and the
 // entries of every other channel must still be handed out at once

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/efm-go/efm/internal/fuzzedit"
 	"github.com/efm-go/efm/packaging/testpki"
 )
 
@@ -19,10 +20,11 @@ func fuzzPKI(f *testing.F) *testpki.PKI {
 	return p
 }
 
-// FuzzOpen feeds arbitrary bytes to the container reader with small limits. Invariants: no
-// panic; every error is one of the package's sentinels; an accepted container is signed by
-// the one trusted identity and its entries read back at their verified sizes, within the
-// limits.
+// FuzzOpen feeds edited containers (fuzzedit: one edit to a valid CAdES or XAdES
+// container, or short arbitrary bytes) to the container reader with small limits.
+// Invariants: no panic; every error is one of the package's sentinels; an accepted
+// container is signed by the one trusted identity and its entries read back at their
+// verified sizes, within the limits.
 func FuzzOpen(f *testing.F) {
 	p := fuzzPKI(f)
 	id := p.Orgs[orgA]
@@ -38,11 +40,15 @@ func FuzzOpen(f *testing.F) {
 	if err := WriteXAdES(&xades, files(), s, XAdESOptions{}); err != nil {
 		f.Fatal(err)
 	}
-	f.Add(cades.Bytes())
-	f.Add(xades.Bytes())
+	bases := [][]byte{cades.Bytes(), xades.Bytes()}
+	for i := range bases {
+		f.Add(uint8(i+1), uint32(0), uint16(0), []byte(nil))
+	}
+	f.Add(uint8(0), uint32(0), uint16(0), []byte("PK\x03\x04"))
 	lim := Limits{MaxEntries: 16, MaxEntrySize: 1 << 16, MaxTotalSize: 1 << 18}
 	known := []error{ErrInvalidContainer, ErrTooLarge, ErrDigestMismatch, ErrUnsigned, ErrSignature}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, which uint8, at uint32, cut uint16, insert []byte) {
+		data := fuzzedit.Apply(bases, which, at, cut, insert)
 		c, err := Open(bytes.NewReader(data), int64(len(data)), ReadOptions{Roots: p.Pool(), Limits: lim})
 		if err != nil {
 			for _, k := range known {

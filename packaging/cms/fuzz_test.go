@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/efm-go/efm/internal/fuzzedit"
 	"github.com/efm-go/efm/packaging/testpki"
 )
 
@@ -64,19 +65,23 @@ func FuzzDecrypt(f *testing.F) {
 	})
 }
 
-// FuzzVerifyDetached feeds arbitrary signatures over a fixed content. Invariants: no panic;
+// FuzzVerifyDetached feeds edited signatures (fuzzedit: one edit to a valid SHA-1 or
+// SHA-256 signature, or short arbitrary bytes) over a fixed content. Invariants: no panic;
 // errors are classified; a signature that verifies names the one trusted signer.
 func FuzzVerifyDetached(f *testing.F) {
 	p, id := fuzzIdentity(f)
+	var bases [][]byte
 	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
 		sig, err := SignDetached(bytes.NewReader(manifest), id.Cert, id.Key, SignOptions{Hash: h, Chain: nil})
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(sig)
+		bases = append(bases, sig)
+		f.Add(uint8(len(bases)), uint32(0), uint16(0), []byte(nil))
 	}
 	known := []error{ErrMalformed, ErrUnsupported, ErrSignatureInvalid, ErrDigestMismatch, ErrUntrustedSigner, ErrTooLarge}
-	f.Fuzz(func(t *testing.T, sig []byte) {
+	f.Fuzz(func(t *testing.T, which uint8, at uint32, cut uint16, insert []byte) {
+		sig := fuzzedit.Apply(bases, which, at, cut, insert)
 		s, err := VerifyDetached(sig, bytes.NewReader(manifest), VerifyOptions{Roots: p.Pool()})
 		if err != nil {
 			if !classified(err, known) {

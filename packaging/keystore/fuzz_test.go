@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/efm-go/efm/internal/fuzzedit"
 	"github.com/efm-go/efm/packaging/testpki"
 	jks "github.com/pavlo-v-chernykh/keystore-go/v4"
 )
 
-// FuzzParse feeds arbitrary files to the PKCS#12 and JKS loaders. Invariants: no panic, no
-// unbounded allocation (the bounds pre-check runs first), every error is one of the
-// package's sentinels, and an accepted keystore holds a key matching its certificate.
+// FuzzParse feeds edited files (fuzzedit: one edit to a valid PKCS#12 or JKS keystore, or
+// short arbitrary bytes) to the loaders. Invariants: no panic, no unbounded allocation (the
+// bounds pre-check runs first), every error is one of the package's sentinels, and an
+// accepted keystore holds a key matching its certificate.
 func FuzzParse(f *testing.F) {
 	p, err := testpki.Ensure("testdata/pki", []string{orgA})
 	if err != nil {
@@ -25,7 +27,7 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(p12)
+	bases := [][]byte{p12}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(id.Key)
 	if err != nil {
 		f.Fatal(err)
@@ -41,13 +43,16 @@ func FuzzParse(f *testing.F) {
 	if err := ks.Store(&buf, []byte(id.KeystorePassword)); err != nil {
 		f.Fatal(err)
 	}
-	f.Add(buf.Bytes())
+	bases = append(bases, buf.Bytes())
+	for i := range bases {
+		f.Add(uint8(i+1), uint32(0), uint16(0), []byte(nil))
+	}
 	known := []error{ErrMalformed, ErrUnknownFormat, ErrWrongPassword, ErrAliasNotFound, ErrUnsupportedKey}
 	cfg := Config{Alias: id.Alias, Password: id.KeystorePassword}
 	iterationCap = 4096 // the seeds use 2 048; higher counts only slow the fuzzer down
 	f.Cleanup(func() { iterationCap = maxIterations })
-	f.Fuzz(func(t *testing.T, data []byte) {
-		k, err := Parse(data, cfg)
+	f.Fuzz(func(t *testing.T, which uint8, at uint32, cut uint16, insert []byte) {
+		k, err := Parse(fuzzedit.Apply(bases, which, at, cut, insert), cfg)
 		if err != nil {
 			for _, e := range known {
 				if errors.Is(err, e) {
