@@ -41,6 +41,7 @@ func TestCrash_KillLoop(t *testing.T) {
 
 	var mu sync.Mutex
 	var accepted, unsure []string
+	codes := map[int]int{} // answers other than 200; 0 is a connection cut by the kill
 	send := func(d *daemon, stop <-chan struct{}, wg *sync.WaitGroup) {
 		for range 4 {
 			wg.Go(func() {
@@ -57,6 +58,7 @@ func TestCrash_KillLoop(t *testing.T) {
 						accepted = append(accepted, id)
 					} else {
 						unsure = append(unsure, id)
+						codes[code]++
 					}
 					mu.Unlock()
 				}
@@ -81,7 +83,7 @@ func TestCrash_KillLoop(t *testing.T) {
 		wg.Wait()
 		c = c.restart(t)
 	}
-	t.Logf("%d kills; %d messages accepted, %d cut off by a kill", cycles, len(accepted), len(unsure))
+	t.Logf("%d kills; %d messages accepted, %d not (by answer: %v)", cycles, len(accepted), len(unsure), codes)
 	require.NotEmpty(t, accepted)
 
 	deadline := time.Now().Add(3 * time.Minute)
