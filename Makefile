@@ -43,6 +43,18 @@ dist: ## release binaries: linux/amd64, linux/arm64, windows/amd64 (cgo through 
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-linux-arm64 ./cmd/integrasjonspunkt
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-windows-amd64.exe ./cmd/integrasjonspunkt
 
+.PHONY: msi
+msi: ## Windows installer dist/*.msi (Debian's wixl and msitools, mingw for cgo)
+	@mkdir -p dist
+	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-windows-amd64.exe ./cmd/integrasjonspunkt
+	sh build/windows/msi.sh dist/integrasjonspunkt-windows-amd64.exe $(VERSION) dist/integrasjonspunkt-$(VERSION)-x64.msi
+
+.PHONY: image
+image: ## container image localhost/integrasjonspunkt:VERSION, built daemonless (Debian's buildah)
+	@mkdir -p dist
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/integrasjonspunkt-linux-amd64 ./cmd/integrasjonspunkt
+	sh build/image/image.sh dist/integrasjonspunkt-linux-amd64 $(VERSION) localhost/integrasjonspunkt:$(VERSION)
+
 NFPM ?= go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
 
 package: ## .deb and .rpm for linux/amd64 (self-update defaults to notify there)

@@ -15,8 +15,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/efm-go/efm/integrasjonspunkt/api"
+	"github.com/efm-go/efm/integrasjonspunkt/check"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/integrasjonspunkt/failmail"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/payload"
 	"github.com/efm-go/efm/integrasjonspunkt/pipeline"
@@ -107,6 +109,9 @@ func Run(ctx context.Context, o Options) error {
 		for _, w := range ks.Warnings {
 			log.Warn("keystore", logattr.Key("difi.move.org.keystore.path"), slog.String("warning", w))
 		}
+		for _, n := range ks.Notes {
+			log.Debug("keystore", logattr.Key("difi.move.org.keystore.path"), slog.String("note", n))
+		}
 	}
 
 	// The resolver serves the local API's lookups and the pipeline; without
@@ -122,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		reg = message.ResolverRegistry{Resolver: wiring.Resolver}
 	}
 
-	core, hooks, builder, err := openCore(ctx, cfg, st, q, reg, certificateError(certificateHealth(cfg, ks, ksErr)), log)
+	core, hooks, builder, err := openCore(ctx, cfg, st, q, reg, wiring, certificateError(certificateHealth(cfg, ks, ksErr)), log)
 	if err != nil {
 		return err
 	}
@@ -182,6 +187,10 @@ func Run(ctx context.Context, o Options) error {
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
 	}
+	deps.LastCheck = func() *api.CheckReport { return lastCheck(cfg.DataDir) }
+	deps.RunCheck = func(ctx context.Context) error {
+		return check.Run(ctx, cfg, check.Options{DataDir: cfg.DataDir, Logger: log}).Save(cfg.DataDir)
+	}
 	if cfg.Server.BasicAuth {
 		deps.BasicAuth = &api.BasicAuth{User: cfg.Server.User, Password: cfg.Server.Password}
 	}
@@ -190,6 +199,9 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
+	if mc, ok := failmail.FromConfig(cfg, st, log); ok {
+		g.Go(func() error { return failmail.New(mc).Run(gctx) })
+	}
 	if o.Updater != nil {
 		g.Go(func() error { return o.Updater.Run(gctx) })
 	}
@@ -332,7 +344,7 @@ func infoOf(cfg *config.Config) func() any {
 // openCore builds the local API's core: the central-log event builder (its
 // pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
 // the message service.
-func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
+func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, wiring *pipeline.Wiring, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
 	secrets := filepath.Join(cfg.DataDir, "secrets")
 	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
 	if err != nil {
@@ -357,6 +369,14 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	mc := message.Settings(cfg)
 	mc.Store, mc.Payloads, mc.Queue, mc.Events, mc.Registry, mc.Notifier, mc.Logger = st, payloads, q, builder, reg, hooks, log
 	mc.Certificate = certErr
+	if wiring != nil {
+		// A channel that could not be set up is refused at the API, naming
+		// what is missing, instead of accepting messages that would fail.
+		mc.ChannelProblem = func(ch string) error { return wiring.Problems[ch] }
+		if wiring.ShipmentTypes != nil {
+			mc.ForsendelseTyper = wiring.ShipmentTypes.ForsendelseTyper
+		}
+	}
 	core, err := message.New(mc)
 	if err != nil {
 		return nil, nil, nil, err
@@ -414,6 +434,26 @@ func updateHealth(u Updater) func() (api.Component, bool) {
 		}
 		return api.Component{Status: c.Status, Details: d}, true
 	}
+}
+
+// lastCheck is the last `integrasjonspunkt check` for the status page.
+func lastCheck(dataDir string) *api.CheckReport {
+	r := check.Last(dataDir)
+	if r == nil {
+		return nil
+	}
+	out := &api.CheckReport{At: r.At}
+	for _, x := range r.Results {
+		res := "OK"
+		switch {
+		case x.Skipped:
+			res = "SKIP"
+		case !x.OK:
+			res = "FAIL"
+		}
+		out.Lines = append(out.Lines, api.CheckLine{Part: x.Part, Result: res, Error: x.Error, Fix: x.Fix})
+	}
+	return out
 }
 
 // tlsListener serves the API over TLS with the difi.ssl.* keystore: config

@@ -1,12 +1,10 @@
 package pakkesporing_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,46 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/internal/apitest"
 	"github.com/efm-go/efm/pakkesporing"
 	"github.com/efm-go/efm/pakkesporing/pakkesporingtest"
 )
 
-// chromium finds Debian's chromium. The web page test needs it: CI installs
-// the package; only -short skips.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if testing.Short() {
-		t.Skip("chromium not installed (-short)")
-	}
-	t.Fatal("chromium is required for the web page test: apt-get install -y chromium")
-	return ""
-}
-
-// browse runs headless chromium on url with extra flags and returns stdout.
-func browse(t *testing.T, bin, url string, extra ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-		"--user-data-dir=" + t.TempDir(),
-	}, extra...)
-	args = append(args, url)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "chromium: %s", stderr.String())
-	return string(out)
-}
-
 func TestWebPage_Chromium(t *testing.T) {
-	bin := chromium(t)
+	bin := apitest.Chromium(t)
 	clk := &clock{t: time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)}
 	ps := pakkesporingtest.New(t, pakkesporingtest.Options{Config: pakkesporing.Config{Now: clk.Now}})
 	now := clk.Now()
@@ -85,7 +50,7 @@ func TestWebPage_Chromium(t *testing.T) {
 	base := strings.Replace(web.URL, "http://", "http://ops:"+pakkesporingtest.Token+"@", 1)
 
 	// Search the message id, as the search box does (GET /ui/search?q=).
-	dom := browse(t, bin, base+"/ui/search?q="+m.id, "--dump-dom")
+	dom := apitest.Browse(t, bin, base+"/ui/search?q="+m.id, "--dump-dom")
 	require.Contains(t, dom, `id="message-id">`+m.id+`<`, "the search landed on the message's page")
 	assert.Contains(t, dom, `data-side="Sender"`)
 	assert.Contains(t, dom, `data-side="Receiver"`)
@@ -104,28 +69,28 @@ func TestWebPage_Chromium(t *testing.T) {
 	}, steps, "the road across sender and receiver, in time order")
 
 	shot := filepath.Join(t.ArtifactDir(), "message-road.png")
-	browse(t, bin, base+"/ui/search?q="+m.id, "--screenshot="+shot, "--window-size=1400,900", "--hide-scrollbars")
+	apitest.Browse(t, bin, base+"/ui/search?q="+m.id, "--screenshot="+shot, "--window-size=1400,900", "--hide-scrollbars")
 	fi, err := os.Stat(shot)
 	require.NoError(t, err, "screenshot written")
 	assert.Greater(t, fi.Size(), int64(5000))
 	t.Logf("screenshot: %s", shot)
 
 	// The dashboard: daily counts, fleet, certificates expiring within 30 days.
-	dom = browse(t, bin, base+"/", "--dump-dom")
+	dom = apitest.Browse(t, bin, base+"/", "--dump-dom")
 	assert.Regexp(t, `<td>DPO</td><td class="good">LEVERT</td>(<td class="num">\d+</td>){14}<td class="num">1</td>`, dom)
 	assert.Regexp(t, `(?s)id="expiring".*`+senderOrg+`.*2026-03-22`, dom)
 	assert.Regexp(t, `(?s)id="versions".*<td>1\.2\.3</td><td class="num">2</td>`, dom)
-	browse(t, bin, base+"/", "--screenshot="+filepath.Join(t.ArtifactDir(), "dashboard.png"), "--window-size=1400,900")
+	apitest.Browse(t, bin, base+"/", "--screenshot="+filepath.Join(t.ArtifactDir(), "dashboard.png"), "--window-size=1400,900")
 
 	// Search by conversation id and by organisation.
-	dom = browse(t, bin, base+"/ui/search?q="+m.conv, "--dump-dom")
+	dom = apitest.Browse(t, bin, base+"/ui/search?q="+m.conv, "--dump-dom")
 	assert.Contains(t, dom, `id="message-id">`+m.id+`<`)
-	dom = browse(t, bin, base+"/ui/search?q="+receiverOrg, "--dump-dom")
+	dom = apitest.Browse(t, bin, base+"/ui/search?q="+receiverOrg, "--dump-dom")
 	assert.Contains(t, dom, "Organisation "+receiverOrg)
 	assert.Contains(t, dom, m.id)
 
 	// Without the credential the browser gets nothing.
-	dom = browse(t, bin, web.URL+"/ui/search?q="+m.id, "--dump-dom")
+	dom = apitest.Browse(t, bin, web.URL+"/ui/search?q="+m.id, "--dump-dom")
 	assert.NotContains(t, dom, m.id)
 }
 

@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/efm-go/efm/internal/apitest"
 	"github.com/efm-go/efm/update"
 	"github.com/efm-go/efm/update/manifest"
 	"github.com/efm-go/efm/update/updatesim"
@@ -411,9 +409,9 @@ func TestApply_ResumesTruncatedDownload(t *testing.T) {
 func TestApply_PreflightFailureBlocksVersion(t *testing.T) {
 	e := newEnv(t)
 	e.publish(t, "1.0.1", "up", "fail", updatesim.ReleaseOptions{})
-	sink := newSMTPSink(t)
+	sink := apitest.NewSMTPSink(t)
 	u := e.updater(t, func(c *update.Config) {
-		c.Mail = update.MailConfig{Host: "127.0.0.1", Port: sink.port, From: "ip@agency.example", To: []string{"ops@agency.example"}, SubjectSuffix: "[test]"}
+		c.Mail = update.MailConfig{Host: "127.0.0.1", Port: sink.Port, From: "ip@agency.example", To: []string{"ops@agency.example"}, SubjectSuffix: "[test]"}
 	})
 	err := u.Apply(context.Background(), update.ApplyOptions{})
 	require.ErrorIs(t, err, update.ErrPreflight)
@@ -423,7 +421,7 @@ func TestApply_PreflightFailureBlocksVersion(t *testing.T) {
 	assert.Contains(t, s.Blocklist, "1.0.1")
 	assert.Equal(t, update.ReasonPreflightFailed, s.LastReason)
 
-	msg := sink.wait(t)
+	msg := sink.Next(t)
 	assert.Contains(t, msg, "Subject: Upgrade FAILED integrasjonspunkt 1.0.1 [test]")
 	assert.Contains(t, msg, "reason: preflight_failed")
 }
@@ -615,73 +613,6 @@ func TestReasonOf_EverySentinelHasACode(t *testing.T) {
 	err := fmt.Errorf("%w: %w", update.ErrArtifactSignature, manifest.ErrSignature)
 	assert.Equal(t, update.ReasonArtifactSignature, update.ReasonOf(err))
 	assert.Equal(t, update.ReasonInternal, update.ReasonOf(errors.New("other")))
-}
-
-// smtpSink is a minimal SMTP server that keeps the messages it receives.
-type smtpSink struct {
-	port int
-	msgs chan string
-}
-
-func newSMTPSink(t *testing.T) *smtpSink {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	s := &smtpSink{port: ln.Addr().(*net.TCPAddr).Port, msgs: make(chan string, 10)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
-	return s
-}
-
-func (s *smtpSink) serve(c net.Conn) {
-	defer c.Close()
-	tp := textproto.NewConn(c)
-	_ = tp.PrintfLine("220 sink ESMTP")
-	for {
-		line, err := tp.ReadLine()
-		if err != nil {
-			return
-		}
-		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
-		switch cmd {
-		case "EHLO", "HELO":
-			_ = tp.PrintfLine("250 sink")
-		case "MAIL", "RCPT", "RSET", "NOOP":
-			_ = tp.PrintfLine("250 ok")
-		case "DATA":
-			_ = tp.PrintfLine("354 go on")
-			b, err := tp.ReadDotBytes()
-			if err != nil {
-				return
-			}
-			s.msgs <- string(b)
-			_ = tp.PrintfLine("250 queued")
-		case "QUIT":
-			_ = tp.PrintfLine("221 bye")
-			return
-		default:
-			_ = tp.PrintfLine("502 not implemented")
-		}
-	}
-}
-
-func (s *smtpSink) wait(t *testing.T) string {
-	t.Helper()
-	select {
-	case m := <-s.msgs:
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no mail")
-		return ""
-	}
 }
 
 // `update apply` in another process swaps the file under a running daemon:

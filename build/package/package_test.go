@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 )
@@ -52,4 +53,60 @@ func TestPostinstall_AddsNotifyToAMigratedFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(chosen, []byte("efm.update.mode = auto\n"), 0o640))
 	postinstall(t, chosen)
 	assert.Equal(t, "auto", updateMode(t, chosen), "an operator's explicit choice stays")
+}
+
+// nfpmFile is the part of nfpm.yaml the package's first hour depends on.
+type nfpmFile struct {
+	Section   string `yaml:"section"`
+	Overrides map[string]struct {
+		Depends []string `yaml:"depends"`
+	} `yaml:"overrides"`
+	Contents []struct {
+		Dst      string `yaml:"dst"`
+		Type     string `yaml:"type"`
+		FileInfo struct {
+			Mode  int    `yaml:"mode"`
+			Owner string `yaml:"owner"`
+			Group string `yaml:"group"`
+		} `yaml:"file_info"`
+	} `yaml:"contents"`
+	Scripts map[string]string `yaml:"scripts"`
+	Deb     struct {
+		Predepends []string `yaml:"predepends"`
+	} `yaml:"deb"`
+}
+
+// The service runs as integrasjonspunkt and must read its configuration,
+// which holds the keystore password: root:integrasjonspunkt 0640, with the
+// group made before the files are unpacked. The package names what it needs.
+func TestPackage_ConfigReadableByTheServiceOnly(t *testing.T) {
+	b, err := os.ReadFile("nfpm.yaml")
+	require.NoError(t, err)
+	var f nfpmFile
+	require.NoError(t, yaml.Unmarshal(b, &f))
+	assert.NotEmpty(t, f.Section)
+	assert.Contains(t, strings.Join(f.Overrides["deb"].Depends, ","), "libc6")
+	assert.Contains(t, strings.Join(f.Overrides["rpm"].Depends, ","), "glibc")
+	assert.Contains(t, f.Deb.Predepends, "passwd", "the preinst's useradd")
+	found := false
+	for _, c := range f.Contents {
+		if c.Dst != "/etc/integrasjonspunkt/integrasjonspunkt-local.properties" {
+			continue
+		}
+		found = true
+		assert.Equal(t, "root", c.FileInfo.Owner)
+		assert.Equal(t, "integrasjonspunkt", c.FileInfo.Group)
+		assert.Equal(t, 0o640, c.FileInfo.Mode)
+	}
+	require.True(t, found, "the configuration is in the package")
+	require.Equal(t, "./preinstall.sh", f.Scripts["preinstall"])
+	pre, err := os.ReadFile("preinstall.sh")
+	require.NoError(t, err)
+	assert.Contains(t, string(pre), "groupadd --system")
+	out, err := exec.Command("sh", "-n", "preinstall.sh").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	cmd := exec.Command("sh", "preinstall.sh", "install")
+	cmd.Env = append(os.Environ(), "EFM_PACKAGE_NO_ACCOUNT=1")
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
 }

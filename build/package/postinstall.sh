@@ -10,6 +10,12 @@ if [ -f "$config" ] && ! grep -Eq '^[[:space:]]*efm\.update\.mode[[:space:]]*[=:
   printf '\n# added by the package: the package manager owns the binary\nefm.update.mode=notify\n' >> "$config"
 fi
 
+# A file an older package left root:root cannot be read by the service.
+group="${EFM_PACKAGE_USER:-integrasjonspunkt}"
+if [ -f "$config" ] && [ "$(stat -c %G "$config")" = root ] && getent group "$group" >/dev/null; then
+  chgrp "$group" "$config"
+fi
+
 if [ -n "${EFM_PACKAGE_NO_SERVICE:-}" ]; then
   exit 0
 fi

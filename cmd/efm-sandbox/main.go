@@ -10,14 +10,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/internal/sandbox"
+	"github.com/efm-go/efm/packaging/testpki"
 )
 
 func main() {
@@ -33,12 +37,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "./sandbox", "`dir` for the test PKI and the generated properties files")
 	seedFile := fs.String("sandbox-seed", "", "seed `file` for the simulated registers (default: the built-in seed)")
 	daemons := fs.String("daemons", "", "comma-separated `orgnrs` that real daemons play besides 910077473; the simulators do not answer for them")
+	basePort := fs.Int("base-port", 9093, "API `port` of "+sandbox.OwnOrg+"'s daemon; the other organisations' files get the next ports in number order")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := slog.New(logattr.OneComponent(slog.NewJSONHandler(stderr, nil)))
 	var others []string
 	for _, o := range strings.Split(*daemons, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -53,19 +58,46 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, s := range sb.Services {
 		fmt.Fprintf(stdout, "%-24s %s\n", s.Name, s.BaseURL)
 	}
-	for org, id := range sb.PKI.Orgs {
-		p := filepath.Join(*dir, org+".properties")
-		if err := os.WriteFile(p, []byte(properties(sb.Overrides, map[string]string{
+	if err := writeProperties(*dir, sb.Overrides, sb.PKI.Orgs, sb.DPFKeys, *basePort); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nrun a daemon as one of the seeded organisations with\n  integrasjonspunkt run --config %s --data DIR\n", filepath.Join(*dir, "<orgnr>.properties"))
+	<-ctx.Done()
+	return nil
+}
+
+// writeProperties writes DIR/<orgnr>.properties for every organisation. Each
+// file names its own Maskinporten client and its own API port: with the base
+// file's client id a second daemon is refused every token, and with one port
+// the second daemon cannot start beside the first.
+// dpf gives an organisation's own SvarUt/SvarInn keys.
+func writeProperties(dir string, base map[string]string, orgs map[string]*testpki.Identity, dpf func(org string) map[string]string, basePort int) error {
+	numbers := make([]string, 0, len(orgs))
+	for org := range orgs {
+		if org != sandbox.OwnOrg {
+			numbers = append(numbers, org)
+		}
+	}
+	slices.Sort(numbers)
+	if _, ok := orgs[sandbox.OwnOrg]; ok {
+		numbers = append([]string{sandbox.OwnOrg}, numbers...)
+	}
+	for i, org := range numbers {
+		id := orgs[org]
+		p := filepath.Join(dir, org+".properties")
+		over := map[string]string{
 			"difi.move.org.number":            org,
 			"difi.move.org.keystore.path":     id.KeystorePath,
 			"difi.move.org.keystore.alias":    id.Alias,
 			"difi.move.org.keystore.password": id.KeystorePassword,
-		})), 0o600); err != nil {
+			"difi.move.oidc.clientId":         sandbox.ClientID(org),
+			"server.port":                     strconv.Itoa(basePort + i),
+		}
+		maps.Copy(over, dpf(org))
+		if err := os.WriteFile(p, []byte(properties(base, over)), 0o600); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "\nrun a daemon as one of the seeded organisations with\n  integrasjonspunkt run --config %s --data DIR\n", filepath.Join(*dir, "<orgnr>.properties"))
-	<-ctx.Done()
 	return nil
 }
 

@@ -8,12 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/efm-go/efm/integrasjonspunkt"
+	"github.com/efm-go/efm/integrasjonspunkt/check"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/update"
 )
+
+// now is the clock config check judges certificates by; tests set it.
+var now = time.Now
 
 func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loc := devLocations()
@@ -33,23 +38,35 @@ func configCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if cfg == nil {
 		return err
 	}
+	// The files are opened even when keys have problems: every problem at once.
+	fileErrors := 0
+	for _, f := range check.Files(cfg, data, now()) {
+		fmt.Fprintln(stdout, f)
+		if f.Level == check.Error {
+			fileErrors++
+		}
+	}
 	if err != nil {
 		var joined interface{ Unwrap() []error }
 		if errors.As(err, &joined) {
 			for _, e := range joined.Unwrap() {
 				fmt.Fprintf(stdout, "error: %s\n", e)
 			}
-			return &exitError{code: exitFailure, err: fmt.Errorf("%d problems in %s", len(joined.Unwrap()), loc.config)}
+			return &exitError{code: exitFailure, err: fmt.Errorf("%d problems in %s", len(joined.Unwrap())+fileErrors, loc.config)}
 		}
 		fmt.Fprintf(stdout, "error: %s\n", err)
 		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
 	}
+	problems := fileErrors
 	var uc update.Config
 	if err := update.Settings(&uc, func(k string) (string, bool) { v := cfg.Value(k); return v, v != "" }); err != nil {
 		// The updater's keys are checked where the updater reads them; a bad
 		// one would otherwise first show when the daemon starts.
 		fmt.Fprintf(stdout, "error: %s\n", err)
-		return &exitError{code: exitFailure, err: fmt.Errorf("problems in %s", loc.config)}
+		problems++
+	}
+	if problems > 0 {
+		return &exitError{code: exitFailure, err: fmt.Errorf("%d problems in %s and the files it names", problems, loc.config)}
 	}
 	fmt.Fprintf(stdout, "configuration OK: organisation %s, environment %s, channels %v\n", cfg.OrgNumber, cfg.Environment, cfg.Enabled)
 	exposure := "loopback only"

@@ -76,13 +76,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+	// --version is what a newcomer types first; it is the version command.
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-v" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	name, rest := args[0], args[1:]
 	if name == "config" && len(rest) > 0 && rest[0] == "check" {
 		name, rest = "config check", rest[1:]
 	}
 	for _, c := range commands {
 		if c.name == name {
-			return c.run(ctx, rest, stdout, stderr)
+			err := c.run(ctx, rest, stdout, stderr)
+			if errors.Is(err, errHelp) {
+				return nil
+			}
+			return err
 		}
 	}
 	usage(stderr)
@@ -106,10 +114,15 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// errHelp ends a command after its flags' help was printed: `run -h` or
+// `install -h` must show the flags and do nothing else. run turns it into
+// exit status 0.
+var errHelp = errors.New("help printed")
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return errHelp
 		}
 		return &exitError{code: exitUsage, err: err}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/internal/logfile"
 	"github.com/efm-go/efm/internal/sandbox"
 	"github.com/efm-go/efm/update"
@@ -242,5 +243,5 @@ func fileLog(cfg *config.Config) bool {
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(logattr.OneComponent(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }

@@ -161,6 +161,32 @@ type registration struct {
 
 func registrationPath(data string) string { return filepath.Join(data, "service.json") }
 
+// serviceFiles are where the Linux service managers keep a registration;
+// a variable so a test can point it at a temp dir.
+var serviceFiles = []string{
+	"/etc/systemd/system/" + serviceName + ".service",
+	"/lib/systemd/system/" + serviceName + ".service",
+	"/etc/init.d/" + serviceName,
+	"/etc/init/" + serviceName + ".conf",
+}
+
+// registeredHere tells whether install left any trace: its own record in the
+// data dir or a service manager's file.
+func registeredHere(data string) bool {
+	if _, err := os.Stat(registrationPath(data)); err == nil {
+		return true
+	}
+	if runtime.GOOS != "linux" {
+		return true // the SCM's answer is authoritative there
+	}
+	for _, f := range serviceFiles {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func installCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loc := serviceLocations()
 	fs := newFlags("install", stderr)
@@ -340,9 +366,11 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	st, err := svc.Status()
 	switch {
-	case errors.Is(err, service.ErrNotInstalled):
+	case errors.Is(err, service.ErrNotInstalled), err != nil && !registeredHere(loc.data):
+		// Without systemd (a container, a bare VM) the service manager's
+		// own answer is an error, yet nothing of ours was ever installed.
 		fmt.Fprintln(stdout, "service: not installed")
-		return &exitError{code: exitNotInstalled}
+		return &exitError{code: exitNotInstalled, err: errors.New("integrasjonspunkt is not installed; run 'integrasjonspunkt install'")}
 	case err != nil:
 		return fmt.Errorf("asking the service manager: %w", err)
 	case st != service.StatusRunning:

@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/efm-go/efm/internal/buildinfo"
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/pakkesporing"
 )
 
@@ -79,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := slog.New(logattr.OneComponent(slog.NewJSONHandler(stderr, nil)))
 
 	cfg := pakkesporing.Config{
 		DBPath: *dbPath, Addr: *addr, OperationsEmail: *opsEmail, Logger: log,

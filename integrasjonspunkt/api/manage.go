@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /manage/prometheus", other(http.HandlerFunc(s.prometheus)))
 	s.mux.Handle("GET /manage/metrics", other(http.HandlerFunc(s.metricsJSON)))
 	s.apiRoutesRegistered()
+	s.uiRoutes()
 	s.mux.Handle("/", s.handle(s.notFound))
 }
 

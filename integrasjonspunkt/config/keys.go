@@ -175,6 +175,17 @@ var keys = []key{
 	{name: "difi.security.user.name"},
 	{name: "difi.security.user.password", secret: true},
 
+	// E-mail on FEIL and LEVETID_UTLOPT: the reference's SMTP keys (its mail
+	// was for SvarInn errors; ours reports failed messages, batched).
+	{name: "difi.move.mail.smtpHost"},
+	{name: "difi.move.mail.smtpPort", check: checkPositiveInt},
+	{name: "difi.move.mail.receiverAddress"},
+	{name: "difi.move.mail.senderAddress"},
+	{name: "difi.move.mail.enableAuth", def: "false", check: checkBool},
+	{name: "difi.move.mail.username"},
+	{name: "difi.move.mail.password", secret: true},
+	{name: "difi.move.mail.trust"},
+	{name: "efm.mail.batch-interval", def: "5m", check: checkDuration},
 	{name: "efm.http.allowed-hosts"},
 	{name: "efm.manage.public-health", def: "false", check: checkBool},
 	{name: "efm.http.max-multipart-size", def: "500MB", check: checkSize},

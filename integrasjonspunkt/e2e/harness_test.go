@@ -79,6 +79,7 @@ func overrides(t testing.TB, org string, extra map[string]string) map[string]str
 		ov["difi.move.org.keystore.alias"] = id.Alias
 		ov["difi.move.org.keystore.password"] = id.KeystorePassword
 		ov["difi.move.oidc.clientId"] = "MOVE_IP_" + org
+		maps.Copy(ov, sb.DPFKeys(org))
 	}
 	maps.Copy(ov, map[string]string{
 		"server.port":               "9093", // replaced by a free port

@@ -65,8 +65,14 @@ func freePort(t testing.TB) int {
 // with its data in dir.
 func startChild(t testing.TB, dir string, extra map[string]string) *child {
 	t.Helper()
+	return startChildAs(t, ownOrg, dir, extra)
+}
+
+// startChildAs is startChild for a daemon of another seeded organisation.
+func startChildAs(t testing.TB, org, dir string, extra map[string]string) *child {
+	t.Helper()
 	port := freePort(t)
-	ov := overrides(t, ownOrg, extra)
+	ov := overrides(t, org, extra)
 	ov["server.port"] = strconv.Itoa(port)
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(ov)) {

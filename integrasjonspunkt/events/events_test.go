@@ -351,6 +351,14 @@ func TestPseudonymCommand(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotPersonNumber)
 	assert.NotContains(t, err.Error(), "0101901234")
 	assert.Empty(t, out.String())
+
+	// A typo in the last digit: the check digits catch it, and the message
+	// never repeats the number.
+	bad := testFnr[:10] + string('0'+(testFnr[10]-'0'+1)%10)
+	err = PseudonymCommand(strings.NewReader(bad+"\n"), &out, path)
+	require.ErrorIs(t, err, ident.ErrPersonCheckDigits)
+	assert.NotContains(t, err.Error(), bad)
+	assert.Empty(t, out.String())
 }
 
 // A message or conversation id the client chose is a UUID whose last group

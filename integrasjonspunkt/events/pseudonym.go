@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/efm-go/efm/addressing/ident"
 )
 
 // KeySize is the pseudonym key length: 32 random bytes (operations.md §5.3).
@@ -154,7 +156,17 @@ func PseudonymCommand(in io.Reader, out io.Writer, keyPath string) error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("reading number from stdin: %w", err)
 	}
-	p, err := key.Pseudonym(strings.TrimSpace(line))
+	n, ok := normalisePersonNumber(strings.TrimSpace(line))
+	if !ok {
+		return ErrNotPersonNumber
+	}
+	// A typo gives a pseudonym that matches nothing, and support would
+	// conclude the citizen had no messages. Synthetic test numbers pass: they
+	// carry valid check digits too. ident's errors never hold the digits.
+	if _, err := (ident.Policy{AllowSynthetic: true}).ParsePersonID(string(n[:])); err != nil {
+		return fmt.Errorf("not a national identity number: %w", err)
+	}
+	p, err := key.Pseudonym(string(n[:]))
 	if err != nil {
 		return err
 	}

@@ -90,6 +90,11 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	if svc == "UNKNOWN" || !s.cfg.Enabled(svc) {
 		return nil, bad(NameServiceNotEnabled, "Service %s is not enabled", svc)
 	}
+	if s.cfg.ChannelProblem != nil {
+		if err := s.cfg.ChannelProblem(svc); err != nil {
+			return nil, bad(NameServiceNotEnabled, "Service %s is enabled but not configured: %v", svc, err)
+		}
+	}
 	if doc.Type == sbd.TypePrint {
 		if err := checkPrintAddresses(doc); err != nil {
 			return nil, err
@@ -205,6 +210,9 @@ func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *i
 		return &Error{Status: http.StatusBadRequest, Name: NameReceiverDoesNotAcceptProcess,
 			Message:     fmt.Sprintf("Receiver %s does not accept process '%s' with document type '%s'", receiver, q.Process, di.Standard),
 			Description: desc}
+	}
+	if s.citizenWithoutDPI(receiver.RevealPrimary()) {
+		return "", nil, refuse("DPI is not enabled in this integration point (difi.move.feature.enableDPI): it reaches no citizen")
 	}
 	caps, err := s.cfg.Registry.Capabilities(ctx, receiver.RevealPrimary(), q)
 	if err != nil {

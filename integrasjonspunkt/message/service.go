@@ -95,6 +95,10 @@ type Config struct {
 	// reference, dpf.forsendelseType is not checked; New takes it from a
 	// Registry that implements ForsendelseTypeLister when unset.
 	ForsendelseTyper func(ctx context.Context, org string) ([]string, error)
+	// ChannelProblem says why an enabled channel cannot send (what is
+	// missing in its configuration), nil when it can; nil func: every
+	// enabled channel can. E2–E5 refuse with 400 ServiceNotEnabledException.
+	ChannelProblem func(ch string) error
 	// HerIDs are the daemon's own NHN HER ids (difi.move.dph.her-ids): the
 	// only senders a DPH message may name (local-api.md §12.11).
 	HerIDs []string

@@ -97,6 +97,47 @@ type Registration struct {
 	Packaging Packaging
 	Inbox     Inbox   // nil: the channel receives nothing
 	Tracker   Tracker // nil: statuses come as messages (DPO, DPE)
+	// Receipts is polled every ReceiptInterval (default PollInterval); nil
+	// for channels without a receipt stream.
+	Receipts        ReceiptSource
+	ReceiptInterval time.Duration
 	// PollInterval is the Inbox's and Tracker's schedule (§1.6); 0: 15 s.
 	PollInterval time.Duration
+	// InboxInterval is the Inbox's schedule when it differs from the
+	// Tracker's (DPF: difi.move.fiks.pollingrate); 0: PollInterval.
+	InboxInterval time.Duration
+	// DeliveredOnSend records LEVERT right after SENDT: the service
+	// guarantees delivery once it accepted the message (DPF, §5.1).
+	DeliveredOnSend bool
+	// ReceiptOn is the polled status that triggers the generated
+	// arkivmelding_kvittering; "" means LEVERT (DPV), DPF uses LEST.
+	ReceiptOn string
+	// Checks are the round trips `integrasjonspunkt check` makes for the
+	// channel, in order. A channel adds its own in one small function beside
+	// its wiring (dpoChecks, dpvChecks, ...); none means the check says so.
+	Checks []Probe
+}
+
+// Probe is one real round trip of `integrasjonspunkt check`: Part is what
+// the operator knows the remote end as ("altinn broker"), Run reaches it
+// with the configured credentials and changes nothing there.
+type Probe struct {
+	Part string
+	Run  func(ctx context.Context) error
+}
+
+// Receipt is a status a channel's receipt stream reports about one of our
+// messages, named by its conversation (DPI, channels.md §4.6).
+type Receipt struct {
+	ConversationID string
+	Status         string // LEVERT, LEST, FEIL, ANNET
+	At             time.Time
+	Description    string
+}
+
+// ReceiptSource is a channel's stream of receipts (DPI): Receipts hands
+// each waiting receipt to handle and marks it read at the service when
+// handle returns nil; one handle fails stays for the next run.
+type ReceiptSource interface {
+	Receipts(ctx context.Context, handle func(ctx context.Context, r Receipt) error) error
 }

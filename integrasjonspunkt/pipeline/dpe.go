@@ -21,6 +21,7 @@ type DPE struct {
 	// difi.move.nextmove.serviceBus.mode (default innsyn).
 	ReceiptQueue, Mode string
 	Logger             *slog.Logger
+	keys               srKey // for check
 }
 
 // DPEPackaging is how DPE packs: RSAES-PKCS1-v1_5 and AES-256-CBC, at most

@@ -13,6 +13,7 @@ import (
 	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/transport"
+	"github.com/efm-go/efm/transport/altinn"
 	"github.com/efm-go/efm/transport/dpo"
 )
 
@@ -24,6 +25,7 @@ type DPO struct {
 	// and a message they send goes with their system user (§2.2, §2.4).
 	Reportees []Reportee
 	Logger    *slog.Logger
+	exchange  *altinn.Exchanger // the own system user's, for check
 }
 
 // Reportee is one organisation the integration point acts for over DPO.

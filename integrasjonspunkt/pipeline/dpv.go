@@ -11,13 +11,15 @@ import (
 
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/transport"
+	"github.com/efm-go/efm/transport/altinn"
 	"github.com/efm-go/efm/transport/dpv"
 )
 
 // DPV adapts the correspondence client to Channel and Tracker (channels.md
 // §3). The files travel as they are; the messageId is the idempotency key.
 type DPV struct {
-	Client *dpv.Client // must not be nil
+	Client   *dpv.Client       // must not be nil
+	exchange *altinn.Exchanger // for check
 	// SenderName is messageSender: the sending organisation's name (the
 	// reference takes it from the SR info record).
 	SenderName string

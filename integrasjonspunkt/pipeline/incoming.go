@@ -126,7 +126,11 @@ func (p *Pipeline) refuse(ctx context.Context, doc *sbd.Document, service string
 // track polls the statuses of the messages a Tracker follows, each when its
 // back-off says so (pollDue). polled holds when each was last polled; it
 // belongs to the caller's goroutine, one per tracker.
-func (p *Pipeline) track(ctx context.Context, service string, t Tracker, base time.Duration, polled map[string]time.Time) {
+func (p *Pipeline) track(ctx context.Context, service string, reg Registration, base time.Duration, polled map[string]time.Time) {
+	t, receiptOn := reg.Tracker, reg.ReceiptOn
+	if receiptOn == "" {
+		receiptOn = "LEVERT"
+	}
 	es, err := p.ledger.tracking()
 	if err != nil {
 		p.log.Warn("listing tracked messages", logattr.Err(err))
@@ -178,7 +182,7 @@ func (p *Pipeline) track(ctx context.Context, service string, t Tracker, base ti
 				failed = true
 				break
 			}
-			if st.Status == "LEVERT" && len(e.Receipt) > 0 {
+			if st.Status == receiptOn && len(e.Receipt) > 0 {
 				if err := p.generatedReceipt(ctx, service, e.Receipt); err != nil {
 					p.log.Warn("queueing the generated arkivmelding_kvittering", logattr.MessageID(id), logattr.Err(err))
 					failed = true

@@ -223,15 +223,29 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			every = 15 * time.Second
 		}
 		if r.Inbox != nil {
+			inboxEvery := every
+			if r.InboxInterval > 0 {
+				inboxEvery = r.InboxInterval
+			}
 			g.Go(func() error {
-				p.every(ctx, every, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
+				p.every(ctx, inboxEvery, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
 				return nil
 			})
 		}
 		if r.Tracker != nil {
 			g.Go(func() error {
 				polled := map[string]time.Time{}
-				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r.Tracker, every, polled) })
+				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r, every, polled) })
+				return nil
+			})
+		}
+		if r.Receipts != nil {
+			ri := r.ReceiptInterval
+			if ri <= 0 {
+				ri = every
+			}
+			g.Go(func() error {
+				p.every(ctx, ri, nil, func(ctx context.Context) { p.receipts(ctx, name, r.Receipts) })
 				return nil
 			})
 		}
@@ -423,18 +437,7 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 	if err != nil {
 		return final(fmt.Errorf("encoding sbd: %w", err), events.ReasonInternalError)
 	}
-	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
-	if err != nil {
-		return final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
-	}
-	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
-	if di := doc.DocID(); di != nil {
-		req.DocumentType = di.Standard
-	}
-	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
-		req.SecurityLevel = lvl
-	}
-	route, err := p.cfg.Resolver.ResolveMessage(ctx, req)
+	route, err := p.resolve(ctx, doc)
 	if err != nil {
 		if errors.Is(err, addressing.ErrRegistryUnavailable) {
 			return fmt.Errorf("resolving receiver: %w", err)
@@ -487,11 +490,43 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 		// service's idempotency key) and only records SENDT.
 		return fmt.Errorf("recording SENDT: %w", err)
 	}
+	if reg.DeliveredOnSend && ref != "" {
+		if err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: id, Status: "LEVERT"}); err != nil {
+			// The tracker reports LEVERT again at its first poll.
+			p.log.Warn("recording LEVERT after sending", logattr.MessageID(id), logattr.Err(err))
+		}
+	}
 	if reg.Tracker == nil {
 		p.forget(id)
 	}
 	p.log.Debug("message sent", logattr.MessageID(id), logattr.Service(msg.Service))
 	return nil
+}
+
+// resolve looks the receiver up afresh (addressing.md §5.3); a print
+// without a receiver goes to KRR's print provider (§3.3).
+func (p *Pipeline) resolve(ctx context.Context, doc *sbd.Document) (addressing.Route, error) {
+	if doc.Type == sbd.TypePrint && doc.ReceiverValue() == "" {
+		pr, ok := p.cfg.Resolver.(interface {
+			ResolvePrint(ctx context.Context) (addressing.Route, error)
+		})
+		if !ok {
+			return addressing.Route{}, final(errors.New("print without a receiver needs KRR's print endpoint"), events.ReasonReceiverNotFound)
+		}
+		return pr.ResolvePrint(ctx)
+	}
+	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
+	if err != nil {
+		return addressing.Route{}, final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
+	}
+	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
+	if di := doc.DocID(); di != nil {
+		req.DocumentType = di.Standard
+	}
+	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
+		req.SecurityLevel = lvl
+	}
+	return p.cfg.Resolver.ResolveMessage(ctx, req)
 }
 
 // files lists the documents primary first, then by document number, as the

@@ -17,6 +17,7 @@ import (
 	"github.com/efm-go/efm/addressing/sr"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
+	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/maskinporten"
 	"github.com/efm-go/efm/transport"
@@ -60,6 +61,14 @@ type Wiring struct {
 	Keystore *keystore.Keystore
 	Packer   *ASiCPacker
 	Channels map[string]Registration
+	// Problems are the enabled channels that could not be set up, each with
+	// what is missing: the local API refuses their messages with 400.
+	Problems map[string]error
+	// ShipmentTypes lists SvarUt's shipment types when DPF is set up.
+	ShipmentTypes *ShipmentTypes
+	// Common are the checks of the parts every channel needs: Maskinporten,
+	// the Service Registry, KRR when configured.
+	Common   []Probe
 	settings Config
 }
 
@@ -125,7 +134,8 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 	if err != nil {
 		return nil, err
 	}
-	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}}
+	w := &Wiring{Resolver: res, Keystore: ks, Packer: packer, Channels: map[string]Registration{}, Problems: map[string]error{},
+		Common: commonChecks(cfg, mp, srScopes, src, acfg.KRR)}
 	poll := cfg.Duration(KeyPollInterval, 15*time.Second)
 	if cfg.Enables("DPO") {
 		ch, err := dpoChannel(cfg, mp, log)
@@ -133,14 +143,14 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 			return nil, err
 		}
 		w.Channels["DPO"] = Registration{Channel: ch, Inbox: ch, PollInterval: poll,
-			Packaging: DPOPackaging(cfg.Size("difi.move.dpo.upload-size-limit", 1<<30))}
+			Packaging: DPOPackaging(cfg.Size("difi.move.dpo.upload-size-limit", 1<<30)), Checks: ch.checks()}
 	}
 	if cfg.Enables("DPV") {
 		ch, err := dpvChannel(cfg, mp)
 		if err != nil {
 			return nil, err
 		}
-		w.Channels["DPV"] = Registration{Channel: ch, Tracker: ch, Packaging: DPVPackaging(),
+		w.Channels["DPV"] = Registration{Channel: ch, Tracker: ch, Packaging: DPVPackaging(), Checks: ch.checks(),
 			PollInterval: cfg.Duration("difi.move.nextmove.statusPollingInterval", time.Minute)}
 		if v := cfg.Duration(KeyPollInterval, 0); v > 0 {
 			r := w.Channels["DPV"]
@@ -153,13 +163,34 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 		if err != nil {
 			return nil, err
 		}
-		w.Channels["DPE"] = Registration{Channel: ch, Inbox: ch,
+		w.Channels["DPE"] = Registration{Channel: ch, Inbox: ch, Checks: ch.checks(),
 			PollInterval: cfg.Duration("difi.move.nextmove.serviceBus.pollingrate", 20*time.Second),
 			Packaging:    DPEPackaging(cfg.Size("difi.move.nextmove.service-bus.upload-size-limit", 2<<20))}
 		if v := cfg.Duration(KeyPollInterval, 0); v > 0 {
 			r := w.Channels["DPE"]
 			r.PollInterval = v
 			w.Channels["DPE"] = r
+		}
+	}
+	if cfg.Enables("DPF") {
+		reg, types, err := dpfRegistration(cfg, mp, src, ks, packer, log)
+		if err != nil {
+			w.Problems["DPF"] = err
+			log.Error("channel DPF cannot be set up; its messages are refused", logattr.Err(err))
+		} else {
+			reg.Checks = dpfChecks(reg, cfg.OrgNumber)
+			w.Channels["DPF"], w.ShipmentTypes = reg, types
+		}
+	}
+	if cfg.Enables("DPI") {
+		// Like DPF: a DPI that cannot be set up refuses its own messages at
+		// the API and leaves the other channels running.
+		if ch, err := dpiChannel(cfg, mp, ks, roots, acfg.KRR, log); err != nil {
+			w.Problems["DPI"] = err
+			log.Error("channel DPI cannot be set up; its messages are refused", logattr.Err(err))
+		} else {
+			w.Channels["DPI"] = Registration{Channel: ch, Tracker: ch, Receipts: ch, Packaging: DPIPackaging(cfg.Size("difi.move.dpi.upload-size-limit", 50<<20)),
+				PollInterval: cfg.Duration(KeyPollInterval, time.Minute), ReceiptInterval: cfg.Duration(KeyPollInterval, 10*time.Second)}
 		}
 	}
 	var backoff []time.Duration
@@ -243,11 +274,11 @@ func dpoChannel(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (
 	if name == "" {
 		name = cfg.OrgNumber + "_integrasjonspunkt_systembruker_" + cfg.OrgNumber
 	}
-	own, err := dpoClient(cfg, mp, orgID, name)
+	own, ex, err := dpoClient(cfg, mp, orgID, name)
 	if err != nil {
 		return DPO{}, err
 	}
-	ch := DPO{Client: own, Logger: log}
+	ch := DPO{Client: own, Logger: log, exchange: ex}
 	for i := 0; ; i++ {
 		key := fmt.Sprintf("difi.move.dpo.reportees[%d]", i)
 		org, name := cfg.Value(key+".orgId"), cfg.Value(key+".name")
@@ -258,7 +289,7 @@ func dpoChannel(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (
 		if nr == "" {
 			return DPO{}, fmt.Errorf("%s.orgId %q: want an organisation number, e.g. 0192:910075918", key, org)
 		}
-		c, err := dpoClient(cfg, mp, "0192:"+nr, name)
+		c, _, err := dpoClient(cfg, mp, "0192:"+nr, name)
 		if err != nil {
 			return DPO{}, fmt.Errorf("%s: %w", key, err)
 		}
@@ -269,26 +300,26 @@ func dpoChannel(cfg *config.Config, mp *maskinporten.Client, log *slog.Logger) (
 
 // dpoClient is one system user's broker client; name "" takes the
 // reference's default system user name for orgID.
-func dpoClient(cfg *config.Config, mp *maskinporten.Client, orgID, name string) (*dpo.Client, error) {
+func dpoClient(cfg *config.Config, mp *maskinporten.Client, orgID, name string) (*dpo.Client, *altinn.Exchanger, error) {
 	if name == "" {
 		nr := transport.OrgNumber(orgID)
 		name = nr + "_integrasjonspunkt_systembruker_" + nr
 	}
 	su, err := systemUser(mp, orgID, name)
 	if err != nil {
-		return nil, fmt.Errorf("configuring the dpo system user: %w", err)
+		return nil, nil, fmt.Errorf("configuring the dpo system user: %w", err)
 	}
 	ex, err := altinn.New(altinn.Config{URL: cfg.Value("difi.move.dpo.altinnTokenExchangeUrl"), Maskinporten: su})
 	if err != nil {
-		return nil, fmt.Errorf("configuring the altinn token exchange (difi.move.dpo.altinnTokenExchangeUrl): %w", err)
+		return nil, nil, fmt.Errorf("configuring the altinn token exchange (difi.move.dpo.altinnTokenExchangeUrl): %w", err)
 	}
 	c, err := dpo.New(dpo.Config{BaseURL: cfg.Value("difi.move.dpo.brokerserviceUrl"), Tokens: ex,
 		ResourceID: cfg.Value("difi.move.dpo.resource"), MessageChannel: cfg.Value("difi.move.dpo.message-channel"),
 		TempDir: os.TempDir(), MaxFileSize: cfg.Size("difi.move.dpo.upload-size-limit", 1<<30) + 16<<20})
 	if err != nil {
-		return nil, fmt.Errorf("configuring dpo: %w", err)
+		return nil, nil, fmt.Errorf("configuring dpo: %w", err)
 	}
-	return c, nil
+	return c, ex, nil
 }
 
 func dpvChannel(cfg *config.Config, mp *maskinporten.Client) (DPV, error) {
@@ -306,7 +337,7 @@ func dpvChannel(cfg *config.Config, mp *maskinporten.Client) (DPV, error) {
 	if name == "" {
 		name = cfg.OrgNumber
 	}
-	return DPV{Client: c, SenderName: name, SensitiveResource: cfg.Value("difi.move.dpv.sensitiveResource"),
+	return DPV{Client: c, exchange: ex, SenderName: name, SensitiveResource: cfg.Value("difi.move.dpv.sensitiveResource"),
 		EmailSubject: cfg.Value("difi.move.dpv.email-subject"), NotificationText: cfg.Value("difi.move.dpv.notification-text"),
 		SensitiveText: cfg.Value("difi.move.dpv.sensitive-notification-text"), DaysToReply: days,
 		EnableDueDate: cfg.Value("difi.move.dpv.enableDueDate") != "false"}, nil
@@ -353,5 +384,5 @@ func dpeChannel(cfg *config.Config, src *sr.Client, log *slog.Logger) (DPE, erro
 	if err != nil {
 		return DPE{}, fmt.Errorf("configuring dpe: %w", err)
 	}
-	return DPE{Client: c, Mode: mode, ReceiptQueue: cfg.Value("difi.move.nextmove.serviceBus.receiptQueue"), Logger: log}, nil
+	return DPE{Client: c, keys: srKey{sr: src, name: name, static: cfg.Value("difi.move.nextmove.serviceBus.sasToken")}, Mode: mode, ReceiptQueue: cfg.Value("difi.move.nextmove.serviceBus.receiptQueue"), Logger: log}, nil
 }

@@ -15,6 +15,7 @@ import (
 type ConversationFilter struct {
 	MessageID, ConversationID, Sender, Receiver, SenderIdentifier, ReceiverIdentifier string
 	Service, MessageReference, MessageTitle, Direction                                string
+	Status                                                                            string // the latest status
 	Pollable, Finished                                                                *bool
 	HasTitle, HasReference                                                            bool // exact match on possibly empty text
 	From, To                                                                          time.Time
@@ -38,6 +39,7 @@ func (s *Store) ListConversations(ctx context.Context, f ConversationFilter, p P
 	w.eq("receiver_identifier", f.ReceiverIdentifier)
 	w.eq("service_identifier", f.Service)
 	w.eq("direction", f.Direction)
+	w.eq("status", f.Status)
 	if f.HasReference {
 		w.add("message_reference = ?", f.MessageReference)
 	}
@@ -150,6 +152,8 @@ func (s *Store) DeleteConversationsByMessageID(ctx context.Context, messageID st
 // StatusFilter holds the filters of E19 and E20 (local-api.md §8.2).
 type StatusFilter struct {
 	ID                                int64
+	AfterID                           int64  // only statuses with a larger id
+	Direction                         string // the conversation's
 	MessageID, ConversationID, Status string
 	From, To                          time.Time // applied only when both are set
 }
@@ -167,6 +171,10 @@ func (s *Store) ListStatuses(ctx context.Context, f StatusFilter, p Page) ([]Sta
 	w.eq("c.message_id", f.MessageID)
 	w.eq("c.conversation_id", f.ConversationID)
 	w.eq("s.status", f.Status)
+	w.eq("c.direction", f.Direction)
+	if f.AfterID != 0 {
+		w.add("s.id > ?", f.AfterID)
+	}
 	if !f.From.IsZero() && !f.To.IsZero() {
 		w.add("s.last_update BETWEEN ? AND ?", ms(f.From), ms(f.To))
 	}

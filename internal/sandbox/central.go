@@ -16,7 +16,7 @@ func (sb *Sandbox) startCentral(ctx context.Context, dir string, log *slog.Logge
 	l, err := pakkesporing.StartLoopback(ctx, pakkesporing.Config{
 		DBPath:    filepath.Join(dir, "pakkesporing.db"),
 		ClientCAs: sb.PKI.Pool(),
-		Logger:    log.With(slog.String("component", "pakkesporing")),
+		Logger:    log, // pakkesporing names its own component
 	})
 	if err != nil {
 		return fmt.Errorf("starting pakkesporing: %w", err)
@@ -32,7 +32,9 @@ func (sb *Sandbox) startCentral(ctx context.Context, dir string, log *slog.Logge
 		Name:        "pakkesporing",
 		BaseURL:     l.BaseURL,
 		Description: "central package-tracking log: ingest (mutual TLS), query API and the operations page at /",
-		Credentials: map[string]string{"queryToken": l.QueryToken, "web": "any user name, the query token as password"},
+		Credentials: map[string]string{"queryToken": l.QueryToken, "web": "any user name, the query token as password",
+			"caFile": ca}, // its certificate is self-signed: curl --cacert, or trust it in the browser
+
 	})
 	return nil
 }

@@ -61,7 +61,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	pki, err := testpki.Ensure(filepath.Join(o.Dir, "pki"), append(sd.Organisations(), OwnOrg))
+	pki, err := testpki.Ensure(filepath.Join(o.Dir, "pki"), append(append(sd.Organisations(), OwnOrg), svarInnOrgs(sd)...))
 	if err != nil {
 		return nil, fmt.Errorf("making the sandbox test pki: %w", err)
 	}
@@ -82,6 +82,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 			"difi.move.feature.enableDPO": "true",
 			"difi.move.feature.enableDPV": "true",
 			"difi.move.feature.enableDPE": "true",
+			"difi.move.feature.enableDPI": "true",
 			"efm.pipeline.poll-interval":  "1s",
 			"efm.pipeline.reply-interval": "1s",
 			"efm.pipeline.backoff":        "2s,5s,10s,30s",

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -57,17 +60,19 @@ func (l *lockedBuffer) String() string {
 type daemon struct {
 	ctx  context.Context
 	base string
+	cfg  *config.Config
 	sb   *sandbox.Sandbox
 	logs *lockedBuffer
 	stop func()
 }
 
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, overrides ...string) *daemon {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
+	require.NoError(t, pkiLink(dir))
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Logger: log})
 	require.NoError(t, err)
 	// Citizen lookups at the Service Registry need the DPI scopes, which the
@@ -76,6 +81,9 @@ func startDaemon(t *testing.T) *daemon {
 	ov := map[string]string{"difi.move.feature.enableDPI": "true"}
 	for k, v := range sb.Overrides {
 		ov[k] = v
+	}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		ov[overrides[i]] = overrides[i+1]
 	}
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir + "/data"})
 	require.NoError(t, err)
@@ -89,7 +97,7 @@ func startDaemon(t *testing.T) *daemon {
 			Listening: func(a net.Addr) { addr <- a },
 		})
 	}()
-	d := &daemon{ctx: ctx, sb: sb, logs: logs}
+	d := &daemon{ctx: ctx, sb: sb, logs: logs, cfg: cfg}
 	var once sync.Once
 	d.stop = func() {
 		once.Do(func() {
@@ -120,27 +128,31 @@ func startDaemon(t *testing.T) *daemon {
 // §5.3): there must be none.
 func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	d := startDaemon(t)
-	base, sb, logs := d.base, d.sb, d.logs
+	sb, logs := d.sb, d.logs
 
-	orgMsg := send(t, base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
-		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
-		part{"arkivmelding", "arkivmelding.xml", "text/xml", arkivmelding("vedtak.pdf")},
-		part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")})
-	citizenMsg := send(t, base, sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
-		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
-		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
-
-	for _, id := range []string{orgMsg, citizenMsg} {
-		require.Eventually(t, func() bool { return apitest.HasStatus(base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
-			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(base, id), lastBytes(logs.String(), 4000))
-	}
+	orgMsg, citizenMsg := sendBothToLevert(t, d)
+	dpiMsg := send(t, d.base, digitalDoc(dpiCitizen, true), pdf)
+	require.Eventually(t, func() bool { return apitest.HasStatus(d.base, dpiMsg, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+		"message %s not LEVERT; statuses %v\n%s", dpiMsg, apitest.Statuses(d.base, dpiMsg), lastBytes(logs.String(), 4000))
 
 	central := findService(t, sb, "pakkesporing")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	for _, id := range []string{orgMsg, citizenMsg} {
+	// Trust only the certificate file /manage/sandbox names, as the README's
+	// curl --cacert does.
+	caPEM, err := os.ReadFile(central.Credentials["caFile"])
+	require.NoError(t, err, "the sandbox names pakkesporing's certificate file")
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	for _, id := range []string{orgMsg, citizenMsg, dpiMsg} {
 		require.Eventually(t, func() bool {
 			return strings.Contains(get(client, central.BaseURL+"/v1/messages/"+id, central.Credentials["queryToken"]), `"LEVERT"`)
 		}, 30*time.Second, 200*time.Millisecond, "central log lacks LEVERT for %s", id)
+	}
+	if curl, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command(curl, "-sf", "--cacert", central.Credentials["caFile"],
+			"-H", "Authorization: Bearer "+central.Credentials["queryToken"], central.BaseURL+"/v1/messages/"+orgMsg).CombinedOutput()
+		require.NoError(t, err, "the README's query: %s", out)
+		assert.Contains(t, string(out), `"LEVERT"`)
 	}
 
 	var all []string
@@ -177,6 +189,24 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	}
 	assert.Greater(t, lines, 10, "the scan must have read the run's log")
 	t.Logf("scanned %d central events and %d log lines", len(all), lines)
+}
+
+// sendBothToLevert sends an archive message to an organisation (DPO) and a
+// digital post message to a citizen (DPV) and waits until both are LEVERT.
+func sendBothToLevert(t *testing.T, d *daemon) (orgMsg, citizenMsg string) {
+	t.Helper()
+	orgMsg = send(t, d.base, sbd("0192:"+orgReceiver, "arkivmelding", "urn:no:difi:arkivmelding:xsd::arkivmelding",
+		"urn:no:difi:profile:arkivmelding:administrasjon:ver1.0", map[string]any{"hoveddokument": "vedtak.pdf"}),
+		part{"arkivmelding", "arkivmelding.xml", "text/xml", arkivmelding("vedtak.pdf")},
+		part{"Vedtak", "vedtak.pdf", "application/pdf", []byte("%PDF-1.4 vedtak")})
+	citizenMsg = send(t, d.base, sbd(citizenReceiver, "digital_dpv", "urn:no:difi:digitalpost:xsd:digital::digital_dpv",
+		"urn:no:difi:profile:digitalpost:info:ver1.0", map[string]any{"tittel": "Svar", "sammendrag": "Svar på søknad", "innhold": "Søknaden er innvilget."}),
+		part{"Svar", "svar.pdf", "application/pdf", []byte("%PDF-1.4 svar")})
+	for _, id := range []string{orgMsg, citizenMsg} {
+		require.Eventually(t, func() bool { return apitest.HasStatus(d.base, id, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+			"message %s not LEVERT; statuses %v\n%s", id, apitest.Statuses(d.base, id), lastBytes(d.logs.String(), 4000))
+	}
+	return orgMsg, citizenMsg
 }
 
 type part struct {

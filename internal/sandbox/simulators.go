@@ -33,13 +33,16 @@ var sandboxScopes = []string{
 	"altinn:broker.write", "altinn:broker.read", "ks:fiks",
 }
 
+// ClientID is the Maskinporten client the simulator registers for org.
+func ClientID(org string) string { return "MOVE_IP_" + org }
+
 // startSimulators starts what exists, Maskinporten first: every other
 // simulator checks the tokens it issues.
 func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 	var clients []maskinportensim.Client
 	certs := map[string][]byte{}
 	for org, id := range sb.PKI.Orgs {
-		clients = append(clients, maskinportensim.Client{ID: "MOVE_IP_" + org, OrgNumber: org, Scopes: sandboxScopes})
+		clients = append(clients, maskinportensim.Client{ID: ClientID(org), OrgNumber: org, Scopes: sandboxScopes})
 		certs[org] = id.CertPEM
 	}
 	if sb.PKI.Print != nil {
@@ -73,11 +76,16 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sb.Overrides["difi.move.oidc.clientId"] = "MOVE_IP_" + OwnOrg
+	sb.Overrides["difi.move.oidc.clientId"] = ClientID(OwnOrg)
 
+	personCerts, mailboxes, err := sb.citizenKeys()
+	if err != nil {
+		return err
+	}
 	regs, err := regsim.Start(regsim.Options{
 		Seed:                  sb.Seed,
 		OrgCertificates:       certs,
+		PersonCertificates:    personCerts,
 		MaskinportenKeys:      []*rsa.PublicKey{mp.PublicKey()},
 		SRSigningKey:          signer["service-registry"].Key,
 		SRSigningCertificate:  signer["service-registry"].Cert,
@@ -111,7 +119,13 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 	}, log); err != nil {
 		return err
 	}
-	return sb.startChannels(alt, log)
+	if err := sb.startDPI(mp.PublicKey(), mailboxes, log); err != nil {
+		return err
+	}
+	if err := sb.startChannels(alt, log); err != nil {
+		return err
+	}
+	return sb.startDPF(mp.PublicKey(), log)
 }
 
 // startChannels starts the channel simulators. Every seeded organisation

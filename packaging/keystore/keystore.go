@@ -92,8 +92,12 @@ type Keystore struct {
 	// Type is the format found in the file.
 	Type Type
 	// Warnings are problems that do not stop loading: a declared type that differs from
-	// the file, an alias a PKCS#12 without friendly names cannot confirm.
+	// the file.
 	Warnings []string
+	// Notes are facts config check shows but the daemon does not warn about at every
+	// start: an alias a PKCS#12 without friendly names cannot confirm (the sandbox's own
+	// keystores are such files, and the key is still the only one in them).
+	Notes []string
 }
 
 // Signer returns the key as a crypto.Signer.
@@ -232,7 +236,7 @@ func parsePKCS12(data []byte, cfg Config) (*Keystore, error) {
 	if chosen < 0 {
 		if len(keys) == 1 && keys[0].name == "" {
 			chosen = 0
-			ks.Warnings = append(ks.Warnings, "the PKCS#12 file names no aliases; alias "+quote(cfg.Alias)+" taken as its only key")
+			ks.Notes = append(ks.Notes, unnamedNote(cfg.Alias))
 		} else {
 			return nil, fmt.Errorf("%w: %s (the file has %s)", ErrAliasNotFound, quote(cfg.Alias), listAliases(names))
 		}
@@ -269,7 +273,11 @@ func parsePKCS12Chain(data []byte, cfg Config, toPEMErr error) (*Keystore, error
 		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, key)
 	}
 	return &Keystore{Key: rk, Cert: cert, Chain: chainFor(cert, cas),
-		Warnings: []string{"the PKCS#12 file names no aliases; alias " + quote(cfg.Alias) + " taken as its only key"}}, nil
+		Notes: []string{unnamedNote(cfg.Alias)}}, nil
+}
+
+func unnamedNote(alias string) string {
+	return "the PKCS#12 file names no aliases; alias " + quote(alias) + " taken as its only key (the Java integration point would not find it)"
 }
 
 // chainFor orders the issuers of leaf found among certs, leaf excluded.

@@ -89,8 +89,8 @@ func TestLoad(t *testing.T) {
 		wantErr  error
 		warnings int
 	}{
-		{"testpki pkcs12", Config{Path: id.KeystorePath, Alias: id.Alias, Password: id.KeystorePassword}, PKCS12, nil, 1},
-		{"file: prefix", Config{Path: "file:" + id.KeystorePath, Alias: id.Alias, Password: id.KeystorePassword, Type: PKCS12}, PKCS12, nil, 1},
+		{"testpki pkcs12", Config{Path: id.KeystorePath, Alias: id.Alias, Password: id.KeystorePassword}, PKCS12, nil, 0},
+		{"file: prefix", Config{Path: "file:" + id.KeystorePath, Alias: id.Alias, Password: id.KeystorePassword, Type: PKCS12}, PKCS12, nil, 0},
 		{"openssl pkcs12 with alias", Config{Path: namedP12, Alias: "virksomhet", Password: "secret"}, PKCS12, nil, 0},
 		{"pkcs12 alias is case sensitive", Config{Path: namedP12, Alias: "Virksomhet", Password: "secret"}, "", ErrAliasNotFound, 0},
 		{"pkcs12 wrong password", Config{Path: namedP12, Alias: "virksomhet", Password: "nope"}, "", ErrWrongPassword, 0},
@@ -120,6 +120,11 @@ func TestLoad(t *testing.T) {
 			require.Len(t, ks.Chain, 1)
 			assert.True(t, ks.Chain[0].Equal(pki.CACert))
 			assert.Len(t, ks.Warnings, tt.warnings, "%v", ks.Warnings)
+			if tt.cfg.Path != namedP12 && tt.wantType == PKCS12 {
+				assert.Len(t, ks.Notes, 1, "testpki's files name no alias: config check says so")
+			} else {
+				assert.Empty(t, ks.Notes)
+			}
 		})
 	}
 }
