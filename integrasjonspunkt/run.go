@@ -81,13 +81,21 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(cfg.DataDir, "store.db"), Logger: log})
+	pg, err := cfg.Postgres()
+	if err != nil {
+		return fmt.Errorf("spring.datasource.url: %w", err)
+	}
+	st, err := store.Open(ctx, store.Config{Path: filepath.Join(cfg.DataDir, "store.db"), Postgres: pg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
 	}
 	defer st.Close()
 
-	q, err := queue.Open(ctx, queue.Config{Dir: filepath.Join(cfg.DataDir, "jetstream"), Port: cfg.QueuePort, Logger: log})
+	qc, err := queueConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	q, err := queue.Open(ctx, qc)
 	if err != nil {
 		return fmt.Errorf("opening queue: %w", err)
 	}
@@ -147,10 +155,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	grp := newGroup(ctx, cfg, q, log)
+	defer grp.Wait()
 	var pl *pipeline.Pipeline
 	if wiring != nil {
-		pc := wiring.Config(core, q, filepath.Join(cfg.DataDir, "pipeline"), log)
+		pc := wiring.Config(core, q, filepath.Join(sharedDir(cfg), "pipeline"), log)
 		pc.Unfinished = st.UnfinishedOutgoing
+		pc.Leads, pc.Claim = grp.Leads, st.ClaimMessage
 		if pl, err = pipeline.New(pc); err != nil {
 			return fmt.Errorf("starting the pipeline: %w", err)
 		}
@@ -167,7 +178,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, diskHealth(cfg.DataDir, cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
+		Health:       healthOf(st, q, diskHealth(sharedDir(cfg), cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
 		Metrics:      withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater),
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
@@ -182,7 +193,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
 		BodyWindow:        cfg.Duration("efm.http.body-window", 0),
 		BodyMinRate:       cfg.Size("efm.http.body-min-rate", 0),
-		DiskFree:          func() (int64, error) { return store.FreeSpace(cfg.DataDir) },
+		DiskFree:          func() (int64, error) { return store.FreeSpace(sharedDir(cfg)) }, // where payloads go
 		DiskMinFree:       cfg.DiskMinFree,
 		StrictPing:        cfg.Value("efm.webhook.strict-ping") == "true",
 		Majors:            APIMajors,
@@ -200,18 +211,24 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
 	if mc, ok := failmail.FromConfig(cfg, st, log); ok {
-		g.Go(func() error { return failmail.New(mc).Run(gctx) })
+		g.Go(func() error { return grp.whileLeading(gctx, "failmail", failmail.New(mc).Run) })
 	}
 	if o.Updater != nil {
 		g.Go(func() error { return o.Updater.Run(gctx) })
 	}
 	if shipper != nil {
-		g.Go(func() error { return shipper.Run(gctx) })
+		g.Go(func() error { return grp.whileLeading(gctx, "central-log", shipper.Run) })
 	}
 	g.Go(func() error {
-		return heartbeat(gctx, st, builder, ks, cfg.Duration("efm.events.heartbeat-interval", 24*time.Hour), log)
+		return grp.whileLeading(gctx, "heartbeat", func(ctx context.Context) error {
+			return heartbeat(ctx, st, builder, ks, cfg.Duration("efm.events.heartbeat-interval", 24*time.Hour), log)
+		})
 	})
-	g.Go(func() error { return core.Run(gctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second)) })
+	g.Go(func() error {
+		return grp.whileLeading(gctx, "expiry-sweep", func(ctx context.Context) error {
+			return core.Run(ctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second))
+		})
+	})
 	if pl != nil {
 		g.Go(func() error { return pl.Run(gctx) })
 	}
@@ -345,7 +362,7 @@ func infoOf(cfg *config.Config) func() any {
 // pseudonym key in <data>/secrets), the encrypted payload store, webhooks and
 // the message service.
 func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue.Queue, reg message.Registry, wiring *pipeline.Wiring, certErr func() error, log *slog.Logger) (*message.Service, *webhook.Notifier, *events.Builder, error) {
-	secrets := filepath.Join(cfg.DataDir, "secrets")
+	secrets := filepath.Join(sharedDir(cfg), "secrets")
 	key, err := events.LoadOrCreateKey(filepath.Join(secrets, "pseudonym.key"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("loading pseudonym key: %w", err)
@@ -358,7 +375,7 @@ func openCore(ctx context.Context, cfg *config.Config, st *store.Store, q *queue
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("building event builder: %w", err)
 	}
-	payloads, err := payload.Open(filepath.Join(cfg.DataDir, "payload"), filepath.Join(secrets, "payload.key"))
+	payloads, err := payload.Open(filepath.Join(sharedDir(cfg), "payload"), filepath.Join(secrets, "payload.key"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("opening payload store: %w", err)
 	}

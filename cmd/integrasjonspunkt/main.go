@@ -84,6 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if name == "config" && len(rest) > 0 && rest[0] == "check" {
 		name, rest = "config check", rest[1:]
 	}
+	if name == "store" && len(rest) > 0 && rest[0] == "migrate" {
+		name, rest = "store migrate", rest[1:]
+	}
 	for _, c := range commands {
 		if c.name == name {
 			err := c.run(ctx, rest, stdout, stderr)

@@ -223,6 +223,18 @@ var keys = []key{
 	{name: "efm.backup.keep", def: "7", check: checkPositiveInt},
 	{name: "efm.update", prefix: true},
 
+	{name: "spring.datasource.url", check: checkDatasourceURL}, // PostgreSQL for several daemons; unset: SQLite
+	{name: "spring.datasource.username"},
+	{name: "spring.datasource.password", secret: true},
+	{name: "efm.queue.url", check: checkQueueURLs}, // comma-separated nats:// URLs of an external JetStream cluster; unset: embedded
+	{name: "efm.queue.credentials"},                // NATS .creds file (JWT and NKey seed)
+	{name: "efm.queue.nkey"},                       // NKey seed file
+	{name: "efm.queue.tls.ca"},                     // PEM file trusted for the cluster's certificates
+	{name: "efm.queue.tls.cert"},                   // client certificate (PEM), with efm.queue.tls.key
+	{name: "efm.queue.tls.key"},                    // client key (PEM)
+	{name: "efm.queue.replicas", def: "1", check: checkPositiveInt},
+	{name: "efm.shared.dir"}, // payload files, channel ledger and secrets that several daemons share
+	{name: "efm.node.name"},  // this daemon among several; default: host name and port
 	{name: "difi.datasource", prefix: true, ignored: true},
 	{name: "spring.datasource", prefix: true, ignored: true},
 	{name: "difi.activemq", prefix: true, ignored: true},

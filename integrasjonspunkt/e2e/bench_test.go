@@ -170,6 +170,12 @@ func BenchmarkDPO_Latency100(b *testing.B) {
 // sendMany sends n archive messages from clients goroutines and returns
 // their ids.
 func sendMany(t testing.TB, d *daemon, n, clients int, _ time.Duration) []string {
+	return sendEach(t, d, n, clients, func() ([]byte, map[string][]byte, string) { return arkivmelding(peerOrg, 0) })
+}
+
+// sendEach sends n messages that build makes from clients goroutines and
+// returns their ids.
+func sendEach(t testing.TB, d *daemon, n, clients int, build func() ([]byte, map[string][]byte, string)) []string {
 	ids := make([]string, n)
 	next := make(chan int, n)
 	for i := range n {
@@ -180,7 +186,7 @@ func sendMany(t testing.TB, d *daemon, n, clients int, _ time.Duration) []string
 	for range clients {
 		wg.Go(func() {
 			for i := range next {
-				sbd, files, id := arkivmelding(peerOrg, 0)
+				sbd, files, id := build()
 				if code, body := d.send(sbd, files); code != http.StatusOK {
 					t.Errorf("send: %d %s", code, body)
 				}

@@ -176,11 +176,7 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 		"efm.pipeline.sweep-interval": "2s", "efm.pipeline.sweep-grace": "10s"})
 	before := len(brokerDeliveries(t))
 
-	type result struct {
-		id       string
-		accepted bool
-	}
-	results := make(chan result, n)
+	results := make(chan sendResult, n)
 	var sent sync.WaitGroup
 	next := make(chan int, n)
 	for i := range n {
@@ -198,7 +194,7 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 					}
 					sbd, files, id := arkivmelding(peerOrg, 0)
 					code, _ := d.send(sbd, files)
-					results <- result{id, code == http.StatusOK}
+					results <- sendResult{id, code == http.StatusOK}
 				}
 			})
 		}
@@ -223,41 +219,12 @@ func TestCrash_ExactlyOnce(t *testing.T) {
 	sent.Wait()
 	close(results)
 
-	var accepted, unsure []string
-	for r := range results {
-		if r.accepted {
-			accepted = append(accepted, r.id)
-		} else {
-			unsure = append(unsure, r.id)
-		}
-	}
+	accepted, unsure := splitResults(results)
 	t.Logf("%d accepted, %d cut off by the kill", len(accepted), len(unsure))
 	require.GreaterOrEqual(t, len(accepted), n-20, "most sends are answered")
 
-	deadline = time.Now().Add(3 * time.Minute)
-	var dl map[string]int
-	for time.Now().Before(deadline) {
-		dl = brokerDeliveries(t)
-		missing := 0
-		for _, id := range accepted {
-			if dl[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for _, id := range accepted {
-		if dl[id] != 1 {
-			t.Errorf("accepted message %s published %d times; the daemon says:\n%s", id, dl[id], c.logOf(id))
-		}
-	}
+	requireExactlyOnce(t, accepted, unsure, c.logOf)
 	if swept := c.logOf("sent by the sweep"); swept != "" {
 		t.Logf("the queue left messages alone after the restart; the sweep took them:\n%s", swept)
-	}
-	for _, id := range unsure {
-		require.LessOrEqual(t, dl[id], 1, "message %s published at most once", id)
 	}
 }

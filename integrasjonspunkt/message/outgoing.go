@@ -211,6 +211,9 @@ func (s *Service) channelFor(ctx context.Context, doc *sbd.Document, receiver *i
 			Message:     fmt.Sprintf("Receiver %s does not accept process '%s' with document type '%s'", receiver, q.Process, di.Standard),
 			Description: desc}
 	}
+	if s.citizenWithoutDPI(receiver.RevealPrimary()) {
+		return "", nil, refuse("DPI is not enabled in this integration point (difi.move.feature.enableDPI): it reaches no citizen")
+	}
 	caps, err := s.cfg.Registry.Capabilities(ctx, receiver.RevealPrimary(), q)
 	if err != nil {
 		var re *RegistryError

@@ -75,6 +75,9 @@ var (
 
 // Capabilities answers E1.
 func (s *Service) Capabilities(ctx context.Context, receiver string, q CapabilityQuery) ([]Capability, error) {
+	if s.citizenWithoutDPI(receiver) {
+		return []Capability{}, nil
+	}
 	caps, err := s.cfg.Registry.Capabilities(ctx, receiver, q)
 	if err != nil {
 		return nil, err
@@ -83,4 +86,16 @@ func (s *Service) Capabilities(ctx context.Context, receiver string, q Capabilit
 		caps = []Capability{}
 	}
 	return caps, nil
+}
+
+// citizenWithoutDPI: with DPI off the daemon holds none of the scopes the
+// registry wants for citizen lookups (addressing.md §3.1), so it does not
+// ask; as in the reference, such an installation reaches no citizen, which
+// is an answer (no capabilities), not a registry failure.
+func (s *Service) citizenWithoutDPI(receiver string) bool {
+	if s.cfg.Enabled == nil || s.cfg.Enabled("DPI") {
+		return false
+	}
+	id, err := s.cfg.IDPolicy.ParseID(receiver)
+	return err == nil && id.IsPerson()
 }

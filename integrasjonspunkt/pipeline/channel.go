@@ -97,6 +97,10 @@ type Registration struct {
 	Packaging Packaging
 	Inbox     Inbox   // nil: the channel receives nothing
 	Tracker   Tracker // nil: statuses come as messages (DPO, DPE)
+	// Receipts is polled every ReceiptInterval (default PollInterval); nil
+	// for channels without a receipt stream.
+	Receipts        ReceiptSource
+	ReceiptInterval time.Duration
 	// PollInterval is the Inbox's and Tracker's schedule (§1.6); 0: 15 s.
 	PollInterval time.Duration
 	// InboxInterval is the Inbox's schedule when it differs from the
@@ -120,4 +124,20 @@ type Registration struct {
 type Probe struct {
 	Part string
 	Run  func(ctx context.Context) error
+}
+
+// Receipt is a status a channel's receipt stream reports about one of our
+// messages, named by its conversation (DPI, channels.md §4.6).
+type Receipt struct {
+	ConversationID string
+	Status         string // LEVERT, LEST, FEIL, ANNET
+	At             time.Time
+	Description    string
+}
+
+// ReceiptSource is a channel's stream of receipts (DPI): Receipts hands
+// each waiting receipt to handle and marks it read at the service when
+// handle returns nil; one handle fails stays for the next run.
+type ReceiptSource interface {
+	Receipts(ctx context.Context, handle func(ctx context.Context, r Receipt) error) error
 }

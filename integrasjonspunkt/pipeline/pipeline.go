@@ -95,6 +95,14 @@ type Config struct {
 	// Defaults 30 days and 60 min.
 	StatusBackoffThreshold time.Duration
 	StatusBackoffMax       time.Duration
+	// Leads, when set, says whether this daemon runs the named poller or
+	// sweep now: several daemons of one group run each once, under a lease.
+	// nil: this daemon runs them all.
+	Leads func(name string) bool
+	// Claim, when set, makes this daemon the only one of its group working
+	// on a message until release (store.ClaimMessage); ok false means
+	// another daemon has it. nil: no other daemon exists.
+	Claim func(ctx context.Context, messageID string) (release func(), ok bool, err error)
 }
 
 // Pipeline is the worker and its pollers.
@@ -210,6 +218,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		g.Go(func() error {
 			first := true
 			p.every(ctx, p.cfg.SweepInterval, nil, func(ctx context.Context) {
+				if !p.leads("sweep") {
+					return
+				}
 				p.sweep(ctx, first)
 				first = false
 			})
@@ -228,24 +239,53 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				inboxEvery = r.InboxInterval
 			}
 			g.Go(func() error {
-				p.every(ctx, inboxEvery, nil, func(ctx context.Context) { p.fetch(ctx, name, r) })
+				p.every(ctx, inboxEvery, nil, func(ctx context.Context) {
+					if p.leads("fetch-" + name) {
+						p.fetch(ctx, name, r)
+					}
+				})
 				return nil
 			})
 		}
 		if r.Tracker != nil {
 			g.Go(func() error {
 				polled := map[string]time.Time{}
-				p.every(ctx, every, nil, func(ctx context.Context) { p.track(ctx, name, r, every, polled) })
+				p.every(ctx, every, nil, func(ctx context.Context) {
+					if p.leads("track-" + name) {
+						p.track(ctx, name, r, every, polled)
+					}
+				})
+				return nil
+			})
+		}
+		if r.Receipts != nil {
+			ri := r.ReceiptInterval
+			if ri <= 0 {
+				ri = every
+			}
+			g.Go(func() error {
+				p.every(ctx, ri, nil, func(ctx context.Context) {
+					if p.leads("receipts-" + name) {
+						p.receipts(ctx, name, r.Receipts)
+					}
+				})
 				return nil
 			})
 		}
 	}
 	g.Go(func() error {
-		p.every(ctx, p.cfg.ReplyInterval, p.wake, p.replies)
+		p.every(ctx, p.cfg.ReplyInterval, p.wake, func(ctx context.Context) {
+			if p.leads("replies") {
+				p.replies(ctx)
+			}
+		})
 		return nil
 	})
 	return g.Wait()
 }
+
+// leads says whether this daemon runs the named poller now.
+func (p *Pipeline) leads(name string) bool { return p.cfg.Leads == nil || p.cfg.Leads(name) }
 
 // every runs fn at once and then every interval (or when wake fires) until
 // ctx is done; a run in progress finishes first.
@@ -271,6 +311,13 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		return &queue.RetryError{Delay: time.Second, Err: errors.New("message already being worked on")}
 	}
 	defer p.busy.Delete(id)
+	if p.cfg.Claim != nil {
+		release, ok, err := p.cfg.Claim(ctx, id)
+		if err != nil || !ok {
+			return &queue.RetryError{Delay: time.Second, Err: errors.Join(errors.New("message being worked on by another daemon"), err)}
+		}
+		defer release()
+	}
 	log := p.log.With(logattr.MessageID(id))
 	msg, err := p.cfg.Messages.Outgoing(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -427,18 +474,7 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 	if err != nil {
 		return final(fmt.Errorf("encoding sbd: %w", err), events.ReasonInternalError)
 	}
-	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
-	if err != nil {
-		return final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
-	}
-	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
-	if di := doc.DocID(); di != nil {
-		req.DocumentType = di.Standard
-	}
-	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
-		req.SecurityLevel = lvl
-	}
-	route, err := p.cfg.Resolver.ResolveMessage(ctx, req)
+	route, err := p.resolve(ctx, doc)
 	if err != nil {
 		if errors.Is(err, addressing.ErrRegistryUnavailable) {
 			return fmt.Errorf("resolving receiver: %w", err)
@@ -502,6 +538,32 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 	}
 	p.log.Debug("message sent", logattr.MessageID(id), logattr.Service(msg.Service))
 	return nil
+}
+
+// resolve looks the receiver up afresh (addressing.md §5.3); a print
+// without a receiver goes to KRR's print provider (§3.3).
+func (p *Pipeline) resolve(ctx context.Context, doc *sbd.Document) (addressing.Route, error) {
+	if doc.Type == sbd.TypePrint && doc.ReceiverValue() == "" {
+		pr, ok := p.cfg.Resolver.(interface {
+			ResolvePrint(ctx context.Context) (addressing.Route, error)
+		})
+		if !ok {
+			return addressing.Route{}, final(errors.New("print without a receiver needs KRR's print endpoint"), events.ReasonReceiverNotFound)
+		}
+		return pr.ResolvePrint(ctx)
+	}
+	rid, err := p.cfg.Resolver.ParseID(doc.ReceiverValue())
+	if err != nil {
+		return addressing.Route{}, final(fmt.Errorf("reading receiver: %w", err), events.ReasonReceiverNotFound)
+	}
+	req := addressing.Request{Receiver: rid, Process: doc.Process(), ConversationID: doc.ConversationID()}
+	if di := doc.DocID(); di != nil {
+		req.DocumentType = di.Standard
+	}
+	if lvl, ok := doc.Int("sikkerhetsnivaa"); ok {
+		req.SecurityLevel = lvl
+	}
+	return p.cfg.Resolver.ResolveMessage(ctx, req)
 }
 
 // files lists the documents primary first, then by document number, as the

@@ -182,6 +182,17 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 			w.Channels["DPF"], w.ShipmentTypes = reg, types
 		}
 	}
+	if cfg.Enables("DPI") {
+		// Like DPF: a DPI that cannot be set up refuses its own messages at
+		// the API and leaves the other channels running.
+		if ch, err := dpiChannel(cfg, mp, ks, roots, acfg.KRR, log); err != nil {
+			w.Problems["DPI"] = err
+			log.Error("channel DPI cannot be set up; its messages are refused", logattr.Err(err))
+		} else {
+			w.Channels["DPI"] = Registration{Channel: ch, Tracker: ch, Receipts: ch, Packaging: DPIPackaging(cfg.Size("difi.move.dpi.upload-size-limit", 50<<20)),
+				PollInterval: cfg.Duration(KeyPollInterval, time.Minute), ReceiptInterval: cfg.Duration(KeyPollInterval, 10*time.Second)}
+		}
+	}
 	var backoff []time.Duration
 	if v := cfg.Value(KeyBackoff); v != "" {
 		for _, s := range strings.Split(v, ",") {

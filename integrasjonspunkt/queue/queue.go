@@ -2,11 +2,16 @@
 // with a work-queue stream. The queue only says "work on message X now"; the
 // store says what X is and where it got to (DESIGN.md), so the queue can be
 // rebuilt from the store at any start.
+//
+// Several daemons of one organisation share an external JetStream cluster
+// instead (Config.URLs): the stream is replicated, and the daemons pull from
+// one durable consumer, so each entry is worked by one daemon at a time.
 package queue
 
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -33,24 +38,44 @@ const (
 
 // Config says where the queue keeps its files and whether it listens.
 type Config struct {
-	Dir    string       // JetStream store dir; must not be empty
+	Dir    string       // JetStream store dir; must not be empty unless URLs is set
 	Port   int          // TCP port on loopback for external tools; 0 opens none
 	Logger *slog.Logger // must not be nil
+
+	// URLs, when set, are the nats:// (or tls://) servers of an external
+	// JetStream cluster; no embedded server starts then.
+	URLs        []string
+	Credentials string      // .creds file (user JWT and NKey seed); optional
+	NKey        string      // NKey seed file; optional
+	TLS         *tls.Config // optional
+	Replicas    int         // the stream's and the lease bucket's replicas; 0 means 1
+	Name        string      // this client's name as the servers show it
+
+	// AckWait is how long an entry a daemon took stays its own without a
+	// word from it; then another daemon gets it. A running handler extends
+	// it, so it bounds only how long a dead daemon's entries wait.
+	// 0 means 5 minutes.
+	AckWait time.Duration
 }
 
 // Queue is the running embedded server and its in-process client.
 type Queue struct {
-	ns  *server.Server
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	st  jetstream.Stream
-	log *slog.Logger
+	ns       *server.Server // nil on an external cluster
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	st       jetstream.Stream
+	log      *slog.Logger
+	replicas int
+	ackWait  time.Duration
 }
 
 // Open starts the embedded server, connects in process and makes sure the
 // stream exists.
 func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	log := cfg.Logger.With(logattr.Component("queue"))
+	if len(cfg.URLs) > 0 {
+		return openExternal(ctx, cfg, log)
+	}
 	opts := &server.Options{
 		ServerName:         "integrasjonspunkt",
 		JetStream:          true,
@@ -77,10 +102,18 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connecting to embedded nats: %w", err)
 	}
-	q := &Queue{ns: ns, nc: nc, log: log}
-	if q.js, err = jetstream.New(nc); err != nil {
+	q := &Queue{ns: ns, nc: nc, log: log, replicas: 1, ackWait: cfg.AckWait}
+	if err := q.setup(ctx); err != nil {
 		q.Close()
-		return nil, fmt.Errorf("opening jetstream: %w", err)
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Queue) setup(ctx context.Context) error {
+	var err error
+	if q.js, err = jetstream.New(q.nc); err != nil {
+		return fmt.Errorf("opening jetstream: %w", err)
 	}
 	q.st, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: streamName,
@@ -91,12 +124,12 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		Storage:    jetstream.FileStorage,
 		Duplicates: dedupWindow,
 		Discard:    jetstream.DiscardNew,
+		Replicas:   q.replicas,
 	})
 	if err != nil {
-		q.Close()
-		return nil, fmt.Errorf("creating stream %s: %w", streamName, err)
+		return fmt.Errorf("creating stream %s: %w", streamName, err)
 	}
-	return q, nil
+	return nil
 }
 
 // Close drains the client and shuts the server down cleanly, so JetStream's
@@ -105,8 +138,10 @@ func (q *Queue) Close() error {
 	if q.nc != nil {
 		q.nc.Close()
 	}
-	q.ns.Shutdown()
-	q.ns.WaitForShutdown()
+	if q.ns != nil {
+		q.ns.Shutdown()
+		q.ns.WaitForShutdown()
+	}
 	return nil
 }
 
@@ -147,8 +182,11 @@ func (q *Queue) Pending(ctx context.Context) (uint64, error) {
 // Check reports whether JetStream runs and the stream exists: health's queue
 // component.
 func (q *Queue) Check(ctx context.Context) error {
-	if !q.ns.JetStreamEnabled() {
+	if q.ns != nil && !q.ns.JetStreamEnabled() {
 		return errors.New("jetstream is not running")
+	}
+	if q.ns == nil && !q.nc.IsConnected() {
+		return fmt.Errorf("not connected to the nats cluster (%s)", q.nc.Status())
 	}
 	_, err := q.Pending(ctx)
 	return err
@@ -175,13 +213,24 @@ func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
 	// pending until redelivered, so a cap let one channel's retries (a
 	// broker answering 503) hold every slot and starve the other channels.
 	// The handler semaphore below bounds the work instead.
-	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       5 * time.Minute,
+		AckWait:       q.ackWaitOr(),
 		MaxAckPending: -1,
 		MaxDeliver:    -1, // the store decides when a message is given up (dead letters, TTL)
-	})
+	}
+	c, err := q.st.CreateOrUpdateConsumer(ctx, cc)
+	// A cluster electing a leader (a node just died) answers 503 for a
+	// while; the embedded server never does.
+	for err != nil && q.ns == nil && ctx.Err() == nil {
+		q.log.Warn("creating the queue consumer; trying again", logattr.Err(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		c, err = q.st.CreateOrUpdateConsumer(ctx, cc)
+	}
 	if err != nil {
 		return fmt.Errorf("creating consumer: %w", err)
 	}
@@ -212,9 +261,25 @@ func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
 
 func (q *Queue) handle(ctx context.Context, m jetstream.Msg, h Handler) {
 	id := string(m.Data())
+	// While the handler works the entry stays this daemon's: another daemon
+	// gets it only when this one stops saying so (it died).
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(q.ackWaitOr() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
 	// A handler already running finishes its step even while the daemon stops
 	// (the drain of operations.md §1.8); only fetching stops at ctx.
 	err := h(context.WithoutCancel(ctx), id)
+	close(stop)
 	if err == nil {
 		if err := m.Ack(); err != nil {
 			q.log.Warn("acknowledging queue entry", logattr.MessageID(id), logattr.Err(err))
@@ -229,6 +294,13 @@ func (q *Queue) handle(ctx context.Context, m jetstream.Msg, h Handler) {
 	if err := m.NakWithDelay(delay); err != nil {
 		q.log.Warn("returning queue entry", logattr.MessageID(id), logattr.Err(err))
 	}
+}
+
+func (q *Queue) ackWaitOr() time.Duration {
+	if q.ackWait > 0 {
+		return q.ackWait
+	}
+	return 5 * time.Minute
 }
 
 // natsLogger adapts the embedded server's logger to slog.

@@ -340,13 +340,8 @@ func (s *Store) SaveSubscription(ctx context.Context, sub *Subscription) error {
 			return ErrDuplicate
 		}
 		if sub.ID == 0 {
-			res, err := tx.ExecContext(ctx, `INSERT INTO subscription (name, push_endpoint, resource, event, filter) VALUES (?,?,?,?,?)`,
-				sub.Name, sub.PushEndpoint, sub.Resource, sub.Event, sub.Filter)
-			if err != nil {
-				return err
-			}
-			sub.ID, err = res.LastInsertId()
-			return err
+			return tx.QueryRowContext(ctx, `INSERT INTO subscription (name, push_endpoint, resource, event, filter) VALUES (?,?,?,?,?) RETURNING id`,
+				sub.Name, sub.PushEndpoint, sub.Resource, sub.Event, sub.Filter).Scan(&sub.ID)
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE subscription SET name = ?, push_endpoint = ?, resource = ?, event = ?, filter = ? WHERE id = ?`,
 			sub.Name, sub.PushEndpoint, sub.Resource, sub.Event, sub.Filter, sub.ID)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/efm-go/efm/internal/logattr"
 )
 
 // ErrNotFound is returned when the asked-for row does not exist.
@@ -242,7 +244,8 @@ func listPage[T any](ctx context.Context, db *sql.DB, table, cols string, w *whe
 func conflict(err error) error {
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint &&
-		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey) {
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey) ||
+		pgUnique(err) {
 		return fmt.Errorf("%w: %w", ErrDuplicate, err)
 	}
 	return err
@@ -254,6 +257,17 @@ type Tx struct {
 	tx    *sql.Tx
 	ctx   context.Context
 	stmts map[string]*sql.Stmt // shared by the ops of one group commit
+	pg    bool                 // pgx caches prepared statements itself
+}
+
+// forUpdate locks the rows a read-modify-write reads: on PostgreSQL another
+// daemon's transaction may change them between read and write; SQLite's one
+// writer already excludes that.
+func (t *Tx) forUpdate() string {
+	if t.pg {
+		return " FOR UPDATE"
+	}
+	return ""
 }
 
 // stmt returns the statement for q prepared in this transaction, once per
@@ -275,6 +289,9 @@ func (t *Tx) stmt(q string) (*sql.Stmt, error) {
 }
 
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if t.pg {
+		return t.tx.ExecContext(t.ctx, q, args...)
+	}
 	st, err := t.stmt(q)
 	if err != nil {
 		return nil, err
@@ -283,6 +300,9 @@ func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	if t.pg {
+		return t.tx.QueryContext(t.ctx, q, args...)
+	}
 	st, err := t.stmt(q)
 	if err != nil {
 		return nil, err
@@ -304,6 +324,9 @@ func (r rowOrErr) Scan(dest ...any) error {
 }
 
 func (t *Tx) queryRow(q string, args ...any) rowOrErr {
+	if t.pg {
+		return rowOrErr{row: t.tx.QueryRowContext(t.ctx, q, args...)}
+	}
 	st, err := t.stmt(q)
 	if err != nil {
 		return rowOrErr{err: err}
@@ -324,6 +347,9 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	case <-s.closing:
 		return ErrClosed
 	default:
+	}
+	if s.pg {
+		return s.updatePG(ctx, fn)
 	}
 	s.batchOnce.Do(s.startBatcher)
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
@@ -438,6 +464,38 @@ func (s *Store) runBatch(batch []*op) {
 	finish(nil)
 }
 
+// updatePG runs fn in a transaction of its own: PostgreSQL commits
+// concurrent transactions together by itself, and a batch shared between
+// messages would hold row locks that other daemons wait on. A transaction
+// that lost a race (deadlock, serialization) runs again.
+func (s *Store) updatePG(ctx context.Context, fn func(*Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = s.updatePGOnce(ctx, fn); !retryable(err) {
+			return err
+		}
+		s.log.Debug("retrying a transaction that lost a race", logattr.Err(err))
+	}
+	return err
+}
+
+func (s *Store) updatePGOnce(ctx context.Context, fn func(*Tx) error) error {
+	// As with SQLite, statements run without the caller's cancellation once
+	// begun, so a stopping daemon finishes the write it started.
+	ctx = context.WithoutCancel(ctx)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning write: %w", err)
+	}
+	if err := fn(&Tx{tx: tx, ctx: ctx, pg: true}); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
 const convCols = `id, message_id, conversation_id, direction, sender, sender_identifier, receiver,
 	receiver_identifier, process_identifier, document_identifier, message_reference, message_title,
 	service_identifier, COALESCE(external_system_reference, ''), client, status, finished, pollable,
@@ -463,25 +521,24 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
-	res, err := t.exec(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
+	err := t.queryRow(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
 		sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, message_reference,
 		message_title, service_identifier, external_system_reference, client, status, finished, pollable, expiry,
-		created_at, last_update) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		created_at, last_update) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
 		c.MessageID, c.ConversationID, c.Direction, c.Sender, c.SenderIdentifier, c.Receiver, c.ReceiverIdentifier,
 		c.ProcessIdentifier, c.DocumentIdentifier, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
-		c.Client, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
+		c.Client, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate)).Scan(&c.ID)
 	if err != nil {
 		return fmt.Errorf("inserting conversation: %w", conflict(err))
 	}
-	c.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 // Conversation returns the conversation of a message in one direction, with
 // its statuses.
 func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 	c, err := scanConv(t.queryRow(`SELECT `+convCols+` FROM conversation
-		WHERE message_id = ? AND direction = ?`, messageID, direction))
+		WHERE message_id = ? AND direction = ?`+t.forUpdate(), messageID, direction))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -542,13 +599,11 @@ func (t *Tx) InsertStatus(st *Status) error {
 	if st.RawReceipt != "" {
 		raw = st.RawReceipt
 	}
-	res, err := t.exec(`INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
-		VALUES (?,?,?,?,?)`, st.ConvID, st.Status, desc, raw, ms(st.LastUpdate))
-	if err != nil {
+	if err := t.queryRow(`INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
+		VALUES (?,?,?,?,?) RETURNING id`, st.ConvID, st.Status, desc, raw, ms(st.LastUpdate)).Scan(&st.ID); err != nil {
 		return fmt.Errorf("inserting status: %w", err)
 	}
-	st.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 // InsertEvent writes one central-log outbox row (operations.md §5.4).
@@ -568,13 +623,11 @@ func (t *Tx) QueueStatus(statusID int64) error {
 
 // InsertStatusReply records an internal status message owed to a sender.
 func (t *Tx) InsertStatusReply(r *StatusReply) error {
-	res, err := t.exec(`INSERT INTO status_reply (message_id, conversation_id, service_identifier, status, sbd, created_at)
-		VALUES (?,?,?,?,?,?)`, r.MessageID, r.ConversationID, r.ServiceIdentifier, r.Status, r.SBD, ms(r.CreatedAt))
-	if err != nil {
+	if err := t.queryRow(`INSERT INTO status_reply (message_id, conversation_id, service_identifier, status, sbd, created_at)
+		VALUES (?,?,?,?,?,?) RETURNING id`, r.MessageID, r.ConversationID, r.ServiceIdentifier, r.Status, r.SBD, ms(r.CreatedAt)).Scan(&r.ID); err != nil {
 		return fmt.Errorf("inserting status reply: %w", err)
 	}
-	r.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 const outCols = `message_id, conversation_id, process_identifier, sender_identifier, receiver_identifier,
@@ -604,7 +657,7 @@ func (t *Tx) InsertOutgoing(o *Outgoing) error {
 
 // Outgoing reads one message of the outgoing store.
 func (t *Tx) Outgoing(messageID string) (*Outgoing, error) {
-	o, err := scanOut(t.queryRow(`SELECT `+outCols+` FROM outgoing_message WHERE message_id = ?`, messageID))
+	o, err := scanOut(t.queryRow(`SELECT `+outCols+` FROM outgoing_message WHERE message_id = ?`+t.forUpdate(), messageID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -642,16 +695,21 @@ func (t *Tx) DeleteOutgoing(messageID string) ([]string, error) {
 // InsertAttachment records one uploaded file; its doc number is the next in
 // upload order.
 func (t *Tx) InsertAttachment(a *Attachment) error {
+	if t.pg {
+		// Two uploads to one message on two daemons would otherwise number
+		// their files alike.
+		if _, err := t.exec(`SELECT 1 FROM outgoing_message WHERE message_id = ? FOR UPDATE`, a.MessageID); err != nil {
+			return fmt.Errorf("numbering attachment: %w", err)
+		}
+	}
 	if err := t.queryRow(`SELECT COALESCE(MAX(doc_no), 0) + 1 FROM attachment WHERE message_id = ?`, a.MessageID).Scan(&a.DocNo); err != nil {
 		return fmt.Errorf("numbering attachment: %w", err)
 	}
-	res, err := t.exec(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
-		VALUES (?,?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data)
-	if err != nil {
+	if err := t.queryRow(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
+		VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data).Scan(&a.ID); err != nil {
 		return fmt.Errorf("inserting attachment: %w", conflict(err))
 	}
-	a.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 // Attachments lists a message's files in upload order.
@@ -788,7 +846,7 @@ func (t *Tx) InsertIncoming(m *Incoming) error {
 
 // Incoming reads one message of the incoming queue.
 func (t *Tx) Incoming(messageID string) (*Incoming, error) {
-	m, err := scanIn(t.queryRow(`SELECT `+inCols+` FROM incoming_message WHERE message_id = ?`, messageID))
+	m, err := scanIn(t.queryRow(`SELECT `+inCols+` FROM incoming_message WHERE message_id = ?`+t.forUpdate(), messageID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -805,13 +863,18 @@ func (t *Tx) DeleteIncoming(messageID string) error {
 }
 
 // LockNextIncoming locks the oldest unlocked message matching f until
-// lockUntil and returns it, or ErrNotFound. It runs in the one writer, so two
-// peeks never lock the same message.
+// lockUntil and returns it, or ErrNotFound. It runs in the one writer (on
+// PostgreSQL: skipping rows another daemon's peek holds), so two peeks never
+// lock the same message.
 func (t *Tx) LockNextIncoming(f MessageFilter, now, lockUntil time.Time) (*Incoming, error) {
 	w := f.where()
 	w.add("locked_until <= ?", ms(now))
+	skip := ""
+	if t.pg {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
 	m, err := scanIn(t.queryRow(`SELECT `+inCols+` FROM incoming_message`+w.sql()+
-		` ORDER BY last_updated, rowid LIMIT 1`, w.args...))
+		` ORDER BY last_updated, rowid LIMIT 1`+skip, w.args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -74,6 +74,9 @@ func Snapshot(ctx context.Context, src, dst string) error {
 // SnapshotTo is Snapshot for a store this process has open; it uses a reader
 // so it never waits behind, or holds up, the writer.
 func (s *Store) SnapshotTo(ctx context.Context, dst string) error {
+	if s.pg {
+		return ErrNotSQLite
+	}
 	return vacuumInto(ctx, s.r, dst)
 }
 

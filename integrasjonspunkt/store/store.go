@@ -1,9 +1,14 @@
-// Package store is the daemon's SQLite database, the one source of truth for
-// a message's state (DESIGN.md). SQL lives only here.
+// Package store is the daemon's database, the one source of truth for a
+// message's state (DESIGN.md). SQL lives only here.
 //
-// One writer connection serialises writes (SQLite allows one writer; queueing
-// in Go beats SQLITE_BUSY retries); a small pool of read-only connections
-// serves reads concurrently under WAL.
+// SQLite is the default: one writer connection serialises writes (SQLite
+// allows one writer; queueing in Go beats SQLITE_BUSY retries); a small pool
+// of read-only connections serves reads concurrently under WAL.
+//
+// PostgreSQL (Config.Postgres) serves several daemons of one organisation:
+// the same SQL and migrations (postgres.go translates), a transaction per
+// Update on a connection pool, and row locks where SQLite relied on its one
+// writer.
 package store
 
 import (
@@ -41,6 +46,14 @@ type Store struct {
 	r   *sql.DB // readers
 	log *slog.Logger
 	now func() time.Time
+	pg  bool // on PostgreSQL; w and r are then the same pool
+
+	// ClaimMessage's connections on PostgreSQL: each claim holds one, so
+	// they have their own pool, opened on first claim.
+	pgURL      string
+	claimsOnce sync.Once
+	claims     *sql.DB
+	claimsErr  error
 
 	// The group commit of Update (records.go).
 	batchOnce   sync.Once
@@ -53,10 +66,26 @@ type Store struct {
 type Config struct {
 	Path   string       // file path; created if missing
 	Logger *slog.Logger // must not be nil
+
+	// Postgres, when set, names a PostgreSQL database (a postgres:// URL
+	// with user and password) to use instead of the file at Path.
+	Postgres string
 }
 
 // Open opens (creating if needed) and migrates the database.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Postgres != "" {
+		db, err := openPostgres(cfg.Postgres)
+		if err != nil {
+			return nil, err
+		}
+		s := &Store{w: db, r: db, pg: true, pgURL: cfg.Postgres, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{})}
+		if err := s.migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction never
 	// fails half-way on an upgrade from reader to writer.
 	q := url.Values{
@@ -95,6 +124,13 @@ func (s *Store) Close() error {
 	s.batchOnce.Do(func() {}) // no batcher may start after this
 	if s.batcherDone != nil {
 		<-s.batcherDone
+	}
+	if s.pg {
+		s.claimsOnce.Do(func() {})
+		if s.claims != nil {
+			s.claims.Close()
+		}
+		return s.w.Close()
 	}
 	if _, err := s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		s.log.Warn("checkpointing wal", logattr.Err(err))
@@ -146,8 +182,24 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading embedded migrations: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+	if s.pg {
+		// Daemons starting together migrate one after the other; the session
+		// lock lives on one connection, released when it returns to the pool.
+		conn, err := s.w.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("connecting to PostgreSQL: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(?)`, migrationLock); err != nil {
+			return fmt.Errorf("waiting for the migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?)`, migrationLock)
+		for i := range ms {
+			ms[i].sql = pgDDL(ms[i].sql)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, s.ddl(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;`)); err != nil {
 		return fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	var have int
@@ -175,6 +227,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		s.log.Info("migration applied", slog.Int("version", m.version), slog.String("name", m.name))
 	}
 	return nil
+}
+
+// ddl is q as the backend spells it.
+func (s *Store) ddl(q string) string {
+	if s.pg {
+		return pgDDL(q)
+	}
+	return q
 }
 
 // Write runs fn in one write transaction: committed when fn returns nil,

@@ -17,12 +17,11 @@ import (
 // one mail naming it, with no personal data (operations.md §2.1).
 func TestSandbox_MailOnFailure(t *testing.T) {
 	sink := apitest.NewSMTPSink(t)
-	d := startDaemon(t, map[string]string{
-		"difi.move.mail.smtpHost":        "127.0.0.1",
-		"difi.move.mail.smtpPort":        strconv.Itoa(sink.Port),
-		"difi.move.mail.receiverAddress": "arkiv@agency.example",
-		"efm.mail.batch-interval":        "1s",
-	})
+	d := startDaemon(t,
+		"difi.move.mail.smtpHost", "127.0.0.1",
+		"difi.move.mail.smtpPort", strconv.Itoa(sink.Port),
+		"difi.move.mail.receiverAddress", "arkiv@agency.example",
+		"efm.mail.batch-interval", "1s")
 	broker := findService(t, d.sb, "altinn-broker").BaseURL
 	resp, err := http.Post(broker+"/_sim/faults", "application/json",
 		strings.NewReader(`{"path": "/broker/api/v1/filetransfer", "method": "POST", "status": 400}`))

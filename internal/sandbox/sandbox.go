@@ -82,6 +82,7 @@ func Start(ctx context.Context, o Options) (*Sandbox, error) {
 			"difi.move.feature.enableDPO": "true",
 			"difi.move.feature.enableDPV": "true",
 			"difi.move.feature.enableDPE": "true",
+			"difi.move.feature.enableDPI": "true",
 			"efm.pipeline.poll-interval":  "1s",
 			"efm.pipeline.reply-interval": "1s",
 			"efm.pipeline.backoff":        "2s,5s,10s,30s",

@@ -66,12 +66,13 @@ type daemon struct {
 	stop func()
 }
 
-func startDaemon(t *testing.T, extra ...map[string]string) *daemon {
+func startDaemon(t *testing.T, overrides ...string) *daemon {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
+	require.NoError(t, pkiLink(dir))
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, Logger: log})
 	require.NoError(t, err)
 	// Citizen lookups at the Service Registry need the DPI scopes, which the
@@ -81,10 +82,8 @@ func startDaemon(t *testing.T, extra ...map[string]string) *daemon {
 	for k, v := range sb.Overrides {
 		ov[k] = v
 	}
-	for _, e := range extra {
-		for k, v := range e {
-			ov[k] = v
-		}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		ov[overrides[i]] = overrides[i+1]
 	}
 	cfg, _, err := config.Load(config.Source{Overrides: ov, DataDir: dir + "/data"})
 	require.NoError(t, err)
@@ -132,6 +131,9 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	sb, logs := d.sb, d.logs
 
 	orgMsg, citizenMsg := sendBothToLevert(t, d)
+	dpiMsg := send(t, d.base, digitalDoc(dpiCitizen, true), pdf)
+	require.Eventually(t, func() bool { return apitest.HasStatus(d.base, dpiMsg, "LEVERT") }, 60*time.Second, 200*time.Millisecond,
+		"message %s not LEVERT; statuses %v\n%s", dpiMsg, apitest.Statuses(d.base, dpiMsg), lastBytes(logs.String(), 4000))
 
 	central := findService(t, sb, "pakkesporing")
 	// Trust only the certificate file /manage/sandbox names, as the README's
@@ -141,7 +143,7 @@ func TestSandbox_NoPersonNumberLeavesTheAgency(t *testing.T) {
 	roots := x509.NewCertPool()
 	require.True(t, roots.AppendCertsFromPEM(caPEM))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	for _, id := range []string{orgMsg, citizenMsg} {
+	for _, id := range []string{orgMsg, citizenMsg, dpiMsg} {
 		require.Eventually(t, func() bool {
 			return strings.Contains(get(client, central.BaseURL+"/v1/messages/"+id, central.Credentials["queryToken"]), `"LEVERT"`)
 		}, 30*time.Second, 200*time.Millisecond, "central log lacks LEVERT for %s", id)

@@ -78,9 +78,14 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 	}
 	sb.Overrides["difi.move.oidc.clientId"] = ClientID(OwnOrg)
 
+	personCerts, mailboxes, err := sb.citizenKeys()
+	if err != nil {
+		return err
+	}
 	regs, err := regsim.Start(regsim.Options{
 		Seed:                  sb.Seed,
 		OrgCertificates:       certs,
+		PersonCertificates:    personCerts,
 		MaskinportenKeys:      []*rsa.PublicKey{mp.PublicKey()},
 		SRSigningKey:          signer["service-registry"].Key,
 		SRSigningCertificate:  signer["service-registry"].Cert,
@@ -112,6 +117,9 @@ func (sb *Sandbox) startSimulators(log *slog.Logger) error {
 			"difi.move.dpv.altinnTokenExchangeUrl": altinnsim.ExchangePath,
 		},
 	}, log); err != nil {
+		return err
+	}
+	if err := sb.startDPI(mp.PublicKey(), mailboxes, log); err != nil {
 		return err
 	}
 	if err := sb.startChannels(alt, log); err != nil {
