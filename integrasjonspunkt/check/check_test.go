@@ -92,6 +92,7 @@ func TestCheck_GreenInTheSandboxAndEachFaultNamed(t *testing.T) {
 	assert.Equal(t, []string{"certificate", "maskinporten", "service registry", "krr",
 		"altinn token exchange (DPO)", "altinn broker (DPO)",
 		"altinn token exchange (DPV)", "altinn correspondence (DPV)",
+		"maskinporten token (DPI)", "dpi access point (DPI)",
 		"svarut (DPF)", "svarinn (DPF)",
 		"service bus key (DPE)"}, parts, "one round trip per enabled part")
 	t.Logf("green:\n%s", report(rep))

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -11,6 +12,7 @@ import (
 	"github.com/efm-go/efm/addressing/sr"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/packaging/maskinporten"
+	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpo"
 	"github.com/efm-go/efm/transport/dpv"
 )
@@ -104,4 +106,23 @@ func dpfChecks(reg Registration, org string) []Probe {
 		}
 	}
 	return ps
+}
+
+// checks of DPI: the Maskinporten token with the DPI scope, then the access
+// point's statuses of a message it cannot know: it answers 404 only to a
+// caller it let in.
+func (d DPI) checks() []Probe {
+	return []Probe{
+		{Part: "maskinporten token (DPI)", Run: func(ctx context.Context) error {
+			_, err := d.Client.Token(ctx, "")
+			return err
+		}},
+		{Part: "dpi access point (DPI)", Run: func(ctx context.Context) error {
+			_, err := d.Client.Statuses(ctx, uuid.NewString())
+			if errors.Is(err, transport.ErrNotFound) {
+				return nil
+			}
+			return err
+		}},
+	}
 }
