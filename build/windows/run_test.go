@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/efm-go/efm/internal/apitest"
+	"github.com/efm-go/efm/packaging/testpki"
 )
 
 // Paths with spaces and backslashes, under C:\ProgramData as an installed
@@ -37,7 +38,13 @@ func TestWine_Version(t *testing.T) {
 // a secret from ${file:C:\...}.
 func TestWine_ConfigCheck_WindowsPaths(t *testing.T) {
 	p := wine(t)
-	writeFile(t, p.path(configDirWin+`\keystore password.txt`), "hemmelig\n")
+	// config check opens the keystore: a real one, where the file says.
+	pki, err := testpki.Ensure(t.TempDir(), []string{"910077473"})
+	require.NoError(t, err)
+	p12, err := os.ReadFile(pki.Orgs["910077473"].KeystorePath)
+	require.NoError(t, err)
+	writeFile(t, p.path(configDirWin+`\virksomhet sertifikat.p12`), string(p12))
+	writeFile(t, p.path(configDirWin+`\keystore password.txt`), testpki.KeystorePassword+"\n")
 	props := strings.Join([]string{
 		`difi.move.org.number=910077473`,
 		`difi.move.org.keystore.path=file:C:\\ProgramData\\efm test\\config\\virksomhet sertifikat.p12`,
@@ -53,7 +60,7 @@ func TestWine_ConfigCheck_WindowsPaths(t *testing.T) {
 	assert.Contains(t, out, "configuration OK: organisation 910077473")
 	assert.Regexp(t, `difi\.move\.org\.keystore\.path\s+file:C:\\ProgramData\\efm test\\config\\virksomhet sertifikat\.p12\s+\(file line 2\)`, out)
 	assert.Regexp(t, `difi\.move\.org\.keystore\.password\s+\*+\s+\(file line 4\)`, out)
-	assert.NotContains(t, out, "hemmelig", "the secret is masked")
+	assert.NotContains(t, out, testpki.KeystorePassword, "the secret is masked")
 	assert.Regexp(t, `server\.port\s+19093\s+\(file line 6\)`, out)
 
 	// The ${file:} secret is really read from the Windows path: a missing

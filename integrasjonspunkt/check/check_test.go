@@ -92,7 +92,7 @@ func TestCheck_GreenInTheSandboxAndEachFaultNamed(t *testing.T) {
 	assert.Equal(t, []string{"certificate", "maskinporten", "service registry", "krr",
 		"altinn token exchange (DPO)", "altinn broker (DPO)",
 		"altinn token exchange (DPV)", "altinn correspondence (DPV)",
-		"maskinporten (DPI)", "dpi access point",
+		"maskinporten token (DPI)", "dpi access point (DPI)",
 		"svarut (DPF)", "svarinn (DPF)",
 		"service bus key (DPE)"}, parts, "one round trip per enabled part")
 	t.Logf("green:\n%s", report(rep))
@@ -107,8 +107,8 @@ func TestCheck_GreenInTheSandboxAndEachFaultNamed(t *testing.T) {
 		{"altinn-broker", `{"path": "/broker/api/v1/filetransfer", "method": "GET", "status": 403}`, "altinn broker (DPO)", "difi.move.dpo.resource"},
 		{"altinn-correspondence", `{"path": "/correspondence/api/v1/correspondence/*", "status": 403}`, "altinn correspondence (DPV)", "DPV access list"},
 		{"service-registry", `{"path": "/sastoken", "status": 500}`, "service bus key (DPE)", "server errors"},
-		{"dpi", `{"path": "/messages/out/*/statuses", "status": 401}`, "dpi access point", "refused the credentials"},
-		{"dpi", `{"path": "/messages/out/*/statuses", "status": 503}`, "dpi access point", "server errors"},
+		{"dpi", `{"path": "/messages/out/*/statuses", "status": 401}`, "dpi access point (DPI)", "refused the credentials"},
+		{"dpi", `{"path": "/messages/out/*/statuses", "status": 503}`, "dpi access point (DPI)", "server errors"},
 		{"ks-fiks", `{"path": "/api/v2/forsendelsestyper", "status": 401}`, "svarut (DPF)", "difi.move.fiks.ut.password"},
 		{"ks-fiks", `{"path": "/tjenester/svarinn/mottaker/hentNyeForsendelser", "status": 401}`, "svarinn (DPF)", "difi.move.fiks.inn.password"},
 		{"altinn-broker", `{"path": "/broker/api/v1/filetransfer", "method": "GET", "drop": true}`, "altinn broker (DPO)", "firewall"},

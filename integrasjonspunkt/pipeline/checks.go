@@ -108,16 +108,16 @@ func dpfChecks(reg Registration, org string) []Probe {
 	return ps
 }
 
-// checks of DPI: a Maskinporten token with the DPI scope for our own
-// organisation, then the statuses of a message that does not exist: the
-// access point answers 404 only to a caller it let in, and nothing is sent.
-func (d DPI) checks(org string) []Probe {
+// checks of DPI: the Maskinporten token with the DPI scope, then the access
+// point's statuses of a message it cannot know: it answers 404 only to a
+// caller it let in.
+func (d DPI) checks() []Probe {
 	return []Probe{
-		{Part: "maskinporten (DPI)", Run: func(ctx context.Context) error {
-			_, err := d.Client.Token(ctx, org)
+		{Part: "maskinporten token (DPI)", Run: func(ctx context.Context) error {
+			_, err := d.Client.Token(ctx, "")
 			return err
 		}},
-		{Part: "dpi access point", Run: func(ctx context.Context) error {
+		{Part: "dpi access point (DPI)", Run: func(ctx context.Context) error {
 			_, err := d.Client.Statuses(ctx, uuid.NewString())
 			if errors.Is(err, transport.ErrNotFound) {
 				return nil

@@ -191,7 +191,7 @@ func FromConfig(cfg *config.Config, ks *keystore.Keystore, ksErr error, log *slo
 		} else {
 			w.Channels["DPI"] = Registration{Channel: ch, Tracker: ch, Receipts: ch, Packaging: DPIPackaging(cfg.Size("difi.move.dpi.upload-size-limit", 50<<20)),
 				PollInterval: cfg.Duration(KeyPollInterval, time.Minute), ReceiptInterval: cfg.Duration(KeyPollInterval, 10*time.Second),
-				Checks: ch.checks(cfg.OrgNumber)}
+				Checks: ch.checks()}
 		}
 	}
 	var backoff []time.Duration
