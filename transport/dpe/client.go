@@ -29,7 +29,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/efm-go/efm/transport"
@@ -76,9 +75,9 @@ type Client struct {
 // New returns a Client or every configuration problem at once.
 func New(cfg Config) (*Client, error) {
 	var errs []error
-	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if cfg.BaseURL == "" || err != nil || base.Host == "" {
-		errs = append(errs, fmt.Errorf("dpe: BaseURL %q must be an absolute URL (difi.move.nextmove.serviceBus.baseUrl)", cfg.BaseURL))
+	base, err := transport.BaseURL("dpe", "difi.move.nextmove.serviceBus.baseUrl", cfg.BaseURL)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Keys == nil {
 		errs = append(errs, errors.New("dpe: Keys is required"))

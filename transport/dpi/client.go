@@ -58,9 +58,9 @@ type Client struct {
 // New returns a Client or every configuration problem at once.
 func New(cfg Config) (*Client, error) {
 	var errs []error
-	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if cfg.BaseURL == "" || err != nil || base.Host == "" {
-		errs = append(errs, fmt.Errorf("dpi: BaseURL %q must be an absolute URL (difi.move.dpi.uri)", cfg.BaseURL))
+	base, err := transport.BaseURL("dpi", "difi.move.dpi.uri", cfg.BaseURL)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Tokens == nil {
 		errs = append(errs, errors.New("dpi: Tokens is required"))

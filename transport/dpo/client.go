@@ -81,9 +81,9 @@ var brokerParty = regexp.MustCompile(`^\d{4}:\d{9}$`)
 // New returns a Client or every configuration problem at once.
 func New(cfg Config) (*Client, error) {
 	var errs []error
-	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if cfg.BaseURL == "" || err != nil || base.Host == "" {
-		errs = append(errs, fmt.Errorf("dpo: BaseURL %q must be an absolute URL (difi.move.dpo.brokerserviceUrl)", cfg.BaseURL))
+	base, err := transport.BaseURL("dpo", "difi.move.dpo.brokerserviceUrl", cfg.BaseURL)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Tokens == nil {
 		errs = append(errs, errors.New("dpo: Tokens is required"))

@@ -21,7 +21,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/efm-go/efm/transport"
@@ -60,9 +59,9 @@ type Client struct {
 // New returns a Client or every configuration problem at once.
 func New(cfg Config) (*Client, error) {
 	var errs []error
-	base, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if cfg.BaseURL == "" || err != nil || base.Host == "" {
-		errs = append(errs, fmt.Errorf("dpv: BaseURL %q must be an absolute URL (difi.move.dpv.correspondenceServiceUrl)", cfg.BaseURL))
+	base, err := transport.BaseURL("dpv", "difi.move.dpv.correspondenceServiceUrl", cfg.BaseURL)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Tokens == nil {
 		errs = append(errs, errors.New("dpv: Tokens is required"))
