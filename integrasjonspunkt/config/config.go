@@ -225,7 +225,7 @@ func Load(src Source) (*Config, []Warning, error) {
 		}
 	}
 	for _, k := range keys {
-		if !k.required || (k.channel != "" && !c.Enables(k.channel)) {
+		if !k.required || (k.channel != "" && !c.Enables(k.channel)) || (k.when != nil && !k.when(c)) {
 			continue
 		}
 		if c.Value(k.name) == "" {

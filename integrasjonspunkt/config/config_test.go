@@ -191,3 +191,27 @@ func TestLoad_UnspecifiedAndPublicAddressesNeedTLSAndAuth(t *testing.T) {
 		assert.True(t, c.Server.Loopback(), addr)
 	}
 }
+
+// SvarUt's account user and password are SOAP's Basic auth, SvarInn's only
+// matter when SvarInn is on: an agency on REST without SvarInn is not asked
+// for them.
+func TestLoad_DPFCredentialsOnlyForThePartsInUse(t *testing.T) {
+	t.Setenv("EFM_TEST_KEYSTORE_PASSWORD", "s3cret")
+	fiks := []string{"difi.move.fiks.ut.username", "difi.move.fiks.ut.password", "difi.move.fiks.inn.username", "difi.move.fiks.inn.password"}
+	load := func(ov map[string]string) map[string]*Problem {
+		ov["difi.move.feature.enableDPF"] = "true"
+		_, _, err := Load(Source{File: "testdata/good.properties", DataDir: "/var/lib/ip", Overrides: ov})
+		if err == nil {
+			return nil
+		}
+		return problems(t, err)
+	}
+	got := load(map[string]string{"difi.move.fiks.ut.type": "rest", "difi.move.fiks.inn.enable": "false"})
+	for _, k := range fiks {
+		assert.NotContains(t, got, k)
+	}
+	got = load(map[string]string{})
+	for _, k := range fiks {
+		assert.Contains(t, got, k, "SOAP (the reference's default) with SvarInn on needs %s", k)
+	}
+}

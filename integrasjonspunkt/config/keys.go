@@ -18,9 +18,12 @@ type key struct {
 	secret   bool
 	channel  string // "" for every installation; else only read when that channel is enabled
 	required bool   // with channel set: required only when that channel is enabled
-	prefix   bool   // name is a prefix of a family (paa-vegne-av.<orgnr>.username, her-ids[n])
-	ignored  bool   // accepted and ignored: it configures a part we do not have (operations.md §1.5)
-	check    func(string) error
+	// when, with required, narrows it further: the key is required only when
+	// when says the part that reads it is in use (SOAP-only credentials).
+	when    func(c *Config) bool
+	prefix  bool // name is a prefix of a family (paa-vegne-av.<orgnr>.username, her-ids[n])
+	ignored bool // accepted and ignored: it configures a part we do not have (operations.md §1.5)
+	check   func(string) error
 }
 
 // keys is the set of keys the daemon knows. Channel packages read theirs through
@@ -112,10 +115,10 @@ var keys = []key{
 	{name: "difi.move.dpi.default-ttl-hours", channel: "DPI", check: checkPositiveInt},
 	{name: "difi.move.dpi.upload-size-limit", channel: "DPI", def: "50MB", check: checkSize},
 
-	{name: "difi.move.fiks.inn.username", channel: "DPF", required: true},
-	{name: "difi.move.fiks.inn.password", channel: "DPF", required: true, secret: true},
-	{name: "difi.move.fiks.ut.username", channel: "DPF", required: true},
-	{name: "difi.move.fiks.ut.password", channel: "DPF", required: true, secret: true},
+	{name: "difi.move.fiks.inn.username", channel: "DPF", required: true, when: svarInnOn},
+	{name: "difi.move.fiks.inn.password", channel: "DPF", required: true, secret: true, when: svarInnOn},
+	{name: "difi.move.fiks.ut.username", channel: "DPF", required: true, when: svarUtSOAP},
+	{name: "difi.move.fiks.ut.password", channel: "DPF", required: true, secret: true, when: svarUtSOAP},
 	{name: "difi.move.fiks.ut.type", channel: "DPF", def: "ws", check: oneOf("ws", "rest")},
 	{name: "difi.move.fiks.ut.endpointUrl", channel: "DPF"},
 	{name: "difi.move.fiks.ut.ws.endpointUrl", channel: "DPF"},
@@ -335,3 +338,10 @@ func checkOrgNumber(v string) error {
 	}
 	return nil
 }
+
+// svarUtSOAP: SvarUt's account user and password are the SOAP variant's
+// Basic auth; REST sends with Maskinporten and the integration's own keys.
+func svarUtSOAP(c *Config) bool { return c.Value("difi.move.fiks.ut.type") != "rest" }
+
+// svarInnOn: SvarInn's credentials matter only when we receive over it.
+func svarInnOn(c *Config) bool { return c.Value("difi.move.fiks.inn.enable") != "false" }
