@@ -41,6 +41,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// The properties files name the keystores under dir, and a daemon reads
+	// a relative path against its own data dir: write absolute ones.
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	*dir = abs
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(logattr.OneComponent(slog.NewJSONHandler(stderr, nil)))
