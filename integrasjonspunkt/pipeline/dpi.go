@@ -176,6 +176,15 @@ func (d DPI) Send(ctx context.Context, out Outgoing) (string, error) {
 	}
 	err = d.Client.Send(ctx, dpi.Outgoing{MessageID: out.MessageID, Channel: d.channel(), ConsumerOrg: consumer, Token: token,
 		JWS: signed, Package: func() (io.ReadCloser, error) { return os.Open(spool.Name()) }})
+	if err != nil && out.Checkpoint == posted {
+		// The earlier attempt's POST may still have been on its way when
+		// this one asked (a crash right after the upload): the access point
+		// then refuses this one as a duplicate. If it knows the message now,
+		// the earlier one got through, and this is no failure.
+		if _, serr := d.Client.Statuses(ctx, out.MessageID); serr == nil {
+			return out.MessageID, nil
+		}
+	}
 	if err != nil {
 		return "", err
 	}

@@ -174,6 +174,30 @@ func TestSandbox_DPI(t *testing.T) {
 		assert.Zero(t, m.Duplicates)
 	})
 
+	// The access point takes the letter but the answer is lost, and the
+	// retry asks too early (as after a crash right after the upload, while
+	// the access point is still checking it): the retry's POST is refused as
+	// a duplicate. That is the earlier attempt having got through, not FEIL.
+	t.Run("a lost answer and a duplicate refusal are no failure", func(t *testing.T) {
+		// Receipts later than the retry, so the retry's send decides.
+		code, body := do(t, http.MethodPost, sim.base+"/_sim/config", "application/json",
+			strings.NewReader(`{"sent":"50ms","deliver":"5s","open":"6s","outcome":""}`), nil)
+		require.Equal(t, http.StatusOK, code, body)
+		defer sim.config("")
+		code, body = do(t, http.MethodPost, sim.base+"/_sim/faults", "application/json",
+			strings.NewReader(`{"path":"/messages/out","method":"POST","after":true,"drop":true,"times":1}`), nil)
+		require.Less(t, code, 300, body)
+		id := send(t, d.base, digitalDoc(dpiCitizen, false), pdf)
+		code, body = do(t, http.MethodPost, sim.base+"/_sim/faults", "application/json",
+			strings.NewReader(`{"path":"/messages/out/`+id+`/statuses","status":404,"times":1}`), nil)
+		require.Less(t, code, 300, body)
+		waitStatus(t, d.base, id, "LEVERT")
+		assert.NotContains(t, apitest.Statuses(d.base, id), "FEIL")
+		m, ok := sim.received(id)
+		require.True(t, ok)
+		assert.Equal(t, 1, m.Duplicates, "the retry was refused as a duplicate")
+	})
+
 	d.stop()
 	lines := 0
 	sc := bufio.NewScanner(strings.NewReader(d.logs.String()))
