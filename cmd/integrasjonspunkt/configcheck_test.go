@@ -21,7 +21,7 @@ import (
 
 // checkNow is the clock of the keystore cases; every validity window is
 // derived from it.
-var checkNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+var checkNow = time.Now().UTC().Truncate(time.Second)
 
 var checkKey = func() *rsa.PrivateKey {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -85,12 +85,12 @@ func TestConfigCheck_OpensTheKeystoreAndNamesWhatIsWrong(t *testing.T) {
 		want                                   string
 	}{
 		{"good", "good.p12", pass, org, "", exitOK, "O=TEST, serial "},
-		{"good, its validity", "good.p12", pass, org, "", exitOK, "valid until 2027-03-28"},
+		{"good, its validity", "good.p12", pass, org, "", exitOK, "valid until " + checkNow.Add(300*day).Format(time.DateOnly)},
 		{"missing file", "nope.p12", pass, org, "", exitFailure, "error: difi.move.org.keystore.path: no file at " + filepath.Join(dir, "nope.p12")},
 		{"wrong password", "good.p12", "feil", org, "", exitFailure, "error: difi.move.org.keystore.password: the password does not open"},
 		{"wrong alias", "named.jks", pass, org, "", exitFailure, `error: difi.move.org.keystore.alias: keystore: alias not found: "910077473" (the file has key entries virksomhet)`},
-		{"expired", "expired.p12", pass, org, "", exitFailure, "error: difi.move.org.keystore.path: certificate expired 2026-05-22"},
-		{"not yet valid", "future.p12", pass, org, "", exitFailure, "error: difi.move.org.keystore.path: certificate not valid before 2026-06-06"},
+		{"expired", "expired.p12", pass, org, "", exitFailure, "error: difi.move.org.keystore.path: certificate expired " + checkNow.Add(-10*day).Format(time.DateOnly)},
+		{"not yet valid", "future.p12", pass, org, "", exitFailure, "error: difi.move.org.keystore.path: certificate not valid before " + checkNow.Add(5*day).Format(time.DateOnly)},
 		{"another organisation", "other.p12", pass, org, "", exitFailure, `error: difi.move.org.keystore.path: certificate is for organisation "910076787", not 910077473`},
 		{"tls keystore missing", "good.p12", pass, org, "difi.ssl.enabled=true\ndifi.ssl.key-store=tls.p12\ndifi.ssl.key-store-password=x\ndifi.ssl.key-alias=tls\n",
 			exitFailure, "error: difi.ssl.key-store: no file at " + filepath.Join(dir, "tls.p12")},

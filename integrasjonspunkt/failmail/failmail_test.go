@@ -18,7 +18,7 @@ import (
 	"github.com/efm-go/efm/internal/apitest"
 )
 
-var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 const citizen = "05050910077"
 

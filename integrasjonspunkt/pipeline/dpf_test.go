@@ -74,7 +74,7 @@ func TestBuildArkivmelding_KeepsThePersonNumberOut(t *testing.T) {
 		SvarSendesTil: &dpf.InnSvarSendesTil{InnMottaker: dpf.InnMottaker{Navn: "Ola Nordmann", Adresse1: "Gata 1", Postnr: "0101",
 			Poststed: "OSLO"}, Fnr: "05050910077"},
 		MetadataFraAvleverendeSystem: &dpf.InnNoarkMetadata{Saksaar: 2026, Sakssekvensnummer: 4, Journaldato: 1694781172651}}
-	b, err := buildArkivmelding(sh, []string{"soknad.pdf", "vedlegg.pdf"}, time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
+	b, err := buildArkivmelding(sh, []string{"soknad.pdf", "vedlegg.pdf"}, time.Now())
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "05050910077")
 	assert.Contains(t, string(b), "Ola Nordmann")
