@@ -170,3 +170,20 @@ type Status struct {
 	Status string // MOTTATT, AKSEPTERT, ..., LEST, ...
 	At     string // sisteStatusEndring as SvarUt wrote it
 }
+
+// earlierShipment is the id of the shipment an earlier attempt of a retried
+// send left at SvarUt, found by its external reference (the messageId); ""
+// when there is none or this is no retry. Both variants ask it first: SvarUt
+// would otherwise take the resend as a second shipment (REST) or refuse it
+// as a duplicate (SOAP).
+func earlierShipment(ctx context.Context, lookup func(ctx context.Context, sender, ref string) ([]string, error),
+	sender string, f Forsendelse, retry bool) (string, error) {
+	if !retry || f.EksternReferanse == "" {
+		return "", nil
+	}
+	ids, err := lookup(ctx, sender, f.EksternReferanse)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	return ids[0], nil
+}

@@ -77,14 +77,8 @@ func NewREST(cfg RESTConfig) (*RESTClient, error) {
 // With retry set (an earlier attempt may have reached SvarUt) it first looks
 // the shipment up by its external reference and returns that one's id.
 func (c *RESTClient) Send(ctx context.Context, sender string, f Forsendelse, retry bool) (string, error) {
-	if retry && f.EksternReferanse != "" {
-		ids, err := c.IDsByEksternRef(ctx, sender, f.EksternReferanse)
-		if err != nil {
-			return "", err
-		}
-		if len(ids) > 0 {
-			return ids[0], nil
-		}
+	if id, err := earlierShipment(ctx, c.IDsByEksternRef, sender, f, retry); id != "" || err != nil {
+		return id, err
 	}
 	meta, err := json.Marshal(f)
 	if err != nil {

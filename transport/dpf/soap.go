@@ -77,14 +77,8 @@ var ErrNoAccount = errors.New("no svarut account for the sending organisation")
 // shipment with f's external reference, since SvarUt refuses a second
 // shipment with the same id as a duplicate.
 func (c *SOAPClient) Send(ctx context.Context, sender string, f Forsendelse, retry bool) (string, error) {
-	if retry && f.EksternReferanse != "" {
-		ids, err := c.IDsByEksternRef(ctx, sender, f.EksternReferanse)
-		if err != nil {
-			return "", err
-		}
-		if len(ids) > 0 {
-			return ids[0], nil
-		}
+	if id, err := earlierShipment(ctx, c.IDsByEksternRef, sender, f, retry); id != "" || err != nil {
+		return id, err
 	}
 	id := f.ID
 	if id == "" {
