@@ -1,7 +1,6 @@
 package sandbox_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/efm-go/efm/addressing/seed"
 	"github.com/efm-go/efm/internal/sandbox"
-	"github.com/efm-go/efm/packaging/keystore"
 	"github.com/efm-go/efm/packaging/testpki"
 )
 
@@ -34,29 +32,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ownKeystore makes the daemon's keystore and makes it again while the
-// keystore loader refuses it: about 1 % of valid PKCS#12 files are refused
-// at random (issue 14 point 12), which would fail a test at random here.
+// ownKeystore makes the shared test PKI: every seeded party and the
+// daemon's own organisation.
 func ownKeystore(dir string) error {
 	sd, err := seed.Default()
 	if err != nil {
 		return err
 	}
-	for range 20 {
-		pki, err := testpki.Ensure(dir, append(sd.Organisations(), sandbox.OwnOrg))
-		if err != nil {
-			return err
-		}
-		own := pki.Orgs[sandbox.OwnOrg]
-		_, err = keystore.Load(keystore.Config{Path: own.KeystorePath, Password: own.KeystorePassword, Type: "PKCS12"})
-		if err == nil || !errors.Is(err, keystore.ErrMalformed) {
-			return err
-		}
-		if err := os.Remove(own.KeystorePath); err != nil {
-			return err
-		}
-	}
-	return errors.New("the keystore loader refused 20 generated keystores in a row")
+	_, err = testpki.Ensure(dir, append(sd.Organisations(), sandbox.OwnOrg))
+	return err
 }
 
 // pkiLink makes dir/pki the shared test PKI.
