@@ -253,11 +253,14 @@ func conflict(err error) error {
 
 // Tx is one write transaction of the store: every change to the local API's
 // records goes through it, so a status and its outbox row commit together.
+//
+// Its statements are prepared once per connection and kept across calls and
+// transactions by the SQLite driver's statement cache (_stmt_cache_size in
+// Open): preparing these small statements cost more than running them.
 type Tx struct {
-	tx    *sql.Tx
-	ctx   context.Context
-	stmts map[string]*sql.Stmt // shared by the ops of one group commit
-	pg    bool                 // pgx caches prepared statements itself
+	tx  *sql.Tx
+	ctx context.Context
+	pg  bool // pgx caches prepared statements itself
 }
 
 // forUpdate locks the rows a read-modify-write reads: on PostgreSQL another
@@ -270,68 +273,29 @@ func (t *Tx) forUpdate() string {
 	return ""
 }
 
-// stmt returns the statement for q prepared in this transaction, once per
-// group commit: SQLite spends more time preparing these small statements
-// than running them. (Preparing on the writer pool outside the transaction
-// would wait for the one connection the transaction holds.)
-func (t *Tx) stmt(q string) (*sql.Stmt, error) {
-	if st, ok := t.stmts[q]; ok {
-		return st, nil
-	}
-	st, err := t.tx.PrepareContext(t.ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	if t.stmts != nil {
-		t.stmts[q] = st
-	}
-	return st, nil
-}
-
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, q, args...)
+}
+
+func (t *Tx) queryRow(q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, q, args...)
+}
+
+// insertID runs an INSERT of one row into a table whose key is an integer
+// id and returns the id: from the driver on SQLite (a RETURNING clause
+// costs a result set), from RETURNING on PostgreSQL, which has no last
+// insert id.
+func (t *Tx) insertID(q string, args ...any) (int64, error) {
+	var id int64
 	if t.pg {
-		return t.tx.ExecContext(t.ctx, q, args...)
+		err := t.tx.QueryRowContext(t.ctx, q+` RETURNING id`, args...).Scan(&id)
+		return id, err
 	}
-	st, err := t.stmt(q)
+	res, err := t.tx.ExecContext(t.ctx, q, args...)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	return st.ExecContext(t.ctx, args...)
-}
-
-func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
-	if t.pg {
-		return t.tx.QueryContext(t.ctx, q, args...)
-	}
-	st, err := t.stmt(q)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(t.ctx, args...)
-}
-
-// rowOrErr is a *sql.Row or the error of preparing its statement.
-type rowOrErr struct {
-	row *sql.Row
-	err error
-}
-
-func (r rowOrErr) Scan(dest ...any) error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.row.Scan(dest...)
-}
-
-func (t *Tx) queryRow(q string, args ...any) rowOrErr {
-	if t.pg {
-		return rowOrErr{row: t.tx.QueryRowContext(t.ctx, q, args...)}
-	}
-	st, err := t.stmt(q)
-	if err != nil {
-		return rowOrErr{err: err}
-	}
-	return rowOrErr{row: st.QueryRowContext(t.ctx, args...)}
+	return res.LastInsertId()
 }
 
 // Update runs fn as one atomic unit of writes: committed when fn returns
@@ -431,7 +395,6 @@ func (s *Store) runBatch(batch []*op) {
 		finish(fmt.Errorf("beginning write: %w", err))
 		return
 	}
-	stmts := map[string]*sql.Stmt{} // closed with the transaction
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.err = err
@@ -444,7 +407,7 @@ func (s *Store) runBatch(batch []*op) {
 			o.err = err
 			continue
 		}
-		if o.err = o.fn(&Tx{tx: tx, ctx: ctx, stmts: stmts}); o.err != nil {
+		if o.err = o.fn(&Tx{tx: tx, ctx: ctx}); o.err != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
 				tx.Rollback()
 				finish(fmt.Errorf("rolling back to savepoint: %w", err))
@@ -521,13 +484,14 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
-	err := t.queryRow(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
+	var err error
+	c.ID, err = t.insertID(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
 		sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, message_reference,
 		message_title, service_identifier, external_system_reference, client, status, finished, pollable, expiry,
-		created_at, last_update) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+		created_at, last_update) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		c.MessageID, c.ConversationID, c.Direction, c.Sender, c.SenderIdentifier, c.Receiver, c.ReceiverIdentifier,
 		c.ProcessIdentifier, c.DocumentIdentifier, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
-		c.Client, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate)).Scan(&c.ID)
+		c.Client, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
 	if err != nil {
 		return fmt.Errorf("inserting conversation: %w", conflict(err))
 	}
@@ -599,8 +563,9 @@ func (t *Tx) InsertStatus(st *Status) error {
 	if st.RawReceipt != "" {
 		raw = st.RawReceipt
 	}
-	if err := t.queryRow(`INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
-		VALUES (?,?,?,?,?) RETURNING id`, st.ConvID, st.Status, desc, raw, ms(st.LastUpdate)).Scan(&st.ID); err != nil {
+	var err error
+	if st.ID, err = t.insertID(`INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
+		VALUES (?,?,?,?,?)`, st.ConvID, st.Status, desc, raw, ms(st.LastUpdate)); err != nil {
 		return fmt.Errorf("inserting status: %w", err)
 	}
 	return nil
@@ -623,8 +588,9 @@ func (t *Tx) QueueStatus(statusID int64) error {
 
 // InsertStatusReply records an internal status message owed to a sender.
 func (t *Tx) InsertStatusReply(r *StatusReply) error {
-	if err := t.queryRow(`INSERT INTO status_reply (message_id, conversation_id, service_identifier, status, sbd, created_at)
-		VALUES (?,?,?,?,?,?) RETURNING id`, r.MessageID, r.ConversationID, r.ServiceIdentifier, r.Status, r.SBD, ms(r.CreatedAt)).Scan(&r.ID); err != nil {
+	var err error
+	if r.ID, err = t.insertID(`INSERT INTO status_reply (message_id, conversation_id, service_identifier, status, sbd, created_at)
+		VALUES (?,?,?,?,?,?)`, r.MessageID, r.ConversationID, r.ServiceIdentifier, r.Status, r.SBD, ms(r.CreatedAt)); err != nil {
 		return fmt.Errorf("inserting status reply: %w", err)
 	}
 	return nil
@@ -705,8 +671,9 @@ func (t *Tx) InsertAttachment(a *Attachment) error {
 	if err := t.queryRow(`SELECT COALESCE(MAX(doc_no), 0) + 1 FROM attachment WHERE message_id = ?`, a.MessageID).Scan(&a.DocNo); err != nil {
 		return fmt.Errorf("numbering attachment: %w", err)
 	}
-	if err := t.queryRow(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
-		VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data).Scan(&a.ID); err != nil {
+	var err error
+	if a.ID, err = t.insertID(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
+		VALUES (?,?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data); err != nil {
 		return fmt.Errorf("inserting attachment: %w", conflict(err))
 	}
 	return nil

@@ -55,6 +55,11 @@ type Store struct {
 	claims     *sql.DB
 	claimsErr  error
 
+	// The background checkpointer of SQLite's WAL (checkpoint.go).
+	ckpt     *sql.DB
+	ckptStop chan struct{}
+	ckptDone chan struct{}
+
 	// The group commit of Update (records.go).
 	batchOnce   sync.Once
 	ops         chan *op
@@ -94,6 +99,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		"_foreign_keys": {"on"},
 		"_synchronous":  {"NORMAL"},
 		"_txlock":       {"immediate"},
+		// Statements prepared once per connection, kept across calls.
+		"_stmt_cache_size": {"128"},
+	}
+	dsn := url.Values{}
+	for k, v := range q {
+		dsn[k] = v
 	}
 	w, err := sql.Open("sqlite3", "file:"+cfg.Path+"?"+q.Encode())
 	if err != nil {
@@ -114,6 +125,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.startCheckpointer(ctx, "file:"+cfg.Path+"?"+dsn.Encode()); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -125,6 +140,7 @@ func (s *Store) Close() error {
 	if s.batcherDone != nil {
 		<-s.batcherDone
 	}
+	s.stopCheckpointer()
 	if s.pg {
 		s.claimsOnce.Do(func() {})
 		if s.claims != nil {
