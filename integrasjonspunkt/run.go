@@ -101,8 +101,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer q.Close()
 
-	if err := requeue(ctx, st, q, log); err != nil {
-		return err
+	// What the queue must hold again is read now (a bound, not the list),
+	// and put back in the background once the API answers: start-up does
+	// not grow with the store (issue 18).
+	requeueUpTo, err := st.LastConversationID(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the store: %w", err)
 	}
 
 	// A bad or expired certificate does not stop the daemon (operations.md
@@ -210,6 +214,7 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
+	g.Go(func() error { requeue(gctx, st, q, requeueUpTo, log); return nil })
 	if mc, ok := failmail.FromConfig(cfg, st, log); ok {
 		g.Go(func() error { return grp.whileLeading(gctx, "failmail", failmail.New(mc).Run) })
 	}
@@ -252,32 +257,47 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
+// requeuePage is how many messages requeue puts back per round of
+// asynchronous publishes.
+const requeuePage = 2000
+
 // requeue rebuilds the queue from the store: every unfinished outgoing
-// message is enqueued again under its own id, so a crash between store and
-// queue loses nothing, and the deduplication (and the pipeline's idempotent
-// steps) send nothing twice (DESIGN.md).
-func requeue(ctx context.Context, st *store.Store, q *queue.Queue, log *slog.Logger) error {
-	ids, err := st.UnfinishedOutgoing(ctx)
-	if err != nil {
-		return err
-	}
+// message sent by its client (up to upTo, the last conversation at start;
+// later ones were enqueued by the API) is enqueued again unless the queue
+// still holds it, so a crash between store and queue loses nothing, and the
+// queue's per-message check (and the pipeline's idempotent steps) send
+// nothing twice (DESIGN.md). It runs beside the API, in pages; a page that
+// fails is tried again until ctx ends.
+func requeue(ctx context.Context, st *store.Store, q *queue.Queue, upTo int64, log *slog.Logger) {
+	var after int64
 	n := 0
-	for _, id := range ids {
-		// Only messages the client has sent (E4) are work; enqueueing a
-		// merely created one would make the queue's deduplication drop its
-		// real send later.
-		if o, err := st.GetOutgoing(ctx, id); err != nil || o.State != store.StateQueued {
+	for ctx.Err() == nil {
+		ids, last, err := st.QueuedOutgoing(ctx, after, upTo, requeuePage)
+		if err == nil && len(ids) > 0 {
+			var added int
+			added, err = q.Requeue(ctx, ids)
+			n += added
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("re-enqueueing unfinished messages; trying again", logattr.Err(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+			}
 			continue
 		}
-		n++
-		if err := q.Enqueue(ctx, id); err != nil {
-			return fmt.Errorf("re-enqueueing unfinished messages: %w", err)
+		if len(ids) < requeuePage {
+			break
 		}
+		after = last
 	}
 	if n > 0 {
 		log.Info("unfinished messages re-enqueued", slog.Int("count", n))
 	}
-	return nil
 }
 
 func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string, channels func() []pipeline.ChannelState, cert func() api.Component, central func(context.Context) api.Component, upd func() (api.Component, bool)) func(context.Context) api.Health {

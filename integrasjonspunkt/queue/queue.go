@@ -30,11 +30,12 @@ const (
 	streamName = "OUTGOING"
 	subject    = "efm.outgoing"
 	consumer   = "pipeline"
-	// dedupWindow covers a crash between the store commit and the publish and
-	// the re-enqueue at the next start: the same message id published twice
-	// within it is stored once.
-	dedupWindow = 10 * time.Minute
 )
+
+// dedupWindow covers a crash between the store commit and the publish: the
+// same message id published twice within it is stored once. The re-enqueue
+// at start does not rely on it (Requeue). A variable for the tests.
+var dedupWindow = 10 * time.Minute
 
 // Config says where the queue keeps its files and whether it listens.
 type Config struct {
@@ -158,6 +159,45 @@ func (q *Queue) Enqueue(ctx context.Context, messageID string) error {
 		return fmt.Errorf("enqueueing message: %w", err)
 	}
 	return nil
+}
+
+// Requeue puts back the entries of messages that should be queued, in one
+// round of asynchronous publishes: what the start rebuilds from the store.
+// An entry is added only when the message has none in the stream (its
+// subject's last sequence must be 0), whether or not the deduplication
+// window still remembers it: a start long after the last publish, or a
+// requeue slower than the window, adds no second entry of a message still
+// waiting. Within the window, the message id deduplicates as Enqueue's
+// does, so a client's repeated send racing the requeue adds none either.
+// It returns how many entries were added.
+func (q *Queue) Requeue(ctx context.Context, ids []string) (int, error) {
+	futs := make([]jetstream.PubAckFuture, 0, len(ids))
+	for _, id := range ids {
+		f, err := q.js.PublishAsync(entrySubject(id), []byte(id), jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(0))
+		if err != nil {
+			return 0, fmt.Errorf("re-enqueueing message: %w", err)
+		}
+		futs = append(futs, f)
+	}
+	added := 0
+	for _, f := range futs {
+		select {
+		case ack := <-f.Ok():
+			if !ack.Duplicate {
+				added++
+			}
+		case err := <-f.Err():
+			var je jetstream.JetStreamError
+			if errors.As(err, &je) && je.APIError() != nil && (je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+				je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+				continue // already queued
+			}
+			return added, fmt.Errorf("re-enqueueing message: %w", err)
+		case <-ctx.Done():
+			return added, ctx.Err()
+		}
+	}
+	return added, nil
 }
 
 // Remove drops a message's entry: the pipeline's sweep did the work the

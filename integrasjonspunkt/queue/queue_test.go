@@ -144,3 +144,39 @@ func TestQueue_RetriesDoNotBlockOthers(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestQueue_RequeueAddsOnlyWhatIsMissing is the start's rebuild: a message
+// whose entry is still in the stream gets no second one even when the
+// deduplication window does not know it (a start long after the publish, or
+// a requeue slower than the window: here an entry published without its
+// id), and the missing ones are added once.
+func TestQueue_RequeueAddsOnlyWhatIsMissing(t *testing.T) {
+	defer func(w time.Duration) { dedupWindow = w }(dedupWindow)
+	dedupWindow = 100 * time.Millisecond
+	ctx := context.Background()
+	q := open(t, t.TempDir())
+	defer q.Close()
+	_, err := q.js.Publish(ctx, entrySubject("a"), []byte("a"))
+	require.NoError(t, err)
+
+	added, err := q.Requeue(ctx, []string{"a", "b", "c"})
+	require.NoError(t, err)
+	require.Equal(t, 2, added)
+	added, err = q.Requeue(ctx, []string{"a", "b", "c"})
+	require.NoError(t, err)
+	require.Zero(t, added)
+	n, err := q.Pending(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+
+	// An entry taken away (worked, or removed by the sweep) lets the
+	// message be queued again once the window has forgotten it.
+	require.NoError(t, q.Remove(ctx, "b"))
+	require.Eventually(t, func() bool {
+		added, err := q.Requeue(ctx, []string{"b"})
+		return err == nil && added == 1
+	}, 30*time.Second, 50*time.Millisecond)
+	n, err = q.Pending(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+}

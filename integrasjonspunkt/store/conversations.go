@@ -62,7 +62,12 @@ func (s *Store) ListConversations(ctx context.Context, f ConversationFilter, p P
 	if err != nil {
 		return nil, 0, err
 	}
-	cs, total, err := listPage(ctx, s.r, "conversation", convCols, w, ob, p, scanConv, "conversations")
+	// Status, flags, times, title and reference change: a count over them
+	// cannot be kept (count.go).
+	keep := f.Status == "" && f.Pollable == nil && f.Finished == nil && !f.HasTitle && !f.HasReference && f.From.IsZero() && f.To.IsZero()
+	cs, total, err := listPageCount(ctx, s.r, "conversation", convCols, w, ob, p, scanConv, "conversations", func() (int, error) {
+		return s.countRows(ctx, "conversation", "id", "conversation", w, keep)
+	})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -184,8 +189,16 @@ func (s *Store) ListStatuses(ctx context.Context, f StatusFilter, p Page) ([]Sta
 	}
 	from := ` FROM message_status s JOIN conversation c ON c.id = s.conv_id`
 	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*)`+from+w.sql(), w.args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("counting statuses: %w", err)
+	if !p.NoTotal {
+		// Every status has its conversation (ON DELETE CASCADE): without a
+		// filter on the conversation the count needs no join.
+		cfrom := "message_status s"
+		if f.MessageID != "" || f.ConversationID != "" || f.Direction != "" {
+			cfrom = from[len(" FROM "):]
+		}
+		if total, err = s.countRows(ctx, "message_status", "s.id", cfrom, w, true); err != nil {
+			return nil, 0, fmt.Errorf("counting statuses: %w", err)
+		}
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT s.id, s.conv_id, c.message_id, c.conversation_id, s.status,
 		COALESCE(s.description, ''), COALESCE(s.raw_receipt, ''), s.last_update`+from+w.sql()+ob+limit(p), w.args...)

@@ -137,6 +137,7 @@ type Subscription struct {
 type Page struct {
 	Number, Size int
 	Sort         []Order
+	NoTotal      bool // the caller needs no total: the list methods return 0 without counting
 }
 
 // Order is one sort key.
@@ -216,9 +217,21 @@ func limit(p Page) string {
 // listPage counts the rows of table matching w and reads page p of them in
 // the given order: the shape of every paged list of the local API.
 func listPage[T any](ctx context.Context, db *sql.DB, table, cols string, w *where, order string, p Page, scan func(scanner) (T, error), what string) ([]T, int, error) {
+	return listPageCount(ctx, db, table, cols, w, order, p, scan, what, func() (int, error) {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+w.sql(), w.args...).Scan(&n)
+		return n, err
+	})
+}
+
+// listPageCount is listPage with the rows counted by count.
+func listPageCount[T any](ctx context.Context, db *sql.DB, table, cols string, w *where, order string, p Page, scan func(scanner) (T, error), what string, count func() (int, error)) ([]T, int, error) {
 	var total int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+w.sql(), w.args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("counting %s: %w", what, err)
+	if !p.NoTotal {
+		var err error
+		if total, err = count(); err != nil {
+			return nil, 0, fmt.Errorf("counting %s: %w", what, err)
+		}
 	}
 	rows, err := db.QueryContext(ctx, `SELECT `+cols+` FROM `+table+w.sql()+order+limit(p), w.args...)
 	if err != nil {
@@ -261,6 +274,9 @@ type Tx struct {
 	tx  *sql.Tx
 	ctx context.Context
 	pg  bool // pgx caches prepared statements itself
+
+	counts  *counts
+	deleted map[string]bool // tables deleted from in this transaction (count.go)
 }
 
 // forUpdate locks the rows a read-modify-write reads: on PostgreSQL another
@@ -274,6 +290,9 @@ func (t *Tx) forUpdate() string {
 }
 
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if table, ok := t.counts.bumpFor(q); ok {
+		t.deleted[table] = true
+	}
 	return t.tx.ExecContext(t.ctx, q, args...)
 }
 
@@ -382,7 +401,12 @@ func (s *Store) batcher() {
 }
 
 func (s *Store) runBatch(batch []*op) {
+	deleted := map[string]bool{}
 	finish := func(err error) {
+		// After the commit, before anyone hears of it (count.go).
+		for t := range deleted {
+			s.counts.bump(t)
+		}
 		for _, o := range batch {
 			if o.err == nil {
 				o.err = err
@@ -407,7 +431,7 @@ func (s *Store) runBatch(batch []*op) {
 			o.err = err
 			continue
 		}
-		if o.err = o.fn(&Tx{tx: tx, ctx: ctx}); o.err != nil {
+		if o.err = o.fn(&Tx{tx: tx, ctx: ctx, counts: s.counts, deleted: deleted}); o.err != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
 				tx.Rollback()
 				finish(fmt.Errorf("rolling back to savepoint: %w", err))

@@ -55,6 +55,8 @@ type Store struct {
 	claims     *sql.DB
 	claimsErr  error
 
+	counts *counts // kept list counts (count.go); nil on PostgreSQL
+
 	// The background checkpointer of SQLite's WAL (checkpoint.go).
 	ckpt     *sql.DB
 	ckptStop chan struct{}
@@ -120,7 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("opening store for reading: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{})}
+	s := &Store{w: w, r: r, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{}), counts: newCounts()}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -259,6 +261,9 @@ func (s *Store) ddl(q string) string {
 // Write runs fn in one write transaction: committed when fn returns nil,
 // rolled back otherwise.
 func (s *Store) Write(ctx context.Context, fn func(*sql.Tx) error) error {
+	// Any of these may delete: the kept counts go, before and after.
+	s.counts.bump("")
+	defer s.counts.bump("")
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning write: %w", err)
@@ -317,6 +322,41 @@ func (s *Store) UnfinishedOutgoing(ctx context.Context) ([]string, error) {
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// QueuedOutgoing lists, oldest first, up to limit unfinished outgoing
+// messages the client has sent (state QUEUED) whose conversation id is
+// above after and at most upTo, and the last conversation id read (0 when
+// none): one page of the queue the start rebuilds. Merely created messages
+// are left out: enqueueing one would make the queue's deduplication drop
+// its real send later.
+func (s *Store) QueuedOutgoing(ctx context.Context, after, upTo int64, limit int) ([]string, int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.message_id FROM conversation c
+		JOIN outgoing_message o ON o.message_id = c.message_id
+		WHERE c.direction = 'OUTGOING' AND c.finished = 0 AND c.id > ? AND c.id <= ? AND o.state = 'QUEUED'
+		ORDER BY c.id LIMIT ?`, after, upTo, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing queued messages: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	var last int64
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&last, &id); err != nil {
+			return nil, 0, fmt.Errorf("listing queued messages: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, last, rows.Err()
+}
+
+// LastConversationID is the highest conversation id so far (0 in an empty
+// store).
+func (s *Store) LastConversationID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM conversation`).Scan(&id)
+	return id, err
 }
 
 // Counts are the unfinished messages per direction: the health details the

@@ -90,6 +90,7 @@ type Options struct {
 type Result struct {
 	First, Last time.Time // creation times of the first and last message
 	MessageIDs  []string  // only when N ≤ 10 000, for spot checks
+	Receivers   []string  // the receivers' organisation numbers
 }
 
 // MessageID is the message id of the i-th generated message (0-based) of a
@@ -202,7 +203,7 @@ func Generate(ctx context.Context, s *store.Store, o Options) (*Result, error) {
 			})
 		}
 	}
-	res := &Result{First: o.Start, Last: o.Start.Add(time.Duration(o.N-1) * o.Step)}
+	res := &Result{First: o.Start, Last: o.Start.Add(time.Duration(o.N-1) * o.Step), Receivers: g.recv}
 	for lo := 0; lo < o.N; lo += o.Batch {
 		hi := min(lo+o.Batch, o.N)
 		if err := s.Write(ctx, func(tx *sql.Tx) error { return g.batch(ctx, tx, lo, hi) }); err != nil {
