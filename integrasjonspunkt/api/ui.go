@@ -213,7 +213,7 @@ func (s *Server) uiConversations(w http.ResponseWriter, r *http.Request) error {
 	if term := strings.TrimSpace(q.Get("q")); term != "" {
 		byMsg := f
 		byMsg.MessageID = term
-		cs, _, err := s.d.Store.ListConversations(r.Context(), byMsg, store.Page{Size: 1})
+		cs, _, err := s.d.Store.ListConversations(r.Context(), byMsg, store.Page{Size: 1, NoTotal: true})
 		if err != nil {
 			return err
 		}

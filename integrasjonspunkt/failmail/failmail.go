@@ -119,7 +119,7 @@ func (m *Mailer) Flush(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if !ok {
-		last, _, err := m.cfg.Store.ListStatuses(ctx, store.StatusFilter{}, store.Page{Size: 1, Sort: []store.Order{{Property: "id", Desc: true}}})
+		last, _, err := m.cfg.Store.ListStatuses(ctx, store.StatusFilter{}, store.Page{Size: 1, Sort: []store.Order{{Property: "id", Desc: true}}, NoTotal: true})
 		if err != nil {
 			return 0, fmt.Errorf("reading the newest status: %w", err)
 		}
@@ -132,7 +132,7 @@ func (m *Mailer) Flush(ctx context.Context) (int, error) {
 	var failed []store.Status
 	for _, st := range Statuses {
 		got, _, err := m.cfg.Store.ListStatuses(ctx, store.StatusFilter{AfterID: cursor, Status: st, Direction: message.Outgoing},
-			store.Page{Size: maxPerMail, Sort: []store.Order{{Property: "id"}}})
+			store.Page{Size: maxPerMail, Sort: []store.Order{{Property: "id"}}, NoTotal: true})
 		if err != nil {
 			return 0, fmt.Errorf("listing %s statuses: %w", st, err)
 		}

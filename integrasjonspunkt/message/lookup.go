@@ -13,7 +13,7 @@ import (
 // ErrUnknownMessage when there is none.
 func (s *Service) OutgoingByConversation(ctx context.Context, conversationID, service string) (string, error) {
 	cs, _, err := s.st.ListConversations(ctx, store.ConversationFilter{ConversationID: conversationID, Direction: Outgoing,
-		Service: service}, store.Page{Size: 1})
+		Service: service}, store.Page{Size: 1, NoTotal: true})
 	if err != nil {
 		return "", err
 	}

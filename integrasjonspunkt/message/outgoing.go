@@ -393,9 +393,13 @@ func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) 
 	if err != nil {
 		return err
 	}
+	body, err := p.marshal()
+	if err != nil {
+		return err
+	}
 	var evs []StatusEvent
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		evs, err = s.persist(tx, p, store.StateCreated)
+		evs, err = s.persist(tx, p, body, store.StateCreated)
 		return err
 	})
 	if err != nil {
@@ -413,12 +417,12 @@ func (s *Service) persistError(err error, doc *sbd.Document) error {
 	return err
 }
 
-func (s *Service) persist(tx *store.Tx, p *prepared, state string) ([]StatusEvent, error) {
+// marshal is the SBD as persist stores it, made before the write: whatever
+// runs inside Update runs on the store's one writer, one message at a time.
+func (p *prepared) marshal() ([]byte, error) { return json.Marshal(p.doc) }
+
+func (s *Service) persist(tx *store.Tx, p *prepared, body []byte, state string) ([]StatusEvent, error) {
 	doc := p.doc
-	body, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
 	now := s.cfg.Now()
 	senderID, receiverID := "", ""
 	if p.sender.Kind() != ident.KindUnknown {
@@ -744,7 +748,12 @@ func isMetadataFile(doc *sbd.Document, name string) bool {
 // attach records a staged file on a message, and for arkivmelding.xml
 // updates the conversation's title and reference.
 func (s *Service) attach(tx *store.Tx, doc *sbd.Document, messageID string, st *Staged) error {
-	a := &store.Attachment{MessageID: messageID, Filename: st.Filename, Title: st.Title, MimeType: st.MimeType,
+	return s.attachNo(tx, doc, messageID, st, 0)
+}
+
+// attachNo is attach with the file's doc number given (0: the next).
+func (s *Service) attachNo(tx *store.Tx, doc *sbd.Document, messageID string, st *Staged, docNo int) error {
+	a := &store.Attachment{MessageID: messageID, DocNo: docNo, Filename: st.Filename, Title: st.Title, MimeType: st.MimeType,
 		Size: st.Size, Primary: st.Filename == doc.String("hoveddokument") && st.Filename != "", File: st.File, Data: st.Inline}
 	if err := tx.InsertAttachment(a); err != nil {
 		return err
@@ -931,14 +940,20 @@ func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []
 	if err := s.checkSend(doc, p.service, atts, xml); err != nil {
 		return err
 	}
+	body, err := p.marshal()
+	if err != nil {
+		return err
+	}
 	var evs []StatusEvent
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		evs, err = s.persist(tx, p, store.StateQueued)
+		evs, err = s.persist(tx, p, body, store.StateQueued)
 		if err != nil {
 			return err
 		}
-		for _, f := range files {
-			if err := s.attach(tx, doc, doc.MessageID(), f); err != nil {
+		// A new message: its files are numbered in part order, with no
+		// look at the store.
+		for i, f := range files {
+			if err := s.attachNo(tx, doc, doc.MessageID(), f, i+1); err != nil {
 				return err
 			}
 		}

@@ -683,8 +683,12 @@ func (t *Tx) DeleteOutgoing(messageID string) ([]string, error) {
 }
 
 // InsertAttachment records one uploaded file; its doc number is the next in
-// upload order.
+// upload order, or a.DocNo when the caller numbers the files of a new
+// message itself.
 func (t *Tx) InsertAttachment(a *Attachment) error {
+	if a.DocNo > 0 {
+		return t.insertAttachment(a)
+	}
 	if t.pg {
 		// Two uploads to one message on two daemons would otherwise number
 		// their files alike.
@@ -695,6 +699,10 @@ func (t *Tx) InsertAttachment(a *Attachment) error {
 	if err := t.queryRow(`SELECT COALESCE(MAX(doc_no), 0) + 1 FROM attachment WHERE message_id = ?`, a.MessageID).Scan(&a.DocNo); err != nil {
 		return fmt.Errorf("numbering attachment: %w", err)
 	}
+	return t.insertAttachment(a)
+}
+
+func (t *Tx) insertAttachment(a *Attachment) error {
 	var err error
 	if a.ID, err = t.insertID(`INSERT INTO attachment (message_id, doc_no, filename, title, mime_type, size, is_primary, file, data)
 		VALUES (?,?,?,?,?,?,?,?,?)`, a.MessageID, a.DocNo, a.Filename, a.Title, a.MimeType, a.Size, b2i(a.Primary), a.File, a.Data); err != nil {
