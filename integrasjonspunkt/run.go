@@ -214,7 +214,6 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error { return hooks.Run(gctx) })
-	g.Go(func() error { requeue(gctx, st, q, requeueUpTo, log); return nil })
 	if mc, ok := failmail.FromConfig(cfg, st, log); ok {
 		g.Go(func() error { return grp.whileLeading(gctx, "failmail", failmail.New(mc).Run) })
 	}
@@ -252,6 +251,8 @@ func Run(ctx context.Context, o Options) error {
 	if o.Listening != nil {
 		o.Listening(ln.Addr())
 	}
+	// After the API answers: it shares the CPU with nothing else at start.
+	g.Go(func() error { requeue(gctx, st, q, requeueUpTo, log); return nil })
 	err = g.Wait()
 	log.Info("integrasjonspunkt stopped")
 	return err

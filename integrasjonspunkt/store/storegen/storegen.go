@@ -53,7 +53,9 @@ type Options struct {
 
 	// Start is the first message's creation time; Step the time between
 	// two messages. A delivered message's later statuses follow its
-	// OPPRETTET at 1, 2 and 3 seconds.
+	// OPPRETTET at 1, 2 and 3 seconds. Every message expires a day after
+	// its creation: for queued messages a daemon is to keep, make them
+	// within the last day.
 	Start time.Time
 	Step  time.Duration
 
