@@ -143,7 +143,7 @@ func Encrypt(dst io.Writer, src io.Reader, recipient *x509.Certificate, opts Enc
 		if _, err := io.ReadFull(rnd, iv); err != nil {
 			return 0, fmt.Errorf("generating iv: %w", err)
 		}
-		cbc = cipher.NewCBCEncrypter(block, iv)
+		cbc = newCBC(cek, block, iv, false)
 		contentAlg, err = asn1.Marshal(struct {
 			Algorithm asn1.ObjectIdentifier
 			IV        []byte
@@ -507,6 +507,7 @@ type contentDecrypter struct {
 	gcmNonce []byte // GCM
 	tagLen   int
 	block    cipher.Block
+	cek      []byte // for the CBC mode's own key schedule
 	gcm      *gcmStream
 }
 
@@ -585,7 +586,7 @@ func (c *contentDecrypter) unwrap(ri *keyTransRecipientInfo, key *rsa.PrivateKey
 	if err != nil {
 		return 0, err
 	}
-	c.block = block
+	c.block, c.cek = block, cek
 	if c.gcmNonce != nil {
 		if c.gcm, err = newGCMStream(block, c.gcmNonce); err != nil {
 			return 0, err
@@ -652,7 +653,7 @@ func (c *contentDecrypter) run(dst io.Writer, src io.Reader, authEnveloped bool)
 		return nil
 	}
 	if c.gcm == nil {
-		mode := cipher.NewCBCDecrypter(c.block, c.iv)
+		mode := newCBC(c.cek, c.block, c.iv, true)
 		var total int64
 		tail, err := holdBack(src, make([]byte, chunkSize+aes.BlockSize), aes.BlockSize, func(p []byte) error {
 			total += int64(len(p))
