@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/efm-go/efm/transport"
 )
 
@@ -51,6 +53,9 @@ type Exchanger struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+	// group makes the callers that find the cache empty at once (every
+	// pipeline worker, at start and at each expiry) share one exchange.
+	group singleflight.Group
 }
 
 type cached struct {
@@ -92,6 +97,21 @@ func cacheKey(scopes []string) string {
 // token when the cached one is older than CacheFor.
 func (e *Exchanger) Token(ctx context.Context, scopes ...string) (string, error) {
 	key := cacheKey(scopes)
+	now := e.cfg.Now()
+	e.mu.Lock()
+	c, ok := e.cache[key]
+	e.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.token, nil
+	}
+	v, err, _ := e.group.Do(key, func() (any, error) { return e.exchange(ctx, key, scopes) })
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+func (e *Exchanger) exchange(ctx context.Context, key string, scopes []string) (string, error) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	c, ok := e.cache[key]
