@@ -134,7 +134,8 @@ encloop:
 	RET
 
 // func cbcDecrypt256(xk *[60]uint32, iv *[16]byte, dst, src *byte, n int)
-// n is a positive multiple of 16. Eight blocks go through the rounds together (X0-X7);
+// n is a positive multiple of 16. Eight blocks go through the rounds together (X0-X7),
+// unrolled as openssl does: the AESDECs of independent blocks overlap in the pipeline;
 // X10 is the previous ciphertext block. Every chaining XOR reads src before any store,
 // so dst may be src.
 TEXT ·cbcDecrypt256(SB), NOSPLIT, $0-40

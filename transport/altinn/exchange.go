@@ -97,12 +97,8 @@ func cacheKey(scopes []string) string {
 // token when the cached one is older than CacheFor.
 func (e *Exchanger) Token(ctx context.Context, scopes ...string) (string, error) {
 	key := cacheKey(scopes)
-	now := e.cfg.Now()
-	e.mu.Lock()
-	c, ok := e.cache[key]
-	e.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.token, nil
+	if t, ok := e.cached(key); ok {
+		return t, nil
 	}
 	v, err, _ := e.group.Do(key, func() (any, error) { return e.exchange(ctx, key, scopes) })
 	if err != nil {
@@ -111,14 +107,22 @@ func (e *Exchanger) Token(ctx context.Context, scopes ...string) (string, error)
 	return v.(string), nil
 }
 
-func (e *Exchanger) exchange(ctx context.Context, key string, scopes []string) (string, error) {
+// cached is the token for key while it is fresh.
+func (e *Exchanger) cached(key string) (string, bool) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	c, ok := e.cache[key]
 	e.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.token, nil
+	return c.token, ok && now.Before(c.expires)
+}
+
+func (e *Exchanger) exchange(ctx context.Context, key string, scopes []string) (string, error) {
+	// A caller that waited for the group may come after an exchange that
+	// just filled the cache.
+	if t, ok := e.cached(key); ok {
+		return t, nil
 	}
+	now := e.cfg.Now()
 	mp, err := e.cfg.Maskinporten.Token(ctx, scopes...)
 	if err != nil {
 		return "", fmt.Errorf("getting maskinporten token: %w", err)
