@@ -151,7 +151,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if o.quick {
 		if !flagSet(fs, "store-size") {
-			o.storeSize = 2000
+			o.storeSize = 20_000
 		}
 		if !flagSet(fs, "big-size") {
 			o.bigSize = 8 << 20
