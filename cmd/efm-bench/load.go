@@ -319,6 +319,7 @@ func self(role string) (*exec.Cmd, string, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
+	children.Store(cmd, true)
 	if role != roleBare {
 		return cmd, "", nil
 	}
@@ -335,5 +336,6 @@ func kill(cmd *exec.Cmd) {
 	if cmd != nil && cmd.Process != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
+		children.Delete(cmd)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,13 +18,27 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3"
 )
 
 // ownOrg is the sandbox daemon's organisation (internal/sandbox.OwnOrg; not
 // imported so that efm-bench links none of the simulators).
 const ownOrg = "910077473"
+
+// children are the child processes running, to end on an interrupt.
+var children sync.Map // *exec.Cmd → true
+
+// killChildren ends every child process efm-bench started.
+func killChildren() {
+	children.Range(func(k, _ any) bool {
+		k.(*exec.Cmd).Process.Kill()
+		return true
+	})
+}
 
 // proc is a child process efm-bench started and must end.
 type proc struct {
@@ -45,7 +60,8 @@ func start(name string, args []string, env []string, logPath string) (*proc, err
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+	children.Store(cmd, true)
+	go func() { cmd.Wait(); children.Delete(cmd); logf.Close(); close(p.done) }()
 	return p, nil
 }
 
@@ -360,4 +376,23 @@ func (d *daemon) statuses(ctx context.Context, id string) ([]string, error) {
 		out = append(out, c.Status)
 	}
 	return out, nil
+}
+
+// liveBytes is the bytes of store.db's pages in use: the file keeps the
+// pages a deleted row freed (SQLite reuses them but never shrinks the file
+// without VACUUM), so its size is the high-water mark, not what is stored.
+// Read through a read-only connection; a running daemon's WAL is seen.
+func liveBytes(path string) (int64, error) {
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var pages, free, size int64
+	for q, v := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &size} {
+		if err := db.QueryRow(q).Scan(v); err != nil {
+			return 0, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return (pages - free) * size, nil
 }
