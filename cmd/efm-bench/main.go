@@ -202,7 +202,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("rows %v: %w", r.rows, err)
 			}
 			for _, m := range got {
-				if n, _ := strconv.Atoi(strings.TrimRight(m.Row, "abcdefgh")); o.wants(n) {
+				if o.wants(rowNumber(m.Row)) {
 					ms = append(ms, m)
 				}
 			}
@@ -427,7 +427,14 @@ func aggregate(runs [][]measure) Report {
 		rep.Rows = append(rep.Rows, Row{Row: ms[0].Row, Name: ms[0].Name, Unit: ms[0].Unit, Value: spread(v),
 			BaseName: ms[0].BaseName, Base: spread(b), Ratio: spread(r), Goal: ms[0].Goal, Notes: notes})
 	}
+	sort.SliceStable(rep.Rows, func(i, j int) bool { return rowNumber(rep.Rows[i].Row) < rowNumber(rep.Rows[j].Row) })
 	return rep
+}
+
+// rowNumber is the issue table's row of "10a".
+func rowNumber(row string) int {
+	n, _ := strconv.Atoi(strings.TrimRight(row, "abcdefgh"))
+	return n
 }
 
 func num(v float64) string {

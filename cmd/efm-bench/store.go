@@ -83,20 +83,10 @@ func (e *env) storeDaemon(name, from string) (*daemon, error) {
 }
 
 func copyFile(from, to string) error {
-	src, err := os.Open(from)
-	if err != nil {
+	return fileToFile(from, to, func(w io.Writer, r io.Reader) error {
+		_, err := io.Copy(w, r)
 		return err
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
+	})
 }
 
 // rowStore is rows 7 and 8 (from exec to ready on a store of -store-size
