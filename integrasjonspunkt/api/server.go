@@ -32,6 +32,8 @@ type Deps struct {
 	Sandbox   []SandboxService               // nil outside sandbox mode: /manage/sandbox is then 404
 	LastCheck func() *CheckReport            // the status page's last check; nil or nil result: none shown
 	RunCheck  func(context.Context) error    // runs and keeps a new check (the status page's button); nil: no button
+	// Retention is the status page's retention section; nil: none shown.
+	Retention func(context.Context) *RetentionReport
 	Metrics   func(context.Context) []Sample // /manage/prometheus and /manage/metrics; nil serves none
 
 	Loopback     bool     // bound to loopback: check the Host header against local names

@@ -104,6 +104,10 @@ type Config struct {
 	HerIDs []string
 	// IDPolicy validates party identifiers (difi.move.identifier.synthetic.allow).
 	IDPolicy ident.Policy
+	// KeepPayload keeps an outgoing message's SBD and files this long after
+	// it left the outgoing store (SENDT, FEIL, LEVETID_UTLOPT) instead of
+	// deleting them then (efm.retention.outgoing-payload; 0: delete then).
+	KeepPayload time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -293,11 +297,18 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if c.Direction == Outgoing && slices.ContainsFunc(steps, func(st store.Status) bool {
 		return slices.Contains([]string{"SENDT", "FEIL", "LEVETID_UTLOPT"}, st.Status)
 	}) {
+		if s.cfg.KeepPayload > 0 {
+			if err := tx.KeepPayload(c.MessageID, now.Add(s.cfg.KeepPayload)); err != nil {
+				return nil, nil, err
+			}
+		}
 		fs, err := tx.DeleteOutgoing(c.MessageID)
 		if err != nil {
 			return nil, nil, err
 		}
-		files = fs
+		if s.cfg.KeepPayload <= 0 {
+			files = fs
+		}
 	}
 	return evs, files, nil
 }
