@@ -25,13 +25,13 @@ import (
 
 // Deps is what the server needs from the rest of the daemon.
 type Deps struct {
-	Logger    *slog.Logger                   // must not be nil
-	Health    func(context.Context) Health   // must not be nil
-	Info      func() any                     // the /manage/info body; must not be nil
-	Ready     func(context.Context) error    // nil error when the API accepts messages; must not be nil
-	Sandbox   []SandboxService               // nil outside sandbox mode: /manage/sandbox is then 404
-	LastCheck func() *CheckReport            // the status page's last check; nil or nil result: none shown
-	RunCheck  func(context.Context) error    // runs and keeps a new check (the status page's button); nil: no button
+	Logger    *slog.Logger                 // must not be nil
+	Health    func(context.Context) Health // must not be nil
+	Info      func() any                   // the /manage/info body; must not be nil
+	Ready     func(context.Context) error  // nil error when the API accepts messages; must not be nil
+	Sandbox   []SandboxService             // nil outside sandbox mode: /manage/sandbox is then 404
+	LastCheck func() *CheckReport          // the status page's last check; nil or nil result: none shown
+	RunCheck  func(context.Context) error  // runs and keeps a new check (the status page's button); nil: no button
 	// Retention is the status page's retention section; nil: none shown.
 	Retention func(context.Context) *RetentionReport
 	Metrics   func(context.Context) []Sample // /manage/prometheus and /manage/metrics; nil serves none

@@ -244,9 +244,9 @@ func (s *Store) PayloadFilesInUse(ctx context.Context) (map[string]bool, error) 
 
 // RetentionRun is one run of the retention job.
 type RetentionRun struct {
-	Started, Finished                                           time.Time
+	Started, Finished                                          time.Time
 	Conversations, Statuses, Incoming, Payloads, Files, Events int
-	Error                                                       string
+	Error                                                      string
 }
 
 // RecordRetentionRun stores a run and keeps the last keep runs.
