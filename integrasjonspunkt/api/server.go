@@ -25,15 +25,13 @@ import (
 
 // Deps is what the server needs from the rest of the daemon.
 type Deps struct {
-	Logger    *slog.Logger                 // must not be nil
-	Health    func(context.Context) Health // must not be nil
-	Info      func() any                   // the /manage/info body; must not be nil
-	Ready     func(context.Context) error  // nil error when the API accepts messages; must not be nil
-	Sandbox   []SandboxService             // nil outside sandbox mode: /manage/sandbox is then 404
-	LastCheck func() *CheckReport          // the status page's last check; nil or nil result: none shown
-	RunCheck  func(context.Context) error  // runs and keeps a new check (the status page's button); nil: no button
-	// Retention is the status page's retention section; nil: none shown.
-	Retention func(context.Context) *RetentionReport
+	Logger    *slog.Logger                   // must not be nil
+	Health    func(context.Context) Health   // must not be nil
+	Info      func() any                     // the /manage/info body; must not be nil
+	Ready     func(context.Context) error    // nil error when the API accepts messages; must not be nil
+	Sandbox   []SandboxService               // nil outside sandbox mode: /manage/sandbox is then 404
+	LastCheck func() *CheckReport            // the status page's last check; nil or nil result: none shown
+	RunCheck  func(context.Context) error    // runs and keeps a new check (the status page's button); nil: no button
 	Metrics   func(context.Context) []Sample // /manage/prometheus and /manage/metrics; nil serves none
 
 	Loopback     bool     // bound to loopback: check the Host header against local names
@@ -62,6 +60,9 @@ type Deps struct {
 	// deprecated), "sunset" (YYYY-MM-DD), "deprecated" (YYYY-MM-DD, when it
 	// was deprecated) and "link" (the migration guide); operations.md §6.
 	Majors map[string]map[string]string
+
+	// Retention is the status page's retention section; nil: none shown.
+	Retention func(context.Context) *RetentionReport
 }
 
 // BasicAuth is the one user of difi.security.* that /api requires when enabled.
