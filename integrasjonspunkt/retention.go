@@ -65,11 +65,8 @@ func (r *retention) Run(ctx context.Context) error {
 	t := time.NewTicker(check)
 	defer t.Stop()
 	for {
-		last, err := r.st.LastRetentionRun(ctx)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !r.now().Before(last.Started.Add(r.interval)) {
+		if r.due(ctx) {
 			r.runOnce(ctx)
-		} else if err != nil && ctx.Err() == nil {
-			r.log.Warn("reading the last retention run", logattr.Err(err))
 		}
 		select {
 		case <-ctx.Done():
@@ -77,6 +74,22 @@ func (r *retention) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// due says whether interval has passed since the last run of any daemon
+// sharing the store.
+func (r *retention) due(ctx context.Context) bool {
+	last, err := r.st.LastRetentionRun(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("reading the last retention run", logattr.Err(err))
+		}
+		return false
+	}
+	return !r.now().Before(last.Started.Add(r.interval))
 }
 
 // runOnce prunes, logs the counts and records the run.
