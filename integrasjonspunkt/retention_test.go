@@ -81,7 +81,9 @@ func TestRetention_HealthWarnsBeforeDeleting(t *testing.T) {
 	assert.Equal(t, api.Degraded, h.Status)
 	assert.Equal(t, 1, h.Details["unfetchedIncoming"])
 	assert.Contains(t, h.Details["reason"], "not fetched for 73 days")
-	base := func(context.Context) api.Health { return api.Health{Status: api.Up, Components: map[string]api.Component{}} }
+	base := func(context.Context) api.Health {
+		return api.Health{Status: api.Up, Components: map[string]api.Component{}}
+	}
 	assert.Equal(t, api.Degraded, withRetention(base, r)(ctx).Status)
 
 	run := r.runOnce(ctx)
@@ -152,8 +154,10 @@ func TestRetention_StatusPage(t *testing.T) {
 	clk = clk.Add(91 * 24 * time.Hour)
 	r.runOnce(ctx)
 	srv := api.New(api.Deps{Logger: slog.New(slog.DiscardHandler), Info: func() any { return map[string]any{} },
-		Ready:     func(context.Context) error { return nil },
-		Health:    withRetention(func(context.Context) api.Health { return api.Health{Status: api.Up, Components: map[string]api.Component{}} }, r),
+		Ready: func(context.Context) error { return nil },
+		Health: withRetention(func(context.Context) api.Health {
+			return api.Health{Status: api.Up, Components: map[string]api.Component{}}
+		}, r),
 		Retention: r.report, Loopback: true})
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/", nil))
