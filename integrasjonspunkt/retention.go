@@ -53,8 +53,11 @@ func newRetention(cfg *config.Config, st *store.Store, core *message.Service, sh
 			p.Events = time.Nanosecond // nothing will ever send them
 		}
 	}
-	return &retention{st: st, core: core, policy: p, interval: cfg.Duration("efm.retention.interval", 24*time.Hour),
-		now: time.Now, log: log.With(logattr.Component("retention"))}
+	every := cfg.Duration("efm.retention.interval", 24*time.Hour)
+	if every <= 0 {
+		every = 24 * time.Hour
+	}
+	return &retention{st: st, core: core, policy: p, interval: every, now: time.Now, log: log.With(logattr.Component("retention"))}
 }
 
 // Run runs the job every interval until ctx ends. The last run is read from

@@ -28,7 +28,7 @@ func BenchmarkStoreGrowth(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
 		run := func(n int) {
-			d := startDaemon(b, ownOrg, dir, map[string]string{"difi.move.queue.concurrency": "32"})
+			d := startDaemon(b, ownOrg, dir, map[string]string{"difi.move.queue.concurrency": "32", "efm.events.enabled": "true"})
 			e := newEvents()
 			subscribe(b, d, e)
 			ids := sendEach(b, d, n, clients, func() ([]byte, map[string][]byte, string) {
@@ -40,8 +40,12 @@ func BenchmarkStoreGrowth(b *testing.B) {
 			if missing := e.wait(ids, "LEVERT", 5*time.Minute); missing > 0 {
 				b.Fatalf("%d of %d messages did not reach LEVERT", missing, n)
 			}
-			// The payload is removed after the commit of the final status;
-			// the webhook may come first.
+			// The payload is removed after the commit of the final status,
+			// which the webhook may overtake; the central log takes the
+			// events in batches.
+			for deadline := time.Now().Add(time.Minute); d.metric("efm_central_log_backlog_events") > 0 && time.Now().Before(deadline); {
+				time.Sleep(200 * time.Millisecond)
+			}
 			time.Sleep(500 * time.Millisecond)
 			d.stop()
 		}

@@ -38,3 +38,8 @@ CREATE TABLE retention_run (
     events        INTEGER NOT NULL,
     error         TEXT    NOT NULL DEFAULT ''
 ) STRICT;
+
+-- conversation_message_id repeated what UNIQUE (message_id, direction)
+-- already indexes (message_id first): every lookup by message id uses the
+-- unique index alone, and each message carried ~55 bytes for nothing.
+DROP INDEX IF EXISTS conversation_message_id;
