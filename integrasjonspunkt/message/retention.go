@@ -2,6 +2,7 @@ package message
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,8 +39,8 @@ type Pruned struct {
 }
 
 // Prune runs the retention policy once, in batches: each batch is one short
-// write, so accepting and delivering go on beside it. It stops at the first
-// error and returns what it deleted so far.
+// write, so accepting and delivering go on beside it. It returns what it
+// deleted, and every kind's error.
 func (s *Service) Prune(ctx context.Context, r Retention) (Pruned, error) {
 	if r.Batch <= 0 {
 		r.Batch = 500
@@ -65,6 +66,9 @@ func (s *Service) Prune(ctx context.Context, r Retention) (Pruned, error) {
 		}
 		return ctx.Err()
 	}
+	// Each kind goes on when another fails: one bad row must not keep
+	// the rest of the store growing.
+	var errs []error
 	if cut := before(r.IncomingUnfetched); !cut.IsZero() {
 		desc := fmt.Sprintf("Not fetched within %s (efm.retention.incoming-unfetched); the package is deleted", r.IncomingUnfetched)
 		err := batches(func() (int, error) {
@@ -80,44 +84,38 @@ func (s *Service) Prune(ctx context.Context, r Retention) (Pruned, error) {
 			return len(ids), err
 		})
 		if err != nil {
-			return p, fmt.Errorf("dropping unfetched incoming messages: %w", err)
+			errs = append(errs, fmt.Errorf("dropping unfetched incoming messages: %w", err))
 		}
 	}
-	err := batches(func() (int, error) {
+	errs = append(errs, batches(func() (int, error) {
 		n, files, err := s.st.PruneKeptPayloads(ctx, now, r.Batch)
 		if err == nil {
 			p.Payloads += n
 			err = s.cfg.Payloads.Remove(files...)
 		}
 		return n, err
-	})
-	if err != nil {
-		return p, err
-	}
+	}))
 	if cut := before(r.History); !cut.IsZero() {
-		err := batches(func() (int, error) {
+		errs = append(errs, batches(func() (int, error) {
 			n, sts, err := s.st.PruneHistory(ctx, cut, r.Batch)
 			p.Conversations += n
 			p.Statuses += sts
 			return n, err
-		})
-		if err != nil {
-			return p, err
-		}
+		}))
 	}
-	for table, cut := range map[string]time.Time{"status_reply": before(r.History), "event_rejected": before(r.History), "event_outbox": before(r.Events)} {
-		err := batches(func() (int, error) {
-			n, err := s.st.PruneRows(ctx, table, cut, r.Batch)
+	for _, t := range []struct {
+		table string
+		cut   time.Time
+	}{{"status_reply", before(r.History)}, {"event_rejected", before(r.History)}, {"event_outbox", before(r.Events)}} {
+		errs = append(errs, batches(func() (int, error) {
+			n, err := s.st.PruneRows(ctx, t.table, t.cut, r.Batch)
 			p.Events += n
 			return n, err
-		})
-		if err != nil {
-			return p, err
-		}
+		}))
 	}
 	n, err := s.pruneFiles(ctx, now.Add(-r.FileGrace))
 	p.Files += n
-	return p, err
+	return p, errors.Join(append(errs, err)...)
 }
 
 // pruneFiles removes payload files older than before that no record refers
