@@ -1,7 +1,6 @@
 package integrasjonspunkt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/payload"
-	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/integrasjonspunkt/store"
 	"github.com/efm-go/efm/internal/pgtest"
 )
@@ -45,19 +43,30 @@ func retentionDaemon(t *testing.T, st *store.Store, dir string, now func() time.
 		policy: message.Retention{History: 730 * 24 * time.Hour, IncomingUnfetched: 90 * 24 * time.Hour}}
 }
 
+// receiveOne queues an incoming message with its conversation, as a
+// channel's delivery leaves it.
 func receiveOne(t *testing.T, r *retention) {
 	t.Helper()
-	id := fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, time.Now().UnixNano()&0xffffffffffff)
-	doc, err := sbd.Decode(fmt.Appendf(nil, `{"standardBusinessDocumentHeader": {"headerVersion": "1.0",
-		"sender": [{"identifier": {"authority": "iso6523-actorid-upis", "value": "0192:910075918"}}],
-		"receiver": [{"identifier": {"authority": "iso6523-actorid-upis", "value": "0192:910077473"}}],
-		"documentIdentification": {"standard": "urn:no:difi:arkivmelding:xsd::arkivmelding", "typeVersion": "2.0",
-			"instanceIdentifier": %q, "type": "arkivmelding", "creationDateAndTime": "2020-01-01T00:00:00+01:00"},
-		"businessScope": {"scope": [{"type": "ConversationId", "identifier": "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0",
-			"instanceIdentifier": "0f6c9a3e-1d2b-4b8e-9f31-6a5d2c7e8b41"}]}},
-		"arkivmelding": {"hoveddokument": "a.pdf"}}`, id))
+	now := r.now()
+	id := fmt.Sprintf("in-%d", now.UnixNano())
+	require.NoError(t, r.st.Update(context.Background(), func(tx *store.Tx) error {
+		c := &store.Conversation{MessageID: id, ConversationID: "c", Direction: message.Incoming, ServiceIdentifier: "DPO",
+			Status: "INNKOMMENDE_MOTTATT", LastUpdate: now}
+		if err := tx.InsertConversation(c); err != nil {
+			return err
+		}
+		return tx.InsertIncoming(&store.Incoming{MessageID: id, ConversationID: "c", ServiceIdentifier: "DPO",
+			DocumentType: "arkivmelding", SBD: []byte("{}"), LastUpdated: now})
+	}))
+}
+
+// openStore opens a SQLite store in dir.
+func openStore(t *testing.T, dir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{Path: filepath.Join(dir, "store.db"), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	require.NoError(t, r.core.Receive(context.Background(), message.Received{Document: doc, Service: "DPO", Package: bytes.NewReader([]byte("asic"))}))
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // TestRetention_HealthWarnsBeforeDeleting: an unfetched incoming message
@@ -66,9 +75,7 @@ func receiveOne(t *testing.T, r *retention) {
 func TestRetention_HealthWarnsBeforeDeleting(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "store.db"), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer st.Close()
+	st := openStore(t, dir)
 	clk := time.Now()
 	r := retentionDaemon(t, st, dir, func() time.Time { return clk })
 	receiveOne(t, r)
@@ -141,9 +148,7 @@ func TestRetention_OnceAcrossTheGroup(t *testing.T) {
 func TestRetention_StatusPage(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(dir, "store.db"), Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	defer st.Close()
+	st := openStore(t, dir)
 	clk := time.Now()
 	r := retentionDaemon(t, st, dir, func() time.Time { return clk })
 	require.NoError(t, st.Update(ctx, func(tx *store.Tx) error {
