@@ -33,7 +33,7 @@ type Retention struct {
 type Pruned struct {
 	Conversations, Statuses int // finished history
 	Incoming                int // incoming messages never fetched
-	Payloads                int // outgoing payloads kept by efm.retention.outgoing-payload
+	Payloads                int // outgoing payloads kept by efm.retention.outgoing-payload, or whose conversation the client deleted
 	Files                   int // payload files left over from a crash
 	Events                  int // outbox events no shipper will send, status replies never carried, rejected events
 }
@@ -87,14 +87,16 @@ func (s *Service) Prune(ctx context.Context, r Retention) (Pruned, error) {
 			errs = append(errs, fmt.Errorf("dropping unfetched incoming messages: %w", err))
 		}
 	}
-	errs = append(errs, batches(func() (int, error) {
-		n, files, err := s.st.PruneKeptPayloads(ctx, now, r.Batch)
-		if err == nil {
-			p.Payloads += n
-			err = s.cfg.Payloads.Remove(files...)
-		}
-		return n, err
-	}))
+	for _, prune := range []func(context.Context, time.Time, int) (int, []string, error){s.st.PruneKeptPayloads, s.st.PruneOrphanOutgoing} {
+		errs = append(errs, batches(func() (int, error) {
+			n, files, err := prune(ctx, now, r.Batch)
+			if err == nil {
+				p.Payloads += n
+				err = s.cfg.Payloads.Remove(files...)
+			}
+			return n, err
+		}))
+	}
 	if cut := before(r.History); !cut.IsZero() {
 		errs = append(errs, batches(func() (int, error) {
 			n, sts, err := s.st.PruneHistory(ctx, cut, r.Batch)

@@ -23,7 +23,7 @@ func (c *clock) days(n int) time.Duration { return time.Duration(n) * 24 * time.
 
 // outgoingWithFile puts a queued message with one payload file and one
 // inline attachment into the outgoing store, as accepting it does.
-func (c *core) outgoingWithFile(t *testing.T, id string) string {
+func (c *core) outgoingWithFile(t *testing.T, id, service string) string {
 	t.Helper()
 	w, err := c.cfg.Payloads.Create()
 	require.NoError(t, err)
@@ -33,7 +33,7 @@ func (c *core) outgoingWithFile(t *testing.T, id string) string {
 	now := c.cfg.Now()
 	require.NoError(t, c.st.Update(context.Background(), func(tx *store.Tx) error {
 		if err := tx.InsertOutgoing(&store.Outgoing{MessageID: id, ConversationID: "c-" + id, ProcessIdentifier: "p",
-			ServiceIdentifier: "DPO", DocumentType: "arkivmelding", SBD: []byte(`{}`), State: store.StateQueued,
+			ServiceIdentifier: service, DocumentType: "arkivmelding", SBD: []byte(`{}`), State: store.StateQueued,
 			Expiry: now.Add(time.Hour), LastUpdated: now}); err != nil {
 			return err
 		}
@@ -42,7 +42,7 @@ func (c *core) outgoingWithFile(t *testing.T, id string) string {
 		}
 		return tx.InsertAttachment(&store.Attachment{MessageID: id, Filename: "small.xml", MimeType: "application/xml", Data: []byte("sealed")})
 	}))
-	c.conversation(t, id, "DPO")
+	c.conversation(t, id, service)
 	return w.Name()
 }
 
@@ -79,7 +79,7 @@ func TestPrune_Policy(t *testing.T) {
 	policy := Retention{History: clk.days(730), IncomingUnfetched: clk.days(90), Events: clk.days(30)}
 
 	// Outgoing: the payload goes when the channel took the message.
-	sentFile := c.outgoingWithFile(t, "sent")
+	sentFile := c.outgoingWithFile(t, "sent", "DPO")
 	require.NoError(t, c.SetStatus(ctx, Change{MessageID: "sent", Status: "SENDT"}))
 	assert.False(t, c.fileExists(sentFile), "payload file removed at SENDT")
 	atts, err := c.st.Attachments(ctx, "sent")
@@ -89,7 +89,7 @@ func TestPrune_Policy(t *testing.T) {
 
 	// Kept for a trial: the payload outlives SENDT by efm.retention.outgoing-payload.
 	c.cfg.KeepPayload = 48 * time.Hour
-	keptFile := c.outgoingWithFile(t, "kept")
+	keptFile := c.outgoingWithFile(t, "kept", "DPO")
 	require.NoError(t, c.SetStatus(ctx, Change{MessageID: "kept", Status: "SENDT"}))
 	c.cfg.KeepPayload = 0
 	require.NoError(t, c.SetStatus(ctx, Change{MessageID: "kept", Status: "LEVERT"}))
@@ -192,4 +192,42 @@ func TestPrune_ZeroKeepsForEver(t *testing.T) {
 	assert.Equal(t, Pruned{}, p)
 	_, err = c.st.GetIncoming(ctx, doc.MessageID())
 	assert.NoError(t, err)
+}
+
+// TestPayload_GoneAtTheLatestWithTheFinalStatus: a channel whose receipt
+// may overtake SENDT (DPH) still leaves no payload behind once final.
+func TestPayload_GoneAtTheLatestWithTheFinalStatus(t *testing.T) {
+	c := newCore(t)
+	ctx := context.Background()
+	file := c.outgoingWithFile(t, "dph", "DPH")
+	require.NoError(t, c.SetStatus(ctx, Change{MessageID: "dph", Status: "MOTTATT"}))
+	assert.True(t, c.fileExists(file), "not final yet: a retry may still need it")
+	require.NoError(t, c.SetStatus(ctx, Change{MessageID: "dph", Status: "LEVERT"}))
+	assert.False(t, c.fileExists(file))
+	_, err := c.st.GetOutgoing(ctx, "dph")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestPrune_OutgoingWithoutConversation: a message whose conversation the
+// client deleted (E15) is never sent or expired by anyone; retention
+// removes it and its files once its expiry has passed.
+func TestPrune_OutgoingWithoutConversation(t *testing.T) {
+	c := newCore(t)
+	clk := &clock{t: time.Now()}
+	c.cfg.Now = clk.now
+	ctx := context.Background()
+	file := c.outgoingWithFile(t, "orphan", "DPO")
+	conv, err := c.st.ConversationByMessageID(ctx, "orphan", Outgoing)
+	require.NoError(t, err)
+	require.NoError(t, c.st.DeleteConversation(ctx, conv.ID))
+	p, err := c.Prune(ctx, Retention{})
+	require.NoError(t, err)
+	assert.Zero(t, p.Payloads, "before its expiry")
+	clk.add(2 * time.Hour)
+	p, err = c.Prune(ctx, Retention{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, p.Payloads)
+	assert.False(t, c.fileExists(file))
+	_, err = c.st.GetOutgoing(ctx, "orphan")
+	assert.ErrorIs(t, err, store.ErrNotFound)
 }

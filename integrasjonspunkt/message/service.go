@@ -240,6 +240,7 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if have(ch.Status) {
 		return nil, nil, nil
 	}
+	sentBefore := have("SENDT")
 	// A channel's own time may lie before a status already recorded (Altinn
 	// publishes before our create call returns); the history stays in order.
 	for _, st := range c.Statuses {
@@ -294,9 +295,12 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if err := tx.UpdateConversation(c); err != nil {
 		return nil, nil, err
 	}
-	if c.Direction == Outgoing && slices.ContainsFunc(steps, func(st store.Status) bool {
+	// The payload goes when the channel took the message for good (SENDT),
+	// or it failed, and at the latest with any final status: a receipt
+	// that overtook SENDT (channels outside progress) must not leave it.
+	if c.Direction == Outgoing && (slices.ContainsFunc(steps, func(st store.Status) bool {
 		return slices.Contains([]string{"SENDT", "FEIL", "LEVETID_UTLOPT"}, st.Status)
-	}) {
+	}) || c.Finished && !sentBefore) {
 		if s.cfg.KeepPayload > 0 {
 			if err := tx.KeepPayload(c.MessageID, now.Add(s.cfg.KeepPayload)); err != nil {
 				return nil, nil, err

@@ -219,6 +219,49 @@ func (s *Store) PruneKeptPayloads(ctx context.Context, now time.Time, limit int)
 	return n, files, nil
 }
 
+// PruneOrphanOutgoing deletes up to limit outgoing messages whose
+// conversation the client deleted (E15 leaves the outgoing store alone) and
+// whose expiry passed before before: nothing sends or expires them any more.
+// It returns how many, and the payload files to remove once committed.
+func (s *Store) PruneOrphanOutgoing(ctx context.Context, before time.Time, limit int) (int, []string, error) {
+	var n int
+	var files []string
+	err := s.Update(ctx, func(tx *Tx) error {
+		n, files = 0, nil
+		rows, err := tx.query(`SELECT message_id FROM outgoing_message o WHERE expiry < ? AND NOT EXISTS
+			(SELECT 1 FROM conversation c WHERE c.message_id = o.message_id AND c.direction = 'OUTGOING') ORDER BY expiry LIMIT ?`, ms(before), limit)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			fs, err := tx.DeleteOutgoing(id)
+			if err != nil {
+				return err
+			}
+			files = append(files, fs...)
+		}
+		n = len(ids)
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("pruning outgoing messages without a conversation: %w", err)
+	}
+	return n, files, nil
+}
+
 // PayloadFilesInUse returns every payload file name a row still refers to:
 // an unsent message's attachments, a queued incoming package, a kept
 // payload. A file outside this set, older than any write in progress, is
