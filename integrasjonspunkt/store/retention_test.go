@@ -299,3 +299,29 @@ func TestRetention_StoreDoesNotGrow(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneOrphanOutgoing: an outgoing message whose conversation is gone
+// leaves once its expiry passed; one with its conversation never does here.
+func TestPruneOrphanOutgoing(t *testing.T) {
+	both(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now()
+		accepted(t, s, "kept", now.Add(-2*time.Hour), nil)
+		accepted(t, s, "orphan", now.Add(-2*time.Hour), nil)
+		require.NoError(t, s.DeleteConversationsByMessageID(ctx, "orphan"))
+		require.NoError(t, s.Update(ctx, func(tx *Tx) error {
+			return tx.InsertAttachment(&Attachment{MessageID: "orphan", Filename: "f.pdf", MimeType: "application/pdf", File: "file1"})
+		}))
+		n, files, err := s.PruneOrphanOutgoing(ctx, now.Add(-2*time.Hour), 10)
+		require.NoError(t, err)
+		assert.Zero(t, n, "not expired yet")
+		n, files, err = s.PruneOrphanOutgoing(ctx, now, 10)
+		require.NoError(t, err)
+		assert.Equal(t, 1, n)
+		assert.Equal(t, []string{"file1"}, files)
+		_, err = s.GetOutgoing(ctx, "orphan")
+		assert.ErrorIs(t, err, ErrNotFound)
+		_, err = s.GetOutgoing(ctx, "kept")
+		assert.NoError(t, err)
+	})
+}
