@@ -189,20 +189,8 @@ func (s *Store) PruneKeptPayloads(ctx context.Context, now time.Time, limit int)
 	sel := `SELECT message_id FROM kept_payload WHERE delete_after < ? ORDER BY delete_after LIMIT ?`
 	err := s.Update(ctx, func(tx *Tx) error {
 		files, n = nil, 0
-		rows, err := tx.query(`SELECT file FROM kept_attachment WHERE file != '' AND message_id IN (`+sel+`)`, ms(now), limit)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var f string
-			if err := rows.Scan(&f); err != nil {
-				rows.Close()
-				return err
-			}
-			files = append(files, f)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		var err error
+		if files, err = texts(tx.query(`SELECT file FROM kept_attachment WHERE file != '' AND message_id IN (`+sel+`)`, ms(now), limit)); err != nil {
 			return err
 		}
 		res, err := tx.exec(`DELETE FROM kept_payload WHERE message_id IN (`+sel+`)`, ms(now), limit)
@@ -228,22 +216,9 @@ func (s *Store) PruneOrphanOutgoing(ctx context.Context, before time.Time, limit
 	var files []string
 	err := s.Update(ctx, func(tx *Tx) error {
 		n, files = 0, nil
-		rows, err := tx.query(`SELECT message_id FROM outgoing_message o WHERE expiry < ? AND NOT EXISTS
-			(SELECT 1 FROM conversation c WHERE c.message_id = o.message_id AND c.direction = 'OUTGOING') ORDER BY expiry LIMIT ?`, ms(before), limit)
+		ids, err := texts(tx.query(`SELECT message_id FROM outgoing_message o WHERE expiry < ? AND NOT EXISTS
+			(SELECT 1 FROM conversation c WHERE c.message_id = o.message_id AND c.direction = 'OUTGOING') ORDER BY expiry LIMIT ?`, ms(before), limit))
 		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range ids {
@@ -260,6 +235,23 @@ func (s *Store) PruneOrphanOutgoing(ctx context.Context, before time.Time, limit
 		return 0, nil, fmt.Errorf("pruning outgoing messages without a conversation: %w", err)
 	}
 	return n, files, nil
+}
+
+// texts reads a one-column result of text.
+func texts(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // PayloadFilesInUse returns every payload file name a row still refers to:
