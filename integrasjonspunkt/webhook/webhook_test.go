@@ -175,7 +175,7 @@ func TestNotifier_PingBody(t *testing.T) {
 // TestNotifier_ReusesConnections: deliveries in flight at once to one
 // endpoint keep their connections instead of dialling one per event.
 func TestNotifier_ReusesConnections(t *testing.T) {
-	const events = 200
+	const events = 1000
 	st := openStore(t)
 	var got, dialled atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -202,5 +202,8 @@ func TestNotifier_ReusesConnections(t *testing.T) {
 	require.Eventually(t, func() bool { return got.Load() == events }, 10*time.Second, 10*time.Millisecond)
 	cancel()
 	<-done
-	assert.LessOrEqual(t, dialled.Load(), int32(16), "connections for %d events", events)
+	// 16 deliveries run at once. A slot frees a moment before its
+	// connection is back in the pool, so a few more may be dialled; with
+	// two idle connections per host it was 30 to 110 for these 1,000.
+	assert.LessOrEqual(t, dialled.Load(), int32(2*16), "connections for %d events", events)
 }
