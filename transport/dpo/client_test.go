@@ -326,7 +326,7 @@ func TestClient_PendingResumesDownloadStarted(t *testing.T) {
 // TestClient_ReusesConnections: calls from many goroutines at once reuse
 // their connections to the broker rather than dialling one per call.
 func TestClient_ReusesConnections(t *testing.T) {
-	const workers, rounds = 24, 8
+	const workers, rounds = 24, 20
 	iss, err := altinnsim.NewIssuer()
 	require.NoError(t, err)
 	auth, err := altinnsim.New(altinnsim.Options{MaskinportenKeys: iss.Keys()})
@@ -334,7 +334,11 @@ func TestClient_ReusesConnections(t *testing.T) {
 	broker, err := dposim.New(dposim.Options{Auth: auth, Peers: []string{orgPeer}})
 	require.NoError(t, err)
 	var dialled atomic.Int64
-	srv := httptest.NewUnstartedServer(httptestMux(auth, broker))
+	mux := httptestMux(auth, broker)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond) // keeps the workers' calls overlapping
+		mux.ServeHTTP(w, r)
+	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			dialled.Add(1)
