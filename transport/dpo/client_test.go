@@ -359,6 +359,7 @@ func TestClient_ReusesConnections(t *testing.T) {
 	}
 	wg.Wait()
 	// The token exchange has its own client; every worker may hold one
-	// connection of the client's at a time.
+	// connection of the client's at a time. Two idle connections per host
+	// made 36 to 106 here.
 	assert.LessOrEqual(t, dialled.Load(), int64(2*workers), "connections dialled for %d calls", 2*workers*rounds)
 }
