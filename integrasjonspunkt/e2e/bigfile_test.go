@@ -1,53 +1,24 @@
 package e2e_test
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/efm-go/efm/internal/apitest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// incompressible is a deterministic stream of size bytes that no deflate
-// shrinks (ChaCha8), fast enough not to be what a test measures.
-func incompressible(size int64, seed byte) io.Reader {
-	var s [32]byte
-	s[0] = seed
-	return io.LimitReader(rand.NewChaCha8(s), size)
-}
-
-// residentBytes is this process's resident set (Linux).
-func residentBytes(t testing.TB) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		t.Skip("resident memory is read from /proc: Linux only")
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
-}
 
 // diskBytes is what the daemon (dir) and the simulators' spool files in
 // the temporary directory take on disk.
@@ -87,7 +58,7 @@ func watch(t testing.TB, dir string) *peaks {
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if r := residentBytes(t); r > p.rss.Load() {
+			if r := apitest.Resident(t); r > p.rss.Load() {
 				p.rss.Store(r)
 			}
 			if d := diskBytes(dir); d > p.disk.Load() {
@@ -123,7 +94,7 @@ func TestDPO_1GiBAttachment(t *testing.T) {
 
 	start := time.Now()
 	runtime.GC()
-	base := residentBytes(t)
+	base := apitest.Resident(t)
 	p := watch(t, dir)
 	defer p.stop()
 
@@ -145,7 +116,7 @@ func TestDPO_1GiBAttachment(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.StatusCode, "upload %s: %s", name, b)
 	}
 	put("arkivmelding.xml", bytes.NewReader(files["arkivmelding.xml"]), int64(len(files["arkivmelding.xml"])))
-	put("vedtak.pdf", incompressible(size, 1), size)
+	put("vedtak.pdf", apitest.Incompressible(size, 1), size)
 	uploaded := time.Since(start)
 	res, err = http.Post(d.base+"/api/messages/out/"+id, "application/json", nil)
 	require.NoError(t, err)
