@@ -229,6 +229,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Postgres reports whether the store is on PostgreSQL.
+func (s *Store) Postgres() bool { return s.pg }
+
 // ddl is q as the backend spells it.
 func (s *Store) ddl(q string) string {
 	if s.pg {
