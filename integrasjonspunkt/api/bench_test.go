@@ -132,8 +132,8 @@ func uploadRSSGrowth(tb testing.TB, d *daemon, size int64) int64 {
 // grow by less than 64 MB (issue #3). It takes a few seconds and writes 1 GiB
 // to the temporary directory, so -short skips it.
 func TestUpload1GB_MemoryBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams 1 GiB to disk")
+	if testing.Short() || apitest.Race {
+		t.Skip("streams 1 GiB to disk: not with -short, and without the race detector (make test runs it so)")
 	}
 	d := startDaemon(t, nil)
 	growth := uploadRSSGrowth(t, d, 1<<30)

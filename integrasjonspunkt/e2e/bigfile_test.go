@@ -83,8 +83,8 @@ func watch(t testing.TB, dir string) *peaks {
 // process's resident memory (daemon and simulators) must grow by less than
 // 64 MB. It writes several GiB to the temporary directory; -short skips it.
 func TestDPO_1GiBAttachment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("sends 1 GiB")
+	if testing.Short() || apitest.Race {
+		t.Skip("sends 1 GiB: not with -short, and without the race detector (make test runs it so)")
 	}
 	dir := t.TempDir()
 	d := startDaemon(t, ownOrg, dir, nil)
