@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func (f *fixture) token(t *testing.T, org string, scopes ...string) string {
+func (f *fixture) token(t testing.TB, org string, scopes ...string) string {
 	t.Helper()
 	ex, err := altinn.New(altinn.Config{URL: f.srv.URL + altinnsim.ExchangePath, Maskinporten: systemUser{f.iss, org}})
 	require.NoError(t, err)

@@ -36,7 +36,7 @@ type fixture struct {
 	dir    string // the broker's Dir
 }
 
-func newFixture(t *testing.T, open func(string, []byte, io.Reader) error) *fixture {
+func newFixture(t testing.TB, open func(string, []byte, io.Reader) error) *fixture {
 	iss, err := altinnsim.NewIssuer()
 	require.NoError(t, err)
 	auth, err := altinnsim.New(altinnsim.Options{MaskinportenKeys: iss.Keys()})
