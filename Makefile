@@ -23,11 +23,16 @@ build: ## build every binary into bin/
 run: build ## run the daemon with the built-in sandbox of simulated services
 	bin/integrasjonspunkt run --sandbox --data ./data
 
-test: ## vet, then every test with the race detector
+test: ## vet, then every test with the race detector, then the 1 GiB tests without it
 	$(GO) vet ./...
 	$(GO) test -race -timeout 30m ./...
+	$(GO) test -count=1 -run 'TestDPO_1GiBAttachment|TestUpload1GB_MemoryBounded' ./integrasjonspunkt/e2e/ ./integrasjonspunkt/api/
 
-bench: ## benchmarks (medians: run with COUNT=6 and compare with benchstat)
+.PHONY: gobench
+bench: build ## cost per message beside its baselines, README Figures (cmd/efm-bench; COUNT=3, BENCHFLAGS=-quick)
+	bin/efm-bench -count $${COUNT:-3} $(BENCHFLAGS)
+
+gobench: ## go test benchmarks (medians: run with COUNT=6 and compare with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-1} -timeout 60m ./...
 
 fuzz: ## a short run of every fuzz target (FUZZTIME=10s each)

@@ -159,6 +159,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	ret := newRetention(cfg, st, core, shipper != nil, log)
 	grp := newGroup(ctx, cfg, q, log)
 	defer grp.Wait()
 	var pl *pipeline.Pipeline
@@ -182,8 +183,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	deps := api.Deps{
 		Logger:       log,
-		Health:       healthOf(st, q, diskHealth(sharedDir(cfg), cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)),
-		Metrics:      withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater),
+		Health:       withRetention(healthOf(st, q, diskHealth(sharedDir(cfg), cfg.DiskMinFree), channelStates(pl), certificateHealth(cfg, ks, ksErr), centralLogHealth(shipper), updateHealth(o.Updater)), ret),
+		Metrics:      withRetentionMetrics(withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater), ret),
+		Retention:    ret.report,
 		Info:         infoOf(cfg),
 		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
 		Sandbox:      o.Sandbox,
@@ -233,6 +235,7 @@ func Run(ctx context.Context, o Options) error {
 			return core.Run(ctx, cfg.Duration("efm.expiry.check-interval", 30*time.Second))
 		})
 	})
+	g.Go(func() error { return grp.whileLeading(gctx, "retention", ret.Run) })
 	if pl != nil {
 		g.Go(func() error { return pl.Run(gctx) })
 	}

@@ -152,7 +152,8 @@ func (s *Server) uploadFile(w http.ResponseWriter, r *http.Request) error {
 	if t := r.URL.Query().Get("title"); t != "" {
 		title = t
 	}
-	u := message.Upload{Filename: d.Filename, Title: title, MimeType: effectiveMIME(r.Header.Get("Content-Type"), d.Filename)}
+	u := message.Upload{Filename: d.Filename, Title: title, MimeType: effectiveMIME(r.Header.Get("Content-Type"), d.Filename),
+		Declared: max(r.ContentLength, 0)}
 	if err := s.d.Messages.UploadFile(r.Context(), id, u, r.Body); err != nil {
 		return err
 	}
@@ -180,6 +181,11 @@ func (s *Server) multipartSend(w http.ResponseWriter, r *http.Request) error {
 	limit := s.d.MaxMultipartBytes
 	if limit <= 0 {
 		limit = defaultMaxMultipart
+	}
+	if r.ContentLength > limit {
+		// Refused before a byte is read: nothing is staged, and a client
+		// that sent Expect: 100-continue never sends the body.
+		return errTooBig
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()

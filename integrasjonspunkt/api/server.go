@@ -60,6 +60,9 @@ type Deps struct {
 	// deprecated), "sunset" (YYYY-MM-DD), "deprecated" (YYYY-MM-DD, when it
 	// was deprecated) and "link" (the migration guide); operations.md §6.
 	Majors map[string]map[string]string
+
+	// Retention is the status page's retention section; nil: none shown.
+	Retention func(context.Context) *RetentionReport
 }
 
 // BasicAuth is the one user of difi.security.* that /api requires when enabled.

@@ -46,6 +46,7 @@ var uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	"statusOK": func(s string) bool { return s == Up },
 	"failed":   func(s string) bool { return s == "FEIL" || s == "LEVETID_UTLOPT" },
 	"query":    func(q url.Values) template.URL { return template.URL(q.Encode()) },
+	"days":     func(d time.Duration) string { return fmt.Sprintf("%.0f days", d.Hours()/24) },
 }).ParseFS(uiFiles, "ui/*.html"))
 
 func uiTime(t time.Time) string {
@@ -137,6 +138,9 @@ func (s *Server) uiStatus(w http.ResponseWriter, r *http.Request) error {
 	if s.d.LastCheck != nil {
 		data["Check"] = s.d.LastCheck()
 	}
+	if s.d.Retention != nil {
+		data["Retention"] = s.d.Retention(r.Context())
+	}
 	return s.render(w, http.StatusOK, "status", data)
 }
 
@@ -171,6 +175,8 @@ func componentFix(name string, c Component) string {
 		return "Restart the service; if it stays DOWN, the data dir's jetstream folder may be damaged: restore from backup."
 	case name == "central-log":
 		return "Open the firewall to the central log (efm.events.url, outbound 443); events wait in the outbox meanwhile."
+	case name == "retention":
+		return "Get the client system fetching incoming messages again (peek, pop, delete): unfetched ones are deleted at efm.retention.incoming-unfetched."
 	case name == "update":
 		return "See 'integrasjonspunkt update status' for the failed or available update."
 	case strings.HasPrefix(name, "channel."):

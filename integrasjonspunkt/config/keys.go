@@ -215,6 +215,8 @@ var keys = []key{
 	{name: "efm.log.file", check: checkBool}, // default: on for a Windows service, off elsewhere
 	{name: "efm.retention.incoming-unfetched", def: "2160h", check: checkDuration},
 	{name: "efm.retention.history", def: "17520h", check: checkDuration},
+	{name: "efm.retention.outgoing-payload", def: "0s", check: checkDuration}, // keep sent payloads this long (a trial); 0: delete when sent
+	{name: "efm.retention.interval", def: "24h", check: checkDuration},
 	{name: "efm.events.url"},
 	{name: "efm.events.heartbeat-interval", def: "24h", check: checkDuration},
 	{name: "efm.events.trusted-ca"}, // PEM file trusted for efm.events.url besides the system roots

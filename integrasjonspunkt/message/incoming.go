@@ -314,6 +314,11 @@ func (s *Service) dropIncoming(ctx context.Context, id string, ch Change) error 
 			return err
 		}
 		c, err := tx.Conversation(id, Incoming)
+		if errors.Is(err, store.ErrNotFound) {
+			// The client deleted the conversation (E15): no history to
+			// write, but the message still leaves the queue.
+			return nil
+		}
 		if err != nil {
 			return err
 		}

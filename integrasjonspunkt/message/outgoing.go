@@ -456,6 +456,10 @@ type Upload struct {
 	Filename string
 	Title    string
 	MimeType string
+	// Declared is the body's length as the client declared it
+	// (Content-Length), 0 when unknown: E3 refuses a body declared over
+	// the limit before reading any of it.
+	Declared int64
 }
 
 // Staged is a file written to the payload store but not yet owned by a
@@ -567,6 +571,9 @@ func (s *Service) UploadFile(ctx context.Context, messageID string, u Upload, bo
 	var used int64
 	for _, a := range atts {
 		used += a.Size
+	}
+	if u.Declared > limit-used {
+		return tooLarge(o.ServiceIdentifier, limit)
 	}
 	st, err := s.Stage(body, u, max(limit-used, 0))
 	if errors.Is(err, ErrTooLarge) {

@@ -104,6 +104,10 @@ type Config struct {
 	HerIDs []string
 	// IDPolicy validates party identifiers (difi.move.identifier.synthetic.allow).
 	IDPolicy ident.Policy
+	// KeepPayload keeps an outgoing message's SBD and files this long after
+	// it left the outgoing store (SENDT, FEIL, LEVETID_UTLOPT) instead of
+	// deleting them then (efm.retention.outgoing-payload; 0: delete then).
+	KeepPayload time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -236,6 +240,7 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if have(ch.Status) {
 		return nil, nil, nil
 	}
+	sentBefore := have("SENDT")
 	// A channel's own time may lie before a status already recorded (Altinn
 	// publishes before our create call returns); the history stays in order.
 	for _, st := range c.Statuses {
@@ -290,14 +295,24 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	if err := tx.UpdateConversation(c); err != nil {
 		return nil, nil, err
 	}
-	if c.Direction == Outgoing && slices.ContainsFunc(steps, func(st store.Status) bool {
+	// The payload goes when the channel took the message for good (SENDT),
+	// or it failed, and at the latest with any final status: a receipt
+	// that overtook SENDT (channels outside progress) must not leave it.
+	if c.Direction == Outgoing && (slices.ContainsFunc(steps, func(st store.Status) bool {
 		return slices.Contains([]string{"SENDT", "FEIL", "LEVETID_UTLOPT"}, st.Status)
-	}) {
+	}) || c.Finished && !sentBefore) {
+		if s.cfg.KeepPayload > 0 {
+			if err := tx.KeepPayload(c.MessageID, now.Add(s.cfg.KeepPayload)); err != nil {
+				return nil, nil, err
+			}
+		}
 		fs, err := tx.DeleteOutgoing(c.MessageID)
 		if err != nil {
 			return nil, nil, err
 		}
-		files = fs
+		if s.cfg.KeepPayload <= 0 {
+			files = fs
+		}
 	}
 	return evs, files, nil
 }

@@ -50,6 +50,7 @@ func Settings(c *config.Config) Config {
 		Lenient:        strings.EqualFold(c.Value("compat.lenientBusinessMessageValidation"), "true"),
 		DPIPolling:     c.Value("difi.move.dpi.pollingrate") != "",
 		IDPolicy:       ident.Policy{AllowSynthetic: c.SyntheticOK},
+		KeepPayload:    c.Duration("efm.retention.outgoing-payload", 0),
 	}
 	s.HerIDs = herIDs(c)
 	s.SvarUtCredentials = func(org string) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/message"
 	"github.com/efm-go/efm/integrasjonspunkt/sbd"
 	"github.com/efm-go/efm/internal/logattr"
+	"github.com/efm-go/efm/packaging/asic"
 	"github.com/efm-go/efm/transport"
 )
 
@@ -84,6 +85,8 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 		if limit <= 0 {
 			limit = 1 << 30
 		}
+		// The limit is the documents'; the container around them is larger.
+		limit += asic.ContainerOverhead
 		if err := p.cfg.Unpacker.Unpack(ctx, d.Package, f, limit); err != nil {
 			if errors.Is(err, ErrPackage) {
 				return p.refuse(ctx, doc, service, err)

@@ -24,6 +24,9 @@ var copyTables = []struct{ name, key string }{
 	{"incoming_message", "rowid"},
 	{"event_outbox", "id"},
 	{"event_rejected", "id"},
+	{"kept_payload", "rowid"},
+	{"kept_attachment", "id"},
+	{"retention_run", "id"},
 }
 
 // TableCount is one table's rows in the source and the destination after a

@@ -49,6 +49,18 @@ func TestCopyTo_ResumesAndVerifies(t *testing.T) {
 		if err := tx.InsertAttachment(&Attachment{MessageID: "o1", Filename: "a.pdf", MimeType: "application/pdf", Size: 2, Data: []byte{9, 9}}); err != nil {
 			return err
 		}
+		if err := tx.InsertOutgoing(&Outgoing{MessageID: "k1", ConversationID: "c", SBD: []byte("{}"), State: StateQueued, Expiry: t0, LastUpdated: t0}); err != nil {
+			return err
+		}
+		if err := tx.InsertAttachment(&Attachment{MessageID: "k1", Filename: "k.pdf", MimeType: "application/pdf", File: "f1"}); err != nil {
+			return err
+		}
+		if err := tx.KeepPayload("k1", t0); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteOutgoing("k1"); err != nil {
+			return err
+		}
 		if err := tx.InsertIncoming(&Incoming{MessageID: "i1", ConversationID: "c", SBD: []byte("{}"), Package: "p1", Expiry: t0, LastUpdated: t0}); err != nil {
 			return err
 		}
@@ -59,6 +71,7 @@ func TestCopyTo_ResumesAndVerifies(t *testing.T) {
 		}
 		return nil
 	}))
+	require.NoError(t, src.RecordRetentionRun(ctx, RetentionRun{Started: t0, Finished: t0, Conversations: 1}, 10))
 	require.NoError(t, src.SaveSubscription(ctx, &Subscription{Name: "s", PushEndpoint: "http://x", Resource: "all", Event: "all"}))
 	rows, err := src.Pending(ctx, 1, 1<<20)
 	require.NoError(t, err)
@@ -86,7 +99,8 @@ func TestCopyTo_ResumesAndVerifies(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, copyBatch, resumedFrom, "the second run continued after the copied rows")
 	want := map[string]int64{"installation": 1, "conversation": 1, "message_status": 1, "status_queue": 1, "status_reply": 1,
-		"subscription": 1, "outgoing_message": 1, "attachment": 1, "incoming_message": 1, "event_outbox": 1233, "event_rejected": 1}
+		"subscription": 1, "outgoing_message": 1, "attachment": 1, "incoming_message": 1, "event_outbox": 1233, "event_rejected": 1,
+		"kept_payload": 1, "kept_attachment": 1, "retention_run": 1}
 	for _, c := range counts {
 		assert.Equal(t, want[c.Table], c.Source, c.Table)
 		assert.Equal(t, c.Source, c.Copied, c.Table)
@@ -106,6 +120,9 @@ func TestCopyTo_ResumesAndVerifies(t *testing.T) {
 	a2, err := dst.Attachments(ctx, "o1")
 	require.NoError(t, err)
 	assert.Equal(t, []byte{9, 9}, a2[0].Data)
+	k2, err := dst.GetKeptPayload(ctx, "k1")
+	require.NoError(t, err)
+	assert.Equal(t, "f1", k2.Attachments[0].File)
 
 	// New rows get ids after the copied ones.
 	require.NoError(t, dst.Update(ctx, func(tx *Tx) error {

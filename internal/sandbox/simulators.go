@@ -1,11 +1,12 @@
 package sandbox
 
 import (
-	"bytes"
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 
 	"github.com/efm-go/efm/addressing/regsim"
 	"github.com/efm-go/efm/packaging/asic"
@@ -183,8 +184,9 @@ func (sb *Sandbox) startChannels(alt *altinnsim.Sim, log *slog.Logger) error {
 // openAs opens a package the way a peer's integration point does: decrypt
 // with the peer's key from the test PKI, verify the container's signature
 // and digests against the test CA, and check the eFormidling manifest names
-// the peer.
-func (sb *Sandbox) openAs(org string, _ []byte, pkg []byte) error {
+// the peer. The container is spooled to a temporary file, as a receiving
+// daemon spools it: a 1 GiB package is never held in memory.
+func (sb *Sandbox) openAs(org string, _ []byte, pkg io.Reader) error {
 	if pkg == nil {
 		return nil
 	}
@@ -192,11 +194,16 @@ func (sb *Sandbox) openAs(org string, _ []byte, pkg []byte) error {
 	if id == nil {
 		return fmt.Errorf("no test certificate for %s", org)
 	}
-	var plain bytes.Buffer
-	if _, err := cms.Decrypt(&plain, bytes.NewReader(pkg), id.Key, cms.DecryptOptions{Cert: id.Cert, FirstRecipient: true, MaxSize: 1 << 30}); err != nil {
+	plain, err := os.CreateTemp("", "efm-sandbox-peer-*.asice")
+	if err != nil {
+		return fmt.Errorf("spooling the container: %w", err)
+	}
+	defer func() { plain.Close(); os.Remove(plain.Name()) }()
+	info, err := cms.Decrypt(plain, pkg, id.Key, cms.DecryptOptions{Cert: id.Cert, FirstRecipient: true, MaxSize: 2 << 30})
+	if err != nil {
 		return fmt.Errorf("decrypting: %w", err)
 	}
-	c, err := asic.Open(bytes.NewReader(plain.Bytes()), int64(plain.Len()), asic.ReadOptions{Roots: sb.PKI.Pool()})
+	c, err := asic.Open(plain, info.Size, asic.ReadOptions{Roots: sb.PKI.Pool()})
 	if err != nil {
 		return fmt.Errorf("verifying container: %w", err)
 	}

@@ -30,8 +30,15 @@ type Limits struct {
 	MaxTotalSize int64
 }
 
-// DefaultLimits are used for zero fields of ReadOptions.Limits.
-var DefaultLimits = Limits{MaxEntries: 256, MaxEntrySize: 1 << 30, MaxTotalSize: 1 << 30}
+// DefaultLimits are used for zero fields of ReadOptions.Limits. The total
+// leaves room above the 1 GB of documents for the container's own entries
+// (manifests, signature) and for deflate's framing of incompressible data
+// (5 octets per 64 KiB block): without it a message at exactly DPO's limit,
+// which the sender accepts, is refused by its receiver.
+var DefaultLimits = Limits{MaxEntries: 256, MaxEntrySize: 1 << 30, MaxTotalSize: 1<<30 + ContainerOverhead}
+
+// ContainerOverhead is what a container may add to its documents' size.
+const ContainerOverhead = 16 << 20
 
 // SignatureKind says how a container is signed.
 type SignatureKind int

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/efm-go/efm/internal/simfault"
@@ -14,11 +15,6 @@ import (
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
 	"github.com/efm-go/efm/transport/dpo"
 )
-
-// maxUpload caps what the simulator keeps in memory per transfer; the real
-// broker's limit is the resource's (1 GB for DPO) but a simulator that holds
-// files in memory must stay smaller.
-const maxUpload = 256 << 20
 
 var party = regexp.MustCompile(`^\d{4}:\d{9}$`)
 
@@ -90,7 +86,10 @@ func (s *Sim) initialize(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "One or more validation errors occurred.", err.Error())
 		return
 	}
-	if req.ResourceID != s.opts.ResourceID {
+	s.mu.Lock()
+	_, served := s.resources[req.ResourceID]
+	s.mu.Unlock()
+	if !served {
 		problem(w, http.StatusForbidden, "Forbidden",
 			"The resource needs to be registered as an Altinn 3 resource and it has to be associated with a service owner")
 		return
@@ -137,7 +136,13 @@ func (s *Sim) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	t := s.transfers[r.PathValue("id")]
+	var status string
+	var res Resource
+	if t != nil {
+		status, res = t.status, s.resources[t.resourceID]
+	}
 	s.mu.Unlock()
+	// The broker's checks, in its order, all before the body is read.
 	if t == nil {
 		problem(w, http.StatusNotFound, "Not Found", "The requested file transfer was not found")
 		return
@@ -146,26 +151,36 @@ func (s *Sim) upload(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusUnauthorized, "Unauthorized", "You must use a bearer token that represents the sender of the file transfer")
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxUpload+1))
+	if status != dpo.StatusInitialized {
+		alreadyUploaded(w)
+		return
+	}
+	if r.ContentLength < 0 {
+		contentLengthRequired(w)
+		return
+	}
+	if r.ContentLength > res.limit() {
+		fileSizeTooBig(w)
+		return
+	}
+	file, sum, err := s.receive(r.Body, r.ContentLength)
 	if err != nil {
 		return // the connection broke: nothing was uploaded
-	}
-	if len(data) > maxUpload {
-		problem(w, http.StatusRequestEntityTooLarge, "Payload Too Large", "file larger than the simulator keeps")
-		return
-	}
-	if r.ContentLength >= 0 && int64(len(data)) != r.ContentLength {
-		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t.status != dpo.StatusInitialized {
-		problem(w, http.StatusConflict, "Conflict",
-			"A file transfer has already been, or attempted to be, created. Create a new file transfer resource to try again.")
+		file.remove()
+		alreadyUploaded(w)
 		return
 	}
-	s.storeLocked(t, data)
+	s.storeLocked(t, file, sum)
 	simfault.WriteJSON(w, http.StatusOK, s.overviewLocked(t))
+}
+
+func alreadyUploaded(w http.ResponseWriter) {
+	problem(w, http.StatusConflict, "Conflict",
+		"A file transfer has already been, or attempted to be, created. Create a new file transfer resource to try again.")
 }
 
 func (s *Sim) overviewLocked(t *transfer) dpo.Overview {
@@ -217,7 +232,10 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("resourceId") != s.opts.ResourceID {
+	s.mu.Lock()
+	_, served := s.resources[q.Get("resourceId")]
+	s.mu.Unlock()
+	if !served {
 		problem(w, http.StatusBadRequest, "Bad Request", "resourceId must name a configured resource")
 		return
 	}
@@ -283,20 +301,28 @@ func (s *Sim) download(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "Bad Request", "No file uploaded yet")
 		return
 	}
-	if t.data == nil {
+	if t.file == nil {
 		s.mu.Unlock()
 		problem(w, http.StatusGone, "Gone", "The file has been purged after every recipient confirmed the download")
 		return
 	}
+	rd, err := t.file.open()
+	if err != nil {
+		s.mu.Unlock()
+		problem(w, http.StatusInternalServerError, "Internal Server Error", "the stored file cannot be read")
+		return
+	}
+	defer rd.Close()
 	rc := t.recipientLocked(caller)
 	if rc.status == dpo.RecipientInitialized {
 		s.setRecipientLocked(t, rc, dpo.RecipientDownloadStarted)
 	}
-	data := t.data
+	size := t.size
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+t.fileName+`"`)
-	_, _ = w.Write(data)
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	_, _ = io.Copy(w, io.NewSectionReader(rd, 0, size))
 }
 
 func (s *Sim) confirm(w http.ResponseWriter, r *http.Request) {

@@ -2,8 +2,6 @@ package dposim
 
 import (
 	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"time"
@@ -17,17 +15,29 @@ import (
 // takes the transfer (download + confirm), and unless the message is itself
 // a status or receipt, answers on the schedule.
 func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File) {
-	s.setRecipientLocked(t, r, dpo.RecipientDownloadConfirmed)
-	s.allConfirmedLocked(t)
 	h := f.Header
+	var rd readerAt
 	switch h.Type {
 	case transport.TypeStatus, transport.TypeArkivmeldingKvittering, transport.TypeEinnsynKvittering:
+	default:
+		// The peer's own handle: it outlives the purge below.
+		var err error
+		if rd, err = t.file.open(); err != nil {
+			s.peerErrors[h.MessageID] = "reading the transfer: " + err.Error()
+			return
+		}
+	}
+	s.setRecipientLocked(t, r, dpo.RecipientDownloadConfirmed)
+	s.allConfirmedLocked(t)
+	if rd == nil {
 		return
 	}
+	size := t.size
 	// Opening a package is slow (RSA, AES); do it off the lock, then
 	// schedule the answers.
 	s.timers.After(0, func() {
-		if err := s.peerOpen(r.org, f); err != nil {
+		defer rd.Close()
+		if err := s.peerOpen(r.org, rd, size); err != nil {
 			s.mu.Lock()
 			s.peerErrors[h.MessageID] = err.Error()
 			s.mu.Unlock()
@@ -39,22 +49,32 @@ func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File) {
 	})
 }
 
-func (s *Sim) peerOpen(org string, f *dpo.File) error {
+// peerOpen streams the package to Options.Open: a 1 GiB package is never
+// held in memory.
+func (s *Sim) peerOpen(org string, rd io.ReaderAt, size int64) error {
 	if s.opts.Open == nil {
 		return nil
 	}
-	var asic []byte
-	if f.HasPayload() {
-		rc, err := f.OpenPayload()
-		if err == nil {
-			asic, err = io.ReadAll(rc)
-			rc.Close()
-		}
-		if err != nil {
-			return fmt.Errorf("reading asic.zip: %w", err)
-		}
+	f, err := dpo.ParseFile(rd, size)
+	if err != nil {
+		return fmt.Errorf("reading the transfer: %w", err)
 	}
-	return s.opts.Open(transport.OrgNumber(org), f.SBD, asic)
+	if !f.HasPayload() {
+		return s.opts.Open(transport.OrgNumber(org), f.SBD, nil)
+	}
+	rc, err := f.OpenPayload()
+	if err != nil {
+		return fmt.Errorf("reading asic.zip: %w", err)
+	}
+	defer rc.Close()
+	if err := s.opts.Open(transport.OrgNumber(org), f.SBD, rc); err != nil {
+		return err
+	}
+	// The zip reader checks the CRC only at the end of the entry.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return fmt.Errorf("reading asic.zip: %w", err)
+	}
+	return nil
 }
 
 func (s *Sim) peerAnswerLocked(t *transfer, r *recipient, f *dpo.File) {
@@ -108,7 +128,10 @@ func (s *Sim) allConfirmedLocked(t *transfer) {
 	// Every recipient has the file: free it, as the broker purges it, so
 	// long sandbox runs and benchmarks do not grow without bound. The
 	// transfer's metadata stays, so a sender's late retry still finds it.
-	t.data = nil
+	if t.file != nil {
+		t.file.remove()
+		t.file = nil
+	}
 }
 
 // originateLocked creates, uploads and publishes a transfer from sender to
@@ -124,8 +147,8 @@ func (s *Sim) originateLocked(sender, recipient, ref string, sbd, asic []byte) (
 	}
 	t := s.newTransferLocked(dpo.InitializeRequest{FileName: dpo.FileName, ResourceID: s.opts.ResourceID,
 		SendersFileTransferReference: ref, Sender: sender, Recipients: []string{recipient}})
-	sum := md5.Sum(buf.Bytes())
-	t.data, t.size, t.checksum = buf.Bytes(), int64(buf.Len()), hex.EncodeToString(sum[:])
+	t.file, t.checksum = memBlob(buf.Bytes())
+	t.size = t.file.size
 	s.setStatusLocked(t, dpo.StatusUploadProcessing)
 	s.publishLocked(t)
 	return t, nil

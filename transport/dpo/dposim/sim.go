@@ -27,11 +27,11 @@
 package dposim
 
 import (
-	"bytes"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -93,9 +93,17 @@ type Options struct {
 	Schedule *Schedule
 	// Open, when not nil, checks a package a peer receives the way its
 	// integration point would (decrypt with the peer's key, verify the ASiC
-	// digests and manifest). A peer that cannot open a package sends no
-	// receipts; the failure shows in /_sim/deliveries as peerErrors.
-	Open func(peerOrg string, sbd []byte, asic []byte) error
+	// digests and manifest). asic streams the package, nil when the message
+	// has none. A peer that cannot open a package sends no receipts; the
+	// failure shows in /_sim/deliveries as peerErrors.
+	Open func(peerOrg string, sbd []byte, asic io.Reader) error
+	// MaxFileTransferSize is the served resource's maxFileTransferSize;
+	// 0 leaves it unset, so the broker's own cap applies
+	// (DefaultMaxFileTransferSize). SetResource and PUT /resource change it.
+	MaxFileTransferSize int64
+	// Dir is where uploads larger than a few MiB are kept until every
+	// recipient confirmed them; default os.TempDir().
+	Dir string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -109,6 +117,7 @@ type Sim struct {
 	mu        sync.Mutex
 	sched     Schedule
 	peers     map[string]bool
+	resources map[string]Resource
 	transfers map[string]*transfer
 	order     []*transfer // creation order
 	// waiting indexes published transfers by recipient org while that
@@ -138,7 +147,7 @@ type transfer struct {
 	recipients                            []*recipient
 	status                                string
 	changed, created, expires             time.Time
-	data                                  []byte
+	file                                  *blob // nil before the upload and after the purge
 	size                                  int64
 	checksum                              string
 	props                                 map[string]string
@@ -156,7 +165,13 @@ func New(opts Options) (*Sim, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sim{opts: opts, peers: map[string]bool{}}
+	if opts.Dir == "" {
+		opts.Dir = os.TempDir()
+	}
+	s := &Sim{opts: opts, peers: map[string]bool{}, resources: map[string]Resource{}}
+	if err := s.SetResource(opts.ResourceID, Resource{MaxFileTransferSize: opts.MaxFileTransferSize}); err != nil {
+		return nil, fmt.Errorf("dposim: %w", err)
+	}
 	s.faults = simfault.New(simfault.Options{Match: simfault.Pattern, FlatRequests: true, OnReset: func() {
 		s.mu.Lock()
 		s.resetLocked()
@@ -172,6 +187,7 @@ func New(opts Options) (*Sim, error) {
 	s.resetLocked()
 	mux := http.NewServeMux()
 	s.routes(mux)
+	s.resourceRoutes(mux)
 	s.faults.Routes(mux)
 	s.handler = s.faults.Wrap(mux)
 	return s, nil
@@ -179,6 +195,7 @@ func New(opts Options) (*Sim, error) {
 
 func (s *Sim) resetLocked() {
 	s.timers.Reset()
+	s.purgeAllLocked()
 	s.transfers = map[string]*transfer{}
 	s.order = nil
 	s.waiting = map[string]map[*transfer]bool{}
@@ -192,9 +209,21 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.Serv
 // Faults gives tests direct access to failure injection.
 func (s *Sim) Faults() *simfault.Injector { return s.faults }
 
-// Close stops pending peer answers.
+// Close stops pending peer answers and removes the files kept on disk.
 func (s *Sim) Close() {
 	s.timers.Close()
+	s.mu.Lock()
+	s.purgeAllLocked()
+	s.mu.Unlock()
+}
+
+func (s *Sim) purgeAllLocked() {
+	for _, t := range s.transfers {
+		if t.file != nil {
+			t.file.remove()
+			t.file = nil
+		}
+	}
 }
 
 // SetSchedule replaces the schedule.
@@ -259,9 +288,8 @@ func (s *Sim) newTransferLocked(req dpo.InitializeRequest) *transfer {
 }
 
 // storeLocked takes an upload and schedules publication.
-func (s *Sim) storeLocked(t *transfer, data []byte) {
-	sum := md5.Sum(data)
-	t.data, t.size, t.checksum = data, int64(len(data)), hex.EncodeToString(sum[:])
+func (s *Sim) storeLocked(t *transfer, file *blob, checksum string) {
+	t.file, t.size, t.checksum = file, file.size, checksum
 	s.setStatusLocked(t, dpo.StatusUploadProcessing)
 	if s.sched.FailUploads > 0 {
 		s.sched.FailUploads--
@@ -295,7 +323,12 @@ func (s *Sim) publishLocked(t *transfer) {
 			w[t] = true
 		}
 	}
-	f, err := dpo.ParseFile(bytes.NewReader(t.data), int64(len(t.data)))
+	rd, err := t.file.open()
+	if err != nil {
+		return
+	}
+	defer rd.Close()
+	f, err := dpo.ParseFile(rd, t.size)
 	if err != nil {
 		return // an unreadable file is still published; receivers discard it
 	}

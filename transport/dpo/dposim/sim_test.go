@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,14 +33,16 @@ type fixture struct {
 	broker *dposim.Sim
 	srv    *httptest.Server
 	opened chan string
+	dir    string // the broker's Dir
 }
 
-func newFixture(t *testing.T, open func(string, []byte, []byte) error) *fixture {
+func newFixture(t testing.TB, open func(string, []byte, io.Reader) error) *fixture {
 	iss, err := altinnsim.NewIssuer()
 	require.NoError(t, err)
 	auth, err := altinnsim.New(altinnsim.Options{MaskinportenKeys: iss.Keys()})
 	require.NoError(t, err)
-	broker, err := dposim.New(dposim.Options{Auth: auth, Peers: []string{"0192:" + orgPeer}, Open: open})
+	dir := t.TempDir()
+	broker, err := dposim.New(dposim.Options{Auth: auth, Peers: []string{"0192:" + orgPeer}, Open: open, Dir: dir})
 	require.NoError(t, err)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/authentication/") {
@@ -49,7 +52,7 @@ func newFixture(t *testing.T, open func(string, []byte, []byte) error) *fixture 
 		broker.ServeHTTP(w, r)
 	}))
 	t.Cleanup(func() { broker.Close(); srv.Close() })
-	return &fixture{iss: iss, broker: broker, srv: srv}
+	return &fixture{iss: iss, broker: broker, srv: srv, dir: dir}
 }
 
 type systemUser struct {
@@ -182,8 +185,9 @@ func TestSim_HoldPublish(t *testing.T) {
 }
 
 func TestSim_PeerOpenFailure(t *testing.T) {
-	f := newFixture(t, func(org string, sbd, asic []byte) error {
-		if string(asic) != "good" {
+	f := newFixture(t, func(org string, sbd []byte, pkg io.Reader) error {
+		asic, err := io.ReadAll(pkg)
+		if err != nil || string(asic) != "good" {
 			return fmt.Errorf("cannot decrypt for %s", org)
 		}
 		return nil

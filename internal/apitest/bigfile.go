@@ -1,0 +1,54 @@
+package apitest
+
+import (
+	"bufio"
+	"crypto/aes"
+	"crypto/cipher"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Incompressible is a deterministic stream of size bytes that no compressor
+// shrinks: an AES-CTR key stream, seeded by seed. Zeros compress to nothing
+// and hide what a real file costs; math/rand/v2's ChaCha8 would do, but at
+// a few hundred MB/s here it, not the daemon, would be what a 1 GiB test
+// measures. AES-CTR runs at several GB/s.
+func Incompressible(size int64, seed byte) io.Reader {
+	var key [16]byte
+	key[0] = seed
+	b, _ := aes.NewCipher(key[:])
+	return io.LimitReader(&keyStream{s: cipher.NewCTR(b, make([]byte, aes.BlockSize))}, size)
+}
+
+type keyStream struct{ s cipher.Stream }
+
+func (k *keyStream) Read(p []byte) (int, error) {
+	clear(p)
+	k.s.XORKeyStream(p, p)
+	return len(p), nil
+}
+
+// Resident is this process's resident set size in bytes (Linux; elsewhere
+// the test is skipped).
+func Resident(tb testing.TB) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		tb.Skip("resident memory is read from /proc: Linux only")
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			require.NoError(tb, err)
+			return kb << 10
+		}
+	}
+	tb.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
