@@ -30,7 +30,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -80,6 +82,13 @@ type Options struct {
 	ForsendelseTyper []string
 	Schedule         *Schedule
 	Now              func() time.Time // default time.Now
+	// Dir is where documents over a few MiB are kept while the simulator
+	// holds their shipment; default os.TempDir(). Close removes them.
+	Dir string
+	// MaxShipment caps the documents of a digital-only shipment
+	// (kunDigitalLevering); default DefaultMaxShipment. Shipments that may
+	// be printed are capped at PrintLimit, as SvarUt does.
+	MaxShipment int64
 }
 
 // Document is a received document, decrypted.
@@ -87,7 +96,8 @@ type Document struct {
 	Filnavn  string `json:"filnavn"`
 	MimeType string `json:"mimeType"`
 	Size     int    `json:"size"`
-	data     []byte
+	SHA256   string `json:"sha256"` // of the content, hex
+	body     blob
 }
 
 // Shipment is what SvarUt received.
@@ -111,7 +121,7 @@ type Shipment struct {
 type incoming struct {
 	shipment map[string]any // hentNyeForsendelser entry
 	id       string
-	zip      []byte
+	files    []file
 	corrupt  bool
 	from     *Shipment // nil when added through /_sim/
 }
@@ -147,6 +157,12 @@ func New(opts Options) (*Sim, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Dir == "" {
+		opts.Dir = os.TempDir()
+	}
+	if opts.MaxShipment <= 0 {
+		opts.MaxShipment = DefaultMaxShipment
+	}
 	s := &Sim{opts: opts, sched: DefaultSchedule}
 	if opts.Schedule != nil {
 		s.sched = *opts.Schedule
@@ -168,6 +184,9 @@ func New(opts Options) (*Sim, error) {
 }
 
 func (s *Sim) resetLocked() {
+	for _, sh := range s.shipments {
+		removeAll(sh.Documents)
+	}
 	s.shipments, s.byID = nil, map[string]*Shipment{}
 	s.inboxes, s.failures = map[string][]*incoming{}, map[string][]Failure{}
 	s.soapFaults = nil
@@ -207,7 +226,13 @@ func (s *Sim) DocumentData(id, filnavn string) ([]byte, bool) {
 	}
 	for _, d := range sh.Documents {
 		if d.Filnavn == filnavn {
-			return d.data, true
+			rc, err := d.body.open()
+			if err != nil {
+				return nil, false
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			return b, err == nil
 		}
 	}
 	return nil, false
