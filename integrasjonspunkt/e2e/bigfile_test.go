@@ -37,7 +37,7 @@ func diskBytes(dir string) int64 {
 	})
 	entries, _ := os.ReadDir(os.TempDir())
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "dposim-") || strings.HasPrefix(e.Name(), "efm-sandbox-peer-") {
+		if strings.HasPrefix(e.Name(), "dposim-") || strings.HasPrefix(e.Name(), "dpfsim-") || strings.HasPrefix(e.Name(), "efm-sandbox-peer-") {
 			add(e.Name(), e)
 		}
 	}
