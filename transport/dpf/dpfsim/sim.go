@@ -10,6 +10,12 @@
 // SvarInn account (the bridge) waits in that account instead and becomes
 // LEST when the receiver acknowledges it, as KS does.
 //
+// Size rules are SvarUt's own: at most 350 MB of documents in a shipment
+// that may go to print, refused with ErrorMessage 400 (REST) or a SOAP
+// fault, never cut; digital-only shipments up to Options.MaxShipment.
+// Documents over a few MiB are spooled to Options.Dir and decrypted from
+// there; Close and /_sim/reset remove them.
+//
 // SvarInn serves each account's shipments, the download as a CMS of a ZIP
 // encrypted to the receiving organisation's certificate (RSAES-OAEP,
 // AES-256-CBC), kvitterMottak and mottakFeilet.
@@ -18,7 +24,7 @@
 //
 //	POST /_sim/reset
 //	POST /_sim/faults, DELETE /_sim/faults, GET /_sim/requests   as simfault
-//	GET  /_sim/shipments               what SvarUt received (metadata, document names and sizes)
+//	GET  /_sim/shipments               what SvarUt received (metadata, document names, sizes and SHA-256)
 //	POST /_sim/soapfault               {"reason": "Duplikat ...", "times": n}: the next SOAP calls fault
 //	POST /_sim/svarinn/{org}           add an incoming shipment: {"tittel", "files": {name: base64}, "corrupt": bool}
 //	GET  /_sim/svarinn/{org}           {"waiting": n}
