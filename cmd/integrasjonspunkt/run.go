@@ -43,7 +43,12 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	loc, err := loc.abs()
+	stopProfile, err := cpuProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	loc, err = loc.abs()
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,16 @@
 package e2e_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,10 +91,18 @@ func subscribe(t testing.TB, d *daemon, e *events) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 }
 
+// daemonProfile names a file for a CPU profile of the daemon under a
+// benchmark (the child's own, not the test binary's, which runs the
+// simulators): go test -bench DPO -args -daemon.cpuprofile=/tmp/d.prof.
+var daemonProfile = flag.String("daemon.cpuprofile", "", "write the benchmarked daemon's CPU profile to `file`")
+
 // benchDaemon is the production build as a child process, against the
 // sandbox's broker with peers that answer MOTTATT and LEVERT only.
 func benchDaemon(b *testing.B) (*child, *events) {
 	brokerSchedule(b, map[string]any{"kvitteringType": "none", "drop": []string{}})
+	if *daemonProfile != "" {
+		b.Setenv("EFM_CPUPROFILE", *daemonProfile)
+	}
 	c := startChild(b, b.TempDir(), map[string]string{"difi.move.queue.concurrency": "32", "efm.log.level": "error"})
 	e := newEvents()
 	subscribe(b, c.daemon, e)
@@ -103,19 +117,21 @@ func BenchmarkDPO_Throughput(b *testing.B) {
 	c, e := benchDaemon(b)
 	var peak int64
 	var total int
-	var busy time.Duration
+	var busy, cpu time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
-		start := time.Now()
+		start, cpu0 := time.Now(), c.cpu(b)
 		ids := sendMany(b, c.daemon, batch, clients, 0)
 		if missing := e.wait(ids, "LEVERT", 5*time.Minute); missing > 0 {
 			b.Fatalf("%d of %d messages did not reach LEVERT", missing, batch)
 		}
 		busy += time.Since(start)
+		cpu += c.cpu(b) - cpu0
 		total += batch
 		peak = max(peak, c.rss(b))
 	}
 	b.ReportMetric(float64(total)/busy.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(total), "daemon-cpu-ms/msg")
 	b.ReportMetric(float64(peak)/(1<<20), "rss-MB")
 }
 
@@ -200,6 +216,34 @@ func sendEach(t testing.TB, d *daemon, n, clients int, build func() ([]byte, map
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
+// cpu is the CPU time (user and system) the daemon's process has used so
+// far, from /proc/<pid>/stat: the child's alone, so the simulators, which
+// run in the test binary, are not counted. Its resolution is the clock
+// tick (10 ms); a benchmark iteration uses seconds.
+func (c *child) cpu(t testing.TB) time.Duration {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	require.NoError(t, err)
+	// The command name (field 2) may hold spaces; the fields counted from
+	// after its closing parenthesis are utime (14) and stime (15).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	require.Greater(t, len(f), 12)
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		require.NoError(t, err)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times; 100 on
+// every Linux this runs on.
+const clockTicks = 100
+
 // BenchmarkDPO_Drain measures the pipeline alone, without the local API's
 // accept path: 1,000 messages are accepted while the broker refuses
 // everything, then the broker comes back and the benchmark times the
@@ -212,16 +256,19 @@ func BenchmarkDPO_Drain(b *testing.B) {
 	e := newEvents()
 	subscribe(b, c.daemon, e)
 	var rate float64
+	var cpu time.Duration
 	for b.Loop() {
 		simCall(b, "altinn-broker", "POST", "/_sim/faults", map[string]any{"path": "/broker/api/v1/filetransfer", "method": "POST", "status": 503}, nil)
 		ids := sendMany(b, c.daemon, n, 16, 0)
 		simCall(b, "altinn-broker", "DELETE", "/_sim/faults", nil, nil)
-		start := time.Now()
+		start, cpu0 := time.Now(), c.cpu(b)
 		if missing := e.wait(ids, "LEVERT", 5*time.Minute); missing > 0 {
 			b.Fatalf("%d of %d messages did not reach LEVERT", missing, n)
 		}
 		rate = float64(n) / time.Since(start).Seconds()
+		cpu = c.cpu(b) - cpu0
 	}
 	b.ReportMetric(rate, "msgs/s")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/n, "daemon-cpu-ms/msg")
 	b.ReportMetric(float64(c.rss(b))/(1<<20), "rss-MB")
 }

@@ -199,14 +199,54 @@ func TestPack_RefusedIsFinal(t *testing.T) {
 		"too many": many,
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, files, DPOPackaging(1<<30))
+			_, _, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, files, DPOPackaging(1<<30))
 			var fe *finalError
 			require.ErrorAs(t, err, &fe)
 			assert.Equal(t, events.ReasonPayloadInvalid, fe.reason)
 		})
 	}
-	_, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, many[:asic.MaxDataEntries-1], DPOPackaging(1<<30))
+	_, _, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route, many[:asic.MaxDataEntries-1], DPOPackaging(1<<30))
 	require.NoError(t, err, "as many documents as the receiver opens")
+}
+
+// TestPack_MemoryOrSpool: a small package is made in memory, a large one in
+// a spool file that done removes; both open as often as asked, and the
+// receiver decrypts and verifies either.
+func TestPack_MemoryOrSpool(t *testing.T) {
+	spool := t.TempDir()
+	p := &Pipeline{cfg: Config{Packer: packerOf(t, senderOrg)}, spool: spool}
+	route := addressing.Route{Certificate: testPKI(t).Orgs[receiverOrg].Cert}
+	for name, size := range map[string]int{"memory": 10 << 10, "spool": memoryPackage + 1} {
+		t.Run(name, func(t *testing.T) {
+			doc := bytes.Repeat([]byte{0xA5, 0x5A}, size/2+1)
+			open, done, err := p.pack(context.Background(), uuid.NewString(), "0192:"+senderOrg, route,
+				[]File{fileOf("vedtak.pdf", "application/pdf", doc)}, DPOPackaging(1<<30))
+			require.NoError(t, err)
+			spooled, err := os.ReadDir(spool)
+			require.NoError(t, err)
+			assert.Equal(t, name == "spool", len(spooled) == 1, "files in the spool: %d", len(spooled))
+			var first []byte
+			for range 2 {
+				rc, err := open()
+				require.NoError(t, err)
+				b, err := io.ReadAll(rc)
+				require.NoError(t, err)
+				rc.Close()
+				if first != nil {
+					assert.Equal(t, first, b, "the same package on every open")
+				}
+				first = b
+			}
+			dst, err := os.CreateTemp(t.TempDir(), "in-*")
+			require.NoError(t, err)
+			defer dst.Close()
+			require.NoError(t, packerOf(t, receiverOrg).Unpack(context.Background(), bytes.NewReader(first), dst, 1<<30))
+			done()
+			spooled, err = os.ReadDir(spool)
+			require.NoError(t, err)
+			assert.Empty(t, spooled, "done frees the package")
+		})
+	}
 }
 
 // TestPack_OneDocumentOpenAtATime: packing holds one document open at a

@@ -165,9 +165,6 @@ func (n *Notifier) subscriptions(ctx context.Context) ([]store.Subscription, err
 
 // New returns a Notifier; start it with Run.
 func New(cfg Config) *Notifier {
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 20 * time.Second}
-	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 3
 	}
@@ -179,6 +176,15 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
+	}
+	if cfg.Client == nil {
+		// A client system has one endpoint, which gets every delivery in
+		// flight: keep a connection per delivery, not net/http's default of
+		// two per host, which closed the rest after each event and dialled
+		// again (issue 18).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = cfg.Concurrency
+		cfg.Client = &http.Client{Timeout: 20 * time.Second, Transport: t}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"sync"
 )
 
 // KeyTransport is how the content-encryption key is wrapped for the recipient.
@@ -51,6 +52,32 @@ func (c ContentCipher) String() string {
 		return "AES-256-GCM"
 	}
 	return "AES-256-CBC"
+}
+
+// chunkPool holds the chunk buffers of Encrypt and Decrypt: most packages are a few
+// kilobytes, and a fresh 128 KiB buffer per package was a large allocation, zeroed, for
+// each (issue 18). The room past chunkSize takes a CBC padding block or a GCM tag.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize+aes.BlockSize); return &b }}
+
+// putChunk clears what a buffer may hold of the n octets that went through it
+// (plaintext, when decrypting) and returns it to the pool.
+func putChunk(bp *[]byte, n int64) {
+	clear((*bp)[:min(int64(len(*bp)), n+aes.BlockSize)])
+	chunkPool.Put(bp)
+}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+
+// countingReader counts the octets read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // chunkSize is the unit of streaming: the most plaintext held at once, and the size of each
@@ -143,7 +170,7 @@ func Encrypt(dst io.Writer, src io.Reader, recipient *x509.Certificate, opts Enc
 		if _, err := io.ReadFull(rnd, iv); err != nil {
 			return 0, fmt.Errorf("generating iv: %w", err)
 		}
-		cbc = cipher.NewCBCEncrypter(block, iv)
+		cbc = newCBC(cek, block, iv, false)
 		contentAlg, err = asn1.Marshal(struct {
 			Algorithm asn1.ObjectIdentifier
 			IV        []byte
@@ -168,7 +195,9 @@ func Encrypt(dst io.Writer, src io.Reader, recipient *x509.Certificate, opts Enc
 	}
 	authEnv := gcm != nil && opts.AuthEnveloped
 
-	w := bufio.NewWriterSize(dst, 16<<10)
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(dst)
+	defer func() { w.Reset(nil); writerPool.Put(w) }()
 	outer := oidEnvelopedData
 	if authEnv {
 		outer = oidAuthEnvelopedData
@@ -184,8 +213,10 @@ func Encrypt(dst io.Writer, src io.Reader, recipient *x509.Certificate, opts Enc
 	w.Write(contentAlg)
 	w.Write([]byte{0xa0, 0x80})
 
-	buf := make([]byte, chunkSize+aes.BlockSize)
+	bp := chunkPool.Get().(*[]byte)
+	buf := *bp
 	var total int64
+	defer func() { putChunk(bp, total) }()
 	writeSegment := func(p []byte) {
 		if len(p) == 0 {
 			return
@@ -507,6 +538,7 @@ type contentDecrypter struct {
 	gcmNonce []byte // GCM
 	tagLen   int
 	block    cipher.Block
+	cek      []byte // for the CBC mode's own key schedule
 	gcm      *gcmStream
 }
 
@@ -585,7 +617,7 @@ func (c *contentDecrypter) unwrap(ri *keyTransRecipientInfo, key *rsa.PrivateKey
 	if err != nil {
 		return 0, err
 	}
-	c.block = block
+	c.block, c.cek = block, cek
 	if c.gcmNonce != nil {
 		if c.gcm, err = newGCMStream(block, c.gcmNonce); err != nil {
 			return 0, err
@@ -651,10 +683,14 @@ func (c *contentDecrypter) run(dst io.Writer, src io.Reader, authEnveloped bool)
 		}
 		return nil
 	}
+	bp := chunkPool.Get().(*[]byte)
+	in := &countingReader{r: src}
+	src = in
+	defer func() { putChunk(bp, in.n) }()
 	if c.gcm == nil {
-		mode := cipher.NewCBCDecrypter(c.block, c.iv)
+		mode := newCBC(c.cek, c.block, c.iv, true)
 		var total int64
-		tail, err := holdBack(src, make([]byte, chunkSize+aes.BlockSize), aes.BlockSize, func(p []byte) error {
+		tail, err := holdBack(src, *bp, aes.BlockSize, func(p []byte) error {
 			total += int64(len(p))
 			if len(p)%aes.BlockSize != 0 {
 				return malformed("CBC ciphertext is not a whole number of blocks")
@@ -681,7 +717,7 @@ func (c *contentDecrypter) run(dst io.Writer, src io.Reader, authEnveloped bool)
 	if authEnveloped {
 		keep = 0
 	}
-	tail, err := holdBack(src, make([]byte, chunkSize+keep), keep, func(p []byte) error {
+	tail, err := holdBack(src, (*bp)[:chunkSize+keep], keep, func(p []byte) error {
 		if err := c.gcm.open(p); err != nil {
 			return err
 		}

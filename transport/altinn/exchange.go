@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/efm-go/efm/transport"
 )
 
@@ -51,6 +53,9 @@ type Exchanger struct {
 
 	mu    sync.Mutex
 	cache map[string]cached
+	// group makes the callers that find the cache empty at once (every
+	// pipeline worker, at start and at each expiry) share one exchange.
+	group singleflight.Group
 }
 
 type cached struct {
@@ -92,13 +97,32 @@ func cacheKey(scopes []string) string {
 // token when the cached one is older than CacheFor.
 func (e *Exchanger) Token(ctx context.Context, scopes ...string) (string, error) {
 	key := cacheKey(scopes)
+	if t, ok := e.cached(key); ok {
+		return t, nil
+	}
+	v, err, _ := e.group.Do(key, func() (any, error) { return e.exchange(ctx, key, scopes) })
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// cached is the token for key while it is fresh.
+func (e *Exchanger) cached(key string) (string, bool) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	c, ok := e.cache[key]
 	e.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.token, nil
+	return c.token, ok && now.Before(c.expires)
+}
+
+func (e *Exchanger) exchange(ctx context.Context, key string, scopes []string) (string, error) {
+	// A caller that waited for the group may come after an exchange that
+	// just filled the cache.
+	if t, ok := e.cached(key); ok {
+		return t, nil
 	}
+	now := e.cfg.Now()
 	mp, err := e.cfg.Maskinporten.Token(ctx, scopes...)
 	if err != nil {
 		return "", fmt.Errorf("getting maskinporten token: %w", err)

@@ -2,7 +2,9 @@ package altinn_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,4 +94,39 @@ func TestNew_ReportsEveryProblem(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "URL")
 	assert.Contains(t, err.Error(), "Maskinporten")
+}
+
+// TestExchanger_OneExchangeForConcurrentCallers: callers that find the cache
+// empty at the same moment (every pipeline worker at start) share one
+// exchange, and one Maskinporten grant.
+func TestExchanger_OneExchangeForConcurrentCallers(t *testing.T) {
+	iss, err := altinnsim.NewIssuer()
+	require.NoError(t, err)
+	sim, err := altinnsim.New(altinnsim.Options{MaskinportenKeys: iss.Keys()})
+	require.NoError(t, err)
+	var exchanges atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		exchanges.Add(1)
+		<-release
+		sim.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	src := &grantSource{iss: iss}
+	ex, err := altinn.New(altinn.Config{URL: srv.URL + altinnsim.ExchangePath, Maskinporten: src})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			_, err := ex.Token(context.Background(), "altinn:broker.read")
+			assert.NoError(t, err)
+		})
+	}
+	// Let the first exchange wait until the server has it, so the others
+	// arrive while it is in flight, then let it finish.
+	require.Eventually(t, func() bool { return exchanges.Load() > 0 }, 10*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	assert.Equal(t, int32(1), exchanges.Load(), "exchanges")
+	assert.Equal(t, int32(1), src.calls.Load(), "maskinporten grants")
 }

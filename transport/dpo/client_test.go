@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
+	"github.com/efm-go/efm/transport/altinn/altinnsim"
 	"github.com/efm-go/efm/transport/dpo"
 	"github.com/efm-go/efm/transport/dpo/dposim"
 	"github.com/stretchr/testify/assert"
@@ -316,4 +321,45 @@ func TestClient_PendingResumesDownloadStarted(t *testing.T) {
 	again, err = c.Pending(context.Background())
 	require.NoError(t, err)
 	assert.Empty(t, again, "a confirmed transfer is not listed")
+}
+
+// TestClient_ReusesConnections: calls from many goroutines at once reuse
+// their connections to the broker rather than dialling one per call.
+func TestClient_ReusesConnections(t *testing.T) {
+	const workers, rounds = 24, 20
+	iss, err := altinnsim.NewIssuer()
+	require.NoError(t, err)
+	auth, err := altinnsim.New(altinnsim.Options{MaskinportenKeys: iss.Keys()})
+	require.NoError(t, err)
+	broker, err := dposim.New(dposim.Options{Auth: auth, Peers: []string{orgPeer}})
+	require.NoError(t, err)
+	var dialled atomic.Int64
+	mux := httptestMux(auth, broker)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond) // keeps the workers' calls overlapping
+		mux.ServeHTTP(w, r)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialled.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(func() { broker.Close(); srv.Close() })
+	e := &env{iss: iss, auth: auth, broker: broker, srv: srv}
+	c := e.client(t, orgA, nil)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				_, err := c.Pending(context.Background())
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	// The token exchange has its own client; every worker may hold one
+	// connection of the client's at a time. Two idle connections per host
+	// made 36 to 106 here.
+	assert.LessOrEqual(t, dialled.Load(), int64(2*workers), "connections dialled for %d calls", 2*workers*rounds)
 }
