@@ -116,7 +116,7 @@ func TestSvarUt_REST_PrintLimitFromContentLength(t *testing.T) {
 	require.NoError(t, err)
 	post := func(kunDigital bool, length int64, expect bool) (int, map[string]any, int64) {
 		meta, _ := json.Marshal(map[string]any{"tittel": "Stor", "kunDigitalLevering": kunDigital,
-			"mottaker": map[string]any{"navn": "STOREVIK KOMMUNE", "digitalId": receiverOrg},
+			"mottaker":   map[string]any{"navn": "STOREVIK KOMMUNE", "digitalId": receiverOrg},
 			"dokumenter": []any{map[string]any{"filnavn": "stor.pdf", "mimeType": "application/pdf"}}})
 		head := "--b\r\nContent-Disposition: form-data; name=\"forsendelse\"\r\nContent-Type: application/json\r\n\r\n" + string(meta) +
 			"\r\n--b\r\nContent-Disposition: form-data; name=\"dokumenter\"; filename=\"stor.pdf\"\r\n\r\n"
