@@ -39,17 +39,7 @@ func TestDPF_100MiBOverREST(t *testing.T) {
 	base := apitest.Resident(t)
 	p := watch(t, dir)
 	defer p.stop()
-	res, err := http.Post(d.base+"/api/messages/out", "application/json", bytes.NewReader(sbd))
-	require.NoError(t, err)
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode, "create: %s", b)
-	d.put(id, "arkivmelding.xml", bytes.NewReader(files["arkivmelding.xml"]), int64(len(files["arkivmelding.xml"])))
-	d.put(id, "vedtak.pdf", apitest.Incompressible(size, 5), size)
-	res, err = http.Post(d.base+"/api/messages/out/"+id, "application/json", nil)
-	require.NoError(t, err)
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode)
+	d.sendBig(sbd, id, files["arkivmelding.xml"], "vedtak.pdf", apitest.Incompressible(size, 5), size)
 	got := d.waitStatus(id, "LEVERT", 2*time.Minute)
 	p.stop()
 	progress(t, got, "OPPRETTET", "SENDT", "LEVERT")
@@ -81,6 +71,23 @@ func TestDPF_100MiBOverREST(t *testing.T) {
 	t.Logf("100 MiB over DPF REST: resident memory %.1f MB before, peak growth %.1f MB; peak disk %.0f MB",
 		float64(base)/(1<<20), float64(growth)/(1<<20), float64(p.disk.Load())/(1<<20))
 	assert.Less(t, growth, int64(48<<20), "resident memory growth")
+}
+
+// sendBig creates a message, uploads its arkivmelding and one big
+// document through E3, streamed with its length, and sends it.
+func (d *daemon) sendBig(sbd []byte, id string, arkivmelding []byte, name string, body io.Reader, n int64) {
+	d.t.Helper()
+	res, err := http.Post(d.base+"/api/messages/out", "application/json", bytes.NewReader(sbd))
+	require.NoError(d.t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(d.t, http.StatusOK, res.StatusCode, "create: %s", b)
+	d.put(id, "arkivmelding.xml", bytes.NewReader(arkivmelding), int64(len(arkivmelding)))
+	d.put(id, name, body, n)
+	res, err = http.Post(d.base+"/api/messages/out/"+id, "application/json", nil)
+	require.NoError(d.t, err)
+	res.Body.Close()
+	require.Equal(d.t, http.StatusOK, res.StatusCode)
 }
 
 // put uploads one attachment through E3, streamed with its length.

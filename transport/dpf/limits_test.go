@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,22 +89,6 @@ func TestSvarUt_REST_SizeRules(t *testing.T) {
 	assert.Zero(t, dirEntries(t, dir), "Close removes the spooled documents")
 }
 
-// countingReader yields size zero bytes and counts what was taken.
-type countingReader struct {
-	size int64
-	n    atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if c.n.Load() >= c.size {
-		return 0, io.EOF
-	}
-	n := min(int64(len(p)), c.size-c.n.Load())
-	clear(p[:n])
-	c.n.Add(n)
-	return int(n), nil
-}
-
 // TestSvarUt_REST_PrintLimitFromContentLength: a shipment that may go to
 // print (kunDigitalLevering false) is judged against SvarUt's 350 MB from
 // its Content-Length once the forsendelse part is read, before its
@@ -120,7 +103,7 @@ func TestSvarUt_REST_PrintLimitFromContentLength(t *testing.T) {
 			"dokumenter": []any{map[string]any{"filnavn": "stor.pdf", "mimeType": "application/pdf"}}})
 		head := "--b\r\nContent-Disposition: form-data; name=\"forsendelse\"\r\nContent-Type: application/json\r\n\r\n" + string(meta) +
 			"\r\n--b\r\nContent-Disposition: form-data; name=\"dokumenter\"; filename=\"stor.pdf\"\r\n\r\n"
-		docs := &countingReader{size: length - int64(len(head))}
+		docs := &apitest.Zeros{Size: length - int64(len(head))}
 		req, err := http.NewRequest("POST", e.url+"/api/v3/kontoer/"+kontoID+"/forsendelser/organisasjon",
 			io.MultiReader(strings.NewReader(head), docs))
 		require.NoError(t, err)
@@ -140,7 +123,7 @@ func TestSvarUt_REST_PrintLimitFromContentLength(t *testing.T) {
 		defer resp.Body.Close()
 		var em map[string]any
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&em))
-		return resp.StatusCode, em, docs.n.Load()
+		return resp.StatusCode, em, docs.ReadSoFar()
 	}
 	code, em, read := post(false, dpfsim.PrintLimit+32<<20, false)
 	assert.Equal(t, http.StatusBadRequest, code)
