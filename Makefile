@@ -26,7 +26,7 @@ run: build ## run the daemon with the built-in sandbox of simulated services
 test: ## vet, then every test with the race detector, then the 1 GiB tests without it
 	$(GO) vet ./...
 	$(GO) test -race -timeout 30m ./...
-	$(GO) test -count=1 -run 'TestDPO_1GiBAttachment|TestUpload1GB_MemoryBounded' ./integrasjonspunkt/e2e/ ./integrasjonspunkt/api/
+	$(GO) test -count=1 -run 'TestDPO_1GiBAttachment|TestUpload1GB_MemoryBounded|TestDPF_100MiBOverREST' ./integrasjonspunkt/e2e/ ./integrasjonspunkt/api/
 
 .PHONY: gobench
 bench: build ## cost per message beside its baselines, README Figures (cmd/efm-bench; COUNT=3, BENCHFLAGS=-quick)

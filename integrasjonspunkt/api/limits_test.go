@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -174,4 +175,38 @@ func TestMultipart_DeclaredOverCap(t *testing.T) {
 	requireError(t, r, 413, "org.springframework.web.multipart.MaxUploadSizeExceededException")
 	assert.Equal(t, files, storedPayloads(t, d), "nothing staged remains")
 	assert.Zero(t, total(t, d, "/api/messages/out"), "no message row")
+}
+
+// TestUpload_DPFPrintLimit: SvarUt takes at most 350 MB in a shipment that
+// may go to print, so unless kun-digital-levering is set a DPF message over
+// that is refused at upload with 400 MaxFileSizeExceededException naming
+// the limit, before any of it is read; digital-only keeps the channel's
+// configured limit (1 GB).
+func TestUpload_DPFPrintLimit(t *testing.T) {
+	dpf := map[string]string{"difi.move.feature.enableDPF": "true",
+		"difi.move.fiks.inn.username": "inn", "difi.move.fiks.inn.password": "x",
+		"difi.move.fiks.ut.username": "ut", "difi.move.fiks.ut.password": "x"}
+	for _, digital := range []bool{false, true} {
+		extra := maps.Clone(dpf)
+		size, limit := int64(350<<20+1), "350 MB for DPF"
+		if digital {
+			extra["difi.move.fiks.ut.kun-digital-levering"] = "true"
+			size, limit = 1<<30+1, "1024 MB for DPF"
+		}
+		d := startDaemon(t, extra)
+		_, id := d.create(arkivSBD(dpfOrg))
+		body := newMeteredBody(size)
+		r := d.send("PUT", "/api/messages/out/"+id, body, size, true,
+			"Content-Type", "application/pdf", "Content-Disposition", "attachment; name=Stor; filename=stor.pdf")
+		m := requireError(t, r, 400, "MaxFileSizeExceededException")
+		assert.Contains(t, m["message"], limit)
+		assert.Zero(t, body.read.Load(), "the body was never sent")
+		assert.Zero(t, d.attachments(t, id), "no attachment row")
+	}
+	// Exactly at the print limit is allowed.
+	d := startDaemon(t, dpf)
+	_, id := d.create(arkivSBD(dpfOrg))
+	r := d.send("PUT", "/api/messages/out/"+id, newMeteredBody(350<<20), 350<<20, true,
+		"Content-Type", "application/pdf", "Content-Disposition", "attachment; name=Stor; filename=stor.pdf")
+	require.Equal(t, 200, r.Code, "body: %s", r.Body)
 }

@@ -1,10 +1,7 @@
 package e2e_test
 
 import (
-	"bytes"
-	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,7 +34,7 @@ func diskBytes(dir string) int64 {
 	})
 	entries, _ := os.ReadDir(os.TempDir())
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "dposim-") || strings.HasPrefix(e.Name(), "efm-sandbox-peer-") {
+		if strings.HasPrefix(e.Name(), "dposim-") || strings.HasPrefix(e.Name(), "dpfsim-") || strings.HasPrefix(e.Name(), "efm-sandbox-peer-") {
 			add(e.Name(), e)
 		}
 	}
@@ -98,30 +95,8 @@ func TestDPO_1GiBAttachment(t *testing.T) {
 	p := watch(t, dir)
 	defer p.stop()
 
-	res, err := http.Post(d.base+"/api/messages/out", "application/json", bytes.NewReader(sbd))
-	require.NoError(t, err)
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode, "create: %s", b)
-	put := func(name string, body io.Reader, n int64) {
-		req, err := http.NewRequest("PUT", d.base+"/api/messages/out/"+id, body)
-		require.NoError(t, err)
-		req.ContentLength = n
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Disposition", "attachment; name="+name+"; filename="+name)
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		require.Equal(t, http.StatusOK, res.StatusCode, "upload %s: %s", name, b)
-	}
-	put("arkivmelding.xml", bytes.NewReader(files["arkivmelding.xml"]), int64(len(files["arkivmelding.xml"])))
-	put("vedtak.pdf", apitest.Incompressible(size, 1), size)
+	d.sendBig(sbd, id, files["arkivmelding.xml"], "vedtak.pdf", apitest.Incompressible(size, 1), size)
 	uploaded := time.Since(start)
-	res, err = http.Post(d.base+"/api/messages/out/"+id, "application/json", nil)
-	require.NoError(t, err)
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode)
 
 	var rep struct {
 		PeerErrors map[string]string `json:"peerErrors"`

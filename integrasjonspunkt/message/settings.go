@@ -24,6 +24,9 @@ var sizeKeys = []struct {
 	{"DPH", "difi.move.dph.upload-size-limit", 18 << 20},
 }
 
+// svarUtPrintLimit is SvarUt's cap on a shipment that may be printed.
+const svarUtPrintLimit = 350 << 20
+
 var ttlKeys = map[string]string{
 	"DPO": "difi.move.dpo.default-ttl-hours",
 	"DPV": "difi.move.dpv.default-ttl-hours",
@@ -73,6 +76,12 @@ func Settings(c *config.Config) Config {
 		} else {
 			s.SizeLimits[k.channel] = c.Size(k.key, k.def)
 		}
+	}
+	// SvarUt takes at most 350 MB in a shipment that may go to print, which
+	// every DPF shipment may unless kun-digital-levering is set
+	// (forsendelse-send-api-v3.json): refused here, not failed at SvarUt.
+	if !strings.EqualFold(c.Value("difi.move.fiks.ut.kun-digital-levering"), "true") {
+		s.SizeLimits["DPF"] = min(s.SizeLimits["DPF"], svarUtPrintLimit)
 	}
 	for ch, k := range ttlKeys {
 		if d := hours(c.Value(k), 0); d > 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -52,3 +53,24 @@ func Resident(tb testing.TB) int64 {
 	tb.Fatal("no VmRSS in /proc/self/status")
 	return 0
 }
+
+// Zeros is a body of Size zero bytes that says how much of it was read:
+// a test of a size limit sees whether the server answered before reading.
+type Zeros struct {
+	Size int64
+	n    atomic.Int64
+}
+
+// Read implements io.Reader.
+func (z *Zeros) Read(p []byte) (int, error) {
+	if z.n.Load() >= z.Size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), z.Size-z.n.Load())
+	clear(p[:n])
+	z.n.Add(n)
+	return int(n), nil
+}
+
+// ReadSoFar returns how many bytes were read.
+func (z *Zeros) ReadSoFar() int64 { return z.n.Load() }

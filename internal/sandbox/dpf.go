@@ -76,6 +76,7 @@ func (sb *Sandbox) startDPF(mpKey *rsa.PublicKey, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("starting the ks fiks simulator: %w", err)
 	}
+	sb.closers = append(sb.closers, func() error { sim.Close(); return nil })
 	if _, err := sb.serve(simulator{
 		name: "ks-fiks", description: "KS SvarUt (REST, and SOAP V9 with difi.move.fiks.ut.type=ws) and SvarInn (DPF); a shipment to a seeded organisation waits in its SvarInn",
 		handler: sim,

@@ -68,6 +68,12 @@ var sharedPKI = sync.OnceValues(func() (*testpki.PKI, error) {
 
 func newEnv(t *testing.T, soap ...dpfsim.SOAPAccount) *env {
 	t.Helper()
+	return newEnvWith(t, nil, soap...)
+}
+
+// newEnvWith is newEnv whose simulator options mod changes.
+func newEnvWith(t *testing.T, mod func(*dpfsim.Options), soap ...dpfsim.SOAPAccount) *env {
+	t.Helper()
 	pki, err := sharedPKI()
 	require.NoError(t, err)
 	mpsim, err := maskinportensim.New(maskinportensim.Options{Roots: pki.Pool(),
@@ -81,12 +87,17 @@ func newEnv(t *testing.T, soap ...dpfsim.SOAPAccount) *env {
 	require.NoError(t, err)
 	su := pki.Orgs[svarUtOrg]
 	typer := []string{"Brev", "Byggesøknad"}
-	sim, err := dpfsim.New(dpfsim.Options{MaskinportenKey: mpsim.PublicKey(), Key: su.Key, Cert: su.Cert,
+	opts := dpfsim.Options{MaskinportenKey: mpsim.PublicKey(), Key: su.Key, Cert: su.Cert,
 		IntegrasjonID: "integrasjon", IntegrasjonPassord: "hemmelig",
 		REST:             []dpfsim.RESTAccount{{KontoID: kontoID, Org: senderOrg}},
 		SvarInn:          []dpfsim.InnAccount{{Username: "inn-" + receiverOrg, Password: "pw", Org: receiverOrg, Cert: pki.Orgs[receiverOrg].Cert}},
-		ForsendelseTyper: typer, SOAP: soap})
+		ForsendelseTyper: typer, SOAP: soap, Dir: t.TempDir()}
+	if mod != nil {
+		mod(&opts)
+	}
+	sim, err := dpfsim.New(opts)
 	require.NoError(t, err)
+	t.Cleanup(sim.Close)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	v := newValidating(t)

@@ -1,8 +1,8 @@
 package dpfsim
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -12,12 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/efm-go/efm/packaging/cms"
 	"github.com/efm-go/efm/packaging/jws"
 )
 
-// maxDocument caps one document in the simulator's memory.
-const maxDocument = 64 << 20
+// maxMeta caps the forsendelse part and other non-document bodies.
+const maxMeta = 16 << 20
 
 func (s *Sim) restRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v3/kontoer/{konto}/forsendelser/organisasjon", s.restSend)
@@ -98,38 +97,33 @@ func (s *Sim) restSend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
 		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "forventer multipart/form-data")
 		return
 	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
-	var meta []byte
-	var files []Document
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "ulesbar multipart")
-			return
-		}
-		data, err := io.ReadAll(io.LimitReader(p, maxDocument+1))
-		if err != nil || len(data) > maxDocument {
-			writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "for stor del")
-			return
-		}
-		if p.FormName() == "forsendelse" && p.FileName() == "" {
-			meta = data
-			continue
-		}
-		files = append(files, Document{Filnavn: p.FileName(), data: data})
-	}
-	if meta == nil {
-		writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", "mangler forsendelse")
+	// Decided from the Content-Length before any document is read: over
+	// the simulator's cap the shipment cannot be taken whatever it is.
+	if r.ContentLength > s.opts.MaxShipment+maxMeta {
+		writeTooLarge(w, r, errTooLarge{s.opts.MaxShipment})
 		return
 	}
+	meta, files, err := s.readSend(r)
+	if err != nil {
+		var tl errTooLarge
+		if errors.As(err, &tl) {
+			writeTooLarge(w, r, tl)
+		} else {
+			writeError(w, r, http.StatusBadRequest, "BAD_REQUEST", err.Error())
+		}
+		return
+	}
+	ok = false
+	defer func() {
+		if !ok {
+			removeAll(files)
+		}
+	}()
 	var f struct {
 		Tittel   string `json:"tittel"`
 		Mottaker struct {
@@ -137,6 +131,7 @@ func (s *Sim) restSend(w http.ResponseWriter, r *http.Request) {
 			DigitalID string `json:"digitalId"`
 		} `json:"mottaker"`
 		Kryptert   bool   `json:"kryptert"`
+		KunDigital bool   `json:"kunDigitalLevering"`
 		Type       string `json:"forsendelsestype"`
 		EksternRef string `json:"eksternReferanse"`
 		Dokumenter []struct {
@@ -164,12 +159,80 @@ func (s *Sim) restSend(w http.ResponseWriter, r *http.Request) {
 		}
 		files[i].MimeType = d.MimeType
 	}
-	if err := s.decryptAll(files, f.Kryptert); err != nil {
-		writeError(w, r, http.StatusBadRequest, "DEKRYPTERING", err.Error())
+	if err := s.decryptAll(files, f.Kryptert, s.budget(f.KunDigital)); err != nil {
+		var tl errTooLarge
+		if errors.As(err, &tl) {
+			writeTooLarge(w, r, tl)
+		} else {
+			writeError(w, r, http.StatusBadRequest, "DEKRYPTERING", err.Error())
+		}
 		return
 	}
+	ok = true
 	sh := s.record(org, f.Mottaker.DigitalID, f.EksternRef, f.Tittel, f.Type, all, files, "rest", "")
 	writeJSON(w, map[string]string{"id": sh.ID})
+}
+
+// writeTooLarge is SvarUt's refusal of a shipment over a size rule: its
+// ErrorMessage with 400, as for its other validation errors.
+func writeTooLarge(w http.ResponseWriter, r *http.Request, e errTooLarge) {
+	writeError(w, r, http.StatusBadRequest, "MAX_FILE_SIZE_EXCEEDED", e.Error())
+}
+
+// readSend reads a v3 multipart send: the forsendelse part, then the
+// documents, each spooled (to disk when big). Once the forsendelse says
+// whether the shipment may be printed, the rule that applies is decided
+// from the Content-Length before the documents are read; without one, while
+// they are read. On error nothing stays behind.
+func (s *Sim) readSend(r *http.Request) (meta []byte, files []Document, err error) {
+	_, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	defer func() {
+		if err != nil {
+			removeAll(files)
+			files = nil
+		}
+	}()
+	limit := s.opts.MaxShipment
+	var used int64
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return meta, files, nil
+		}
+		if err != nil {
+			return nil, files, errors.New("ulesbar multipart")
+		}
+		if p.FormName() == "forsendelse" && p.FileName() == "" {
+			if meta, err = io.ReadAll(io.LimitReader(p, maxMeta+1)); err != nil || len(meta) > maxMeta {
+				return nil, files, errors.New("ulesbar forsendelse")
+			}
+			var f struct {
+				KunDigital bool              `json:"kunDigitalLevering"`
+				Dokumenter []json.RawMessage `json:"dokumenter"`
+			}
+			if json.Unmarshal(meta, &f) == nil {
+				limit = s.budget(f.KunDigital)
+				if r.ContentLength > limit+int64(len(f.Dokumenter))*cmsOverhead+maxMeta {
+					return nil, files, errTooLarge{limit}
+				}
+			}
+			continue
+		}
+		// The encrypted bytes may exceed the content by cmsOverhead each;
+		// decryptAll applies the rule to the content exactly.
+		budget := limit + int64(len(files)+1)*cmsOverhead - used
+		b, err := s.spool(p, budget, limit, nil)
+		if err != nil {
+			var tl errTooLarge
+			if errors.As(err, &tl) {
+				return nil, files, err
+			}
+			return nil, files, errors.New("ulesbar multipart")
+		}
+		used += b.size
+		files = append(files, Document{Filnavn: p.FileName(), body: b})
+	}
 }
 
 // check is SvarUt's validation common to both APIs; it returns what is wrong.
@@ -187,27 +250,6 @@ func (s *Sim) check(tittel, navn, orgnr, typ string, docs int) string {
 		return "ukjent forsendelsestype " + typ
 	}
 	return ""
-}
-
-// decryptAll decrypts every document with SvarUt's key; a document that
-// does not decrypt refuses the whole shipment.
-func (s *Sim) decryptAll(files []Document, kryptert bool) error {
-	for i := range files {
-		if len(files[i].data) == 0 {
-			return fmt.Errorf("Kan ikke lagre tomt dokument %s", files[i].Filnavn)
-		}
-		if !kryptert {
-			files[i].Size = len(files[i].data)
-			continue
-		}
-		var plain bytes.Buffer
-		if _, err := cms.Decrypt(&plain, bytes.NewReader(files[i].data), s.opts.Key,
-			cms.DecryptOptions{Cert: s.opts.Cert, MaxSize: maxDocument}); err != nil {
-			return fmt.Errorf("Feil under lesing av %s: dokumentet dekrypteres ikke med SvarUts nøkkel", files[i].Filnavn)
-		}
-		files[i].data, files[i].Size = plain.Bytes(), plain.Len()
-	}
-	return nil
 }
 
 // record stores a shipment and, when the receiver has a SvarInn account,

@@ -10,6 +10,12 @@
 // SvarInn account (the bridge) waits in that account instead and becomes
 // LEST when the receiver acknowledges it, as KS does.
 //
+// Size rules are SvarUt's own: at most 350 MB of documents in a shipment
+// that may go to print, refused with ErrorMessage 400 (REST) or a SOAP
+// fault, never cut; digital-only shipments up to Options.MaxShipment.
+// Documents over a few MiB are spooled to Options.Dir and decrypted from
+// there; Close and /_sim/reset remove them.
+//
 // SvarInn serves each account's shipments, the download as a CMS of a ZIP
 // encrypted to the receiving organisation's certificate (RSAES-OAEP,
 // AES-256-CBC), kvitterMottak and mottakFeilet.
@@ -18,7 +24,7 @@
 //
 //	POST /_sim/reset
 //	POST /_sim/faults, DELETE /_sim/faults, GET /_sim/requests   as simfault
-//	GET  /_sim/shipments               what SvarUt received (metadata, document names and sizes)
+//	GET  /_sim/shipments               what SvarUt received (metadata, document names, sizes and SHA-256)
 //	POST /_sim/soapfault               {"reason": "Duplikat ...", "times": n}: the next SOAP calls fault
 //	POST /_sim/svarinn/{org}           add an incoming shipment: {"tittel", "files": {name: base64}, "corrupt": bool}
 //	GET  /_sim/svarinn/{org}           {"waiting": n}
@@ -30,7 +36,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -80,6 +88,13 @@ type Options struct {
 	ForsendelseTyper []string
 	Schedule         *Schedule
 	Now              func() time.Time // default time.Now
+	// Dir is where documents over a few MiB are kept while the simulator
+	// holds their shipment; default os.TempDir(). Close removes them.
+	Dir string
+	// MaxShipment caps the documents of a digital-only shipment
+	// (kunDigitalLevering); default DefaultMaxShipment. Shipments that may
+	// be printed are capped at PrintLimit, as SvarUt does.
+	MaxShipment int64
 }
 
 // Document is a received document, decrypted.
@@ -87,7 +102,8 @@ type Document struct {
 	Filnavn  string `json:"filnavn"`
 	MimeType string `json:"mimeType"`
 	Size     int    `json:"size"`
-	data     []byte
+	SHA256   string `json:"sha256"` // of the content, hex
+	body     blob
 }
 
 // Shipment is what SvarUt received.
@@ -111,7 +127,7 @@ type Shipment struct {
 type incoming struct {
 	shipment map[string]any // hentNyeForsendelser entry
 	id       string
-	zip      []byte
+	files    []file
 	corrupt  bool
 	from     *Shipment // nil when added through /_sim/
 }
@@ -147,6 +163,12 @@ func New(opts Options) (*Sim, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Dir == "" {
+		opts.Dir = os.TempDir()
+	}
+	if opts.MaxShipment <= 0 {
+		opts.MaxShipment = DefaultMaxShipment
+	}
 	s := &Sim{opts: opts, sched: DefaultSchedule}
 	if opts.Schedule != nil {
 		s.sched = *opts.Schedule
@@ -168,6 +190,9 @@ func New(opts Options) (*Sim, error) {
 }
 
 func (s *Sim) resetLocked() {
+	for _, sh := range s.shipments {
+		removeAll(sh.Documents)
+	}
 	s.shipments, s.byID = nil, map[string]*Shipment{}
 	s.inboxes, s.failures = map[string][]*incoming{}, map[string][]Failure{}
 	s.soapFaults = nil
@@ -207,7 +232,13 @@ func (s *Sim) DocumentData(id, filnavn string) ([]byte, bool) {
 	}
 	for _, d := range sh.Documents {
 		if d.Filnavn == filnavn {
-			return d.data, true
+			rc, err := d.body.open()
+			if err != nil {
+				return nil, false
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			return b, err == nil
 		}
 	}
 	return nil, false

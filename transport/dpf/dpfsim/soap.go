@@ -108,6 +108,7 @@ type soapShipped struct {
 	ForsendelseType   string         `xml:"forsendelseType"`
 	KrevNiva4         bool           `xml:"krevNiva4Innlogging"`
 	Kryptert          bool           `xml:"kryptert"`
+	KunDigital        bool           `xml:"kunDigitalLevering"`
 	Metadata          map[string]any `xml:"-"`
 	MetadataXML       *soapMetadata  `xml:"metadataFraAvleverendeSystem"`
 	Mottaker          soapAdresse    `xml:"mottaker"`
@@ -154,11 +155,16 @@ func (s *Sim) soap(w http.ResponseWriter, r *http.Request) {
 		soapFault(w, "Receiver", injected)
 		return
 	}
-	root, parts, err := readMTOM(r)
+	root, parts, err := s.readMTOM(r)
 	if err != nil {
 		soapFault(w, "Sender", "Ugyldig innhold: "+err.Error())
 		return
 	}
+	defer func() {
+		for _, b := range parts {
+			b.remove()
+		}
+	}()
 	var env soapRequest
 	if err := xml.Unmarshal(root, &env); err != nil || len(env.Body.Op) != 1 || env.Body.Op[0].XMLName.Space != soapNS {
 		soapFault(w, "Sender", "Ugyldig innhold: ikke en SOAP 1.2-konvolutt for ForsendelsesServiceV9")
@@ -197,7 +203,7 @@ func (s *Sim) soap(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Sim) soapSend(w http.ResponseWriter, org, id string, f *soapShipped, parts map[string][]byte) {
+func (s *Sim) soapSend(w http.ResponseWriter, org, id string, f *soapShipped, parts map[string]*blob) {
 	if f == nil || !isUUID(id) {
 		soapFault(w, "Sender", "Ugyldig innhold: forsendelse og forsendelsesid (UUID) kreves")
 		return
@@ -215,16 +221,21 @@ func (s *Sim) soapSend(w http.ResponseWriter, org, id string, f *soapShipped, pa
 	}
 	files := make([]Document, 0, len(f.Dokumenter))
 	for _, d := range f.Dokumenter {
-		var data []byte
+		var body blob
 		if href := d.Data.Include.Href; href != "" {
+			// A part is one document's: taken here, so the request's
+			// clean-up leaves it to the shipment.
 			cid, _ := url.PathUnescape(strings.TrimPrefix(href, "cid:"))
-			data = parts[cid]
+			if p := parts[cid]; p != nil {
+				body, *p = *p, blob{}
+			}
 		} else {
-			data, _ = base64.StdEncoding.DecodeString(strings.TrimSpace(d.Data.Inline))
+			data, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(d.Data.Inline))
+			body = blob{data: data, size: int64(len(data))}
 		}
-		files = append(files, Document{Filnavn: d.Filnavn, MimeType: d.Mimetype, data: data})
+		files = append(files, Document{Filnavn: d.Filnavn, MimeType: d.Mimetype, body: body})
 	}
-	if err := s.decryptAll(files, f.Kryptert); err != nil {
+	if err := s.decryptAll(files, f.Kryptert, s.budget(f.KunDigital)); err != nil {
 		soapFault(w, "Sender", err.Error())
 		return
 	}
@@ -262,40 +273,67 @@ func (f *soapShipped) asREST() map[string]any {
 }
 
 // readMTOM returns the root XML of a SOAP request and, for MTOM, its
-// attachments by Content-ID.
-func readMTOM(r *http.Request) ([]byte, map[string][]byte, error) {
+// attachments by Content-ID, spooled to disk when big. Over the
+// simulator's cap it is errTooLarge, never a cut document; the size rule of
+// the shipment is applied to the content by decryptAll.
+func (s *Sim) readMTOM(r *http.Request) (root []byte, parts map[string]*blob, err error) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		return nil, nil, err
 	}
-	if mt != "multipart/related" {
-		b, err := io.ReadAll(io.LimitReader(r.Body, maxDocument))
-		return b, nil, err
+	if r.ContentLength > s.opts.MaxShipment+maxMeta {
+		return nil, nil, errTooLarge{s.opts.MaxShipment}
 	}
+	readRoot := func(rd io.Reader) ([]byte, error) {
+		b, err := io.ReadAll(io.LimitReader(rd, maxMeta+1))
+		if err == nil && len(b) > maxMeta {
+			err = errTooLarge{maxMeta}
+		}
+		return b, err
+	}
+	if mt != "multipart/related" {
+		root, err = readRoot(r.Body)
+		return root, nil, err
+	}
+	parts = map[string]*blob{}
+	defer func() {
+		if err != nil {
+			for _, b := range parts {
+				b.remove()
+			}
+			parts = nil
+		}
+	}()
 	mr := multipart.NewReader(r.Body, params["boundary"])
-	var root []byte
-	parts := map[string][]byte{}
+	var used int64
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, nil, err
-		}
-		b, err := io.ReadAll(io.LimitReader(p, maxDocument))
-		if err != nil {
-			return nil, nil, err
+			return nil, parts, err
 		}
 		cid := strings.Trim(p.Header.Get("Content-ID"), "<>")
 		if root == nil && (cid == strings.Trim(params["start"], "<>") || params["start"] == "") {
-			root = b
+			if root, err = readRoot(p); err != nil {
+				return nil, parts, err
+			}
 			continue
 		}
-		parts[cid] = b
+		limit := s.opts.MaxShipment
+		b, err := s.spool(p, limit+int64(len(parts)+1)*cmsOverhead-used, limit, nil)
+		if err != nil {
+			return nil, parts, err
+		}
+		used += b.size
+		if old := parts[cid]; old != nil {
+			old.remove()
+		}
+		parts[cid] = &b
 	}
 	if root == nil {
-		return nil, nil, io.ErrUnexpectedEOF
+		return nil, parts, io.ErrUnexpectedEOF
 	}
 	return root, parts, nil
 }

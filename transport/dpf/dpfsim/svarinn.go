@@ -2,7 +2,6 @@ package dpfsim
 
 import (
 	"archive/zip"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -86,16 +85,19 @@ func (s *Sim) innDownload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
-	var body bytes.Buffer
-	if in.corrupt {
-		body.WriteString("this is not a CMS")
-	} else if _, err := cms.Encrypt(&body, bytes.NewReader(in.zip), a.Cert, cms.EncryptOptions{KeyTransport: cms.RSAESOAEP, Cipher: cms.AES256CBC}); err != nil {
-		http.Error(w, "encrypting", http.StatusInternalServerError)
-		return
-	}
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+in.id+`.zip"`)
-	w.Write(body.Bytes())
+	if in.corrupt {
+		io.WriteString(w, "this is not a CMS")
+		return
+	}
+	// Streamed: a big shipment is zipped and encrypted from disk as it goes
+	// out; a failure half-way cuts the download, which the receiver's CMS
+	// reader refuses.
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeZip(pw, in.files)) }()
+	_, err := cms.Encrypt(w, pr, a.Cert, cms.EncryptOptions{KeyTransport: cms.RSAESOAEP, Cipher: cms.AES256CBC})
+	pr.CloseWithError(err)
 }
 
 func (s *Sim) innAck(w http.ResponseWriter, r *http.Request) {
@@ -192,33 +194,48 @@ func bridged(sh *Shipment) *incoming {
 	}
 	files := make([]file, 0, len(sh.Documents))
 	for _, d := range sh.Documents {
-		files = append(files, file{name: d.Filnavn, mime: d.MimeType, data: d.data})
+		files = append(files, file{name: d.Filnavn, mime: d.MimeType, body: d.body, sha256: d.SHA256})
 	}
-	in := incoming{id: sh.ID, from: sh}
-	in.shipment, in.zip = withFiles(e, files)
+	in := incoming{id: sh.ID, from: sh, files: files}
+	in.shipment = withFiles(e, files)
 	return &in
 }
 
 type file struct {
 	name, mime string
-	data       []byte
+	body       blob // the shipment's: removed with it
+	sha256     string
 }
 
-// withFiles adds filmetadata to entry and zips the files.
-func withFiles(entry map[string]any, files []file) (map[string]any, []byte) {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
+// withFiles adds filmetadata to entry.
+func withFiles(entry map[string]any, files []file) map[string]any {
 	meta := []map[string]any{}
 	for _, f := range files {
-		sum := sha256.Sum256(f.data)
-		meta = append(meta, map[string]any{"filnavn": f.name, "mimetype": f.mime, "sha256hash": hex.EncodeToString(sum[:]),
-			"size": len(f.data)})
-		fw, _ := zw.Create(f.name)
-		fw.Write(f.data)
+		meta = append(meta, map[string]any{"filnavn": f.name, "mimetype": f.mime, "sha256hash": f.sha256, "size": f.body.size})
 	}
-	zw.Close()
 	entry["filmetadata"] = meta
-	return entry, buf.Bytes()
+	return entry
+}
+
+// writeZip streams the files into a ZIP, reading big ones from disk.
+func writeZip(w io.Writer, files []file) error {
+	zw := zip.NewWriter(w)
+	for _, f := range files {
+		fw, err := zw.Create(f.name)
+		if err != nil {
+			return err
+		}
+		rc, err := f.body.open()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(fw, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return zw.Close()
 }
 
 // str digs a string out of nested JSON objects.
@@ -263,11 +280,13 @@ func (s *Sim) AddIncoming(org string, in Incoming) string {
 		if strings.HasSuffix(strings.ToLower(name), ".pdf") {
 			mimeType = "application/pdf"
 		}
-		files = append(files, file{name: name, mime: mimeType, data: in.Files[name]})
+		data := in.Files[name]
+		sum := sha256.Sum256(data)
+		files = append(files, file{name: name, mime: mimeType, body: blob{data: data, size: int64(len(data))}, sha256: hex.EncodeToString(sum[:])})
 	}
-	entry, z := withFiles(e, files)
+	entry := withFiles(e, files)
 	s.mu.Lock()
-	s.inboxes[org] = append(s.inboxes[org], &incoming{shipment: entry, id: id, zip: z, corrupt: in.Corrupt})
+	s.inboxes[org] = append(s.inboxes[org], &incoming{shipment: entry, id: id, files: files, corrupt: in.Corrupt})
 	s.mu.Unlock()
 	return id
 }
@@ -276,7 +295,7 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/shipments", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Shipments()) })
 	mux.HandleFunc("POST /_sim/svarinn/{org}", func(w http.ResponseWriter, r *http.Request) {
 		var in Incoming
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxDocument)).Decode(&in); err != nil {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4*maxMeta)).Decode(&in); err != nil {
 			http.Error(w, "want {\"tittel\", \"files\": {name: base64}}", http.StatusBadRequest)
 			return
 		}

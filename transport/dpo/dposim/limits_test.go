@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/efm-go/efm/internal/apitest"
 	"github.com/efm-go/efm/transport/altinn"
 	"github.com/efm-go/efm/transport/altinn/altinnsim"
 	"github.com/efm-go/efm/transport/dpo"
@@ -27,22 +27,6 @@ func (f *fixture) token(t testing.TB, org string, scopes ...string) string {
 	tok, err := ex.Token(context.Background(), scopes...)
 	require.NoError(t, err)
 	return tok
-}
-
-// countingReader is a body that says how much of it was read.
-type countingReader struct {
-	n    atomic.Int64
-	size int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if c.n.Load() >= c.size {
-		return 0, io.EOF
-	}
-	n := min(int64(len(p)), c.size-c.n.Load())
-	clear(p[:n])
-	c.n.Add(n)
-	return int(n), nil
 }
 
 // call sends a broker request and returns the status and the decoded
@@ -97,12 +81,12 @@ func TestSim_UploadOverTheResourceCap(t *testing.T) {
 	tok := f.token(t, orgDaemon, dpo.ScopeWrite)
 	id := f.initialize(t, tok)
 
-	body := &countingReader{size: dposim.DefaultMaxFileTransferSize + 1}
-	code, p := f.call(t, "POST", "/filetransfer/"+id+"/upload", tok, body, body.size, true)
+	body := &apitest.Zeros{Size: dposim.DefaultMaxFileTransferSize + 1}
+	code, p := f.call(t, "POST", "/filetransfer/"+id+"/upload", tok, body, body.Size, true)
 	assert.Equal(t, http.StatusBadRequest, code)
 	assert.Equal(t, "File size exceeds maximum", p["detail"])
 	assert.EqualValues(t, 400, p["status"])
-	assert.Zero(t, body.n.Load(), "not one byte of the body was read")
+	assert.Zero(t, body.ReadSoFar(), "not one byte of the body was read")
 
 	// Without a Content-Length the broker refuses (ASP.NET's default 500).
 	code, p = f.call(t, "POST", "/filetransfer/"+id+"/upload", tok, io.NopCloser(strings.NewReader("x")), -1, false)
