@@ -24,11 +24,24 @@ const smallStore = 10_000
 // tenth of a smaller -store-size.
 func smallSize(n int) int { return max(1, min(smallStore, n/10)) }
 
-// genStart is the first generated message's time; one follows a second.
-var genStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+// genEnd is the last generated message's creation time, taken from the
+// clock: a store dated in a fixed past would age into the daemon's
+// retention (history pruned after 24 months, queued messages expired after
+// a day), and the daemon would be deleting and expiring while it is measured.
+var genEnd = time.Now().Add(-time.Minute).Truncate(time.Second)
 
-// genLast is the time of the last status of a generated store of n.
-func genLast(n int) time.Time { return genStart.Add(time.Duration(n-1)*time.Second + 3*time.Second) }
+// genStep is the time between two generated messages: a second for
+// delivered ones (the row 9 windows then hold as many messages in both
+// stores), 40 ms for queued ones, so a million stay within their lifetime.
+func genStep(st storegen.State) time.Duration {
+	if st == storegen.Queued {
+		return 40 * time.Millisecond
+	}
+	return time.Second
+}
+
+// genLast is the time of the last status of a generated store.
+func genLast() time.Time { return genEnd.Add(3 * time.Second) }
 
 // generated returns the path of a store.db of n messages in state st, made
 // once per efm-bench run with storegen (straight into the store's schema,
@@ -47,7 +60,7 @@ func (e *env) generated(n int, st storegen.State) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := storegen.Generate(ctx, s, storegen.Options{N: n, State: st, Start: genStart, Step: time.Second}); err != nil {
+	if _, err := storegen.Generate(ctx, s, storegen.Options{N: n, State: st, Start: genEnd.Add(-time.Duration(n-1) * genStep(st)), Step: genStep(st)}); err != nil {
 		s.Close()
 		return "", fmt.Errorf("generating %d %s messages: %w", n, st, err)
 	}
@@ -159,13 +172,10 @@ func queries(e *env, small, big *daemon, n int) ([]measure, error) {
 		return nil, err
 	}
 	// The last hour of each store holds as many messages (one a second).
-	window := func(n int) string {
-		l := genLast(n)
-		return "&fromDateTime=" + url.QueryEscape(l.Add(-time.Hour).Format(time.RFC3339)) + "&toDateTime=" + url.QueryEscape(l.Add(time.Minute).Format(time.RFC3339))
-	}
-	sn := smallSize(n)
+	l := genLast()
+	window := "&fromDateTime=" + url.QueryEscape(l.Add(-time.Hour).Format(time.RFC3339)) + "&toDateTime=" + url.QueryEscape(l.Add(time.Minute).Format(time.RFC3339))
 	pages := []struct{ row, name, big, small string }{
-		{"9a", "GET /api/statuses?status=LEVERT&fromDateTime…", "/api/statuses?status=LEVERT" + window(n), "/api/statuses?status=LEVERT" + window(sn)},
+		{"9a", "GET /api/statuses?status=LEVERT&fromDateTime…", "/api/statuses?status=LEVERT" + window, "/api/statuses?status=LEVERT" + window},
 		{"9b", "GET /api/statuses?size=10", "/api/statuses?size=10", ""},
 		{"9c", "GET /api/conversations?receiverIdentifier=…", "/api/conversations?receiverIdentifier=" + recv, ""},
 		{"9d", "GET /api/conversations", "/api/conversations", ""},
@@ -189,7 +199,7 @@ func queries(e *env, small, big *daemon, n int) ([]measure, error) {
 			return nil, err
 		}
 		out = append(out, measure{Row: p.row, Name: p.name + fmt.Sprintf(", %d messages", n), Unit: "ms", Value: ms(b),
-			BaseName: fmt.Sprintf("the same, %d messages", sn), Base: ms(s), Goal: "< 2× the baseline"})
+			BaseName: fmt.Sprintf("the same, %d messages", smallSize(n)), Base: ms(s), Goal: "< 2× the baseline"})
 	}
 	return out, nil
 }
