@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/efm-go/efm/internal/procstat"
 )
 
 const multipartPath = "/api/messages/out/multipart"
@@ -130,8 +132,8 @@ func rowDelivery(e *env) ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu0, _ := cpu(d.pid())
-	sbcpu0, _ := cpu(sb.pid())
+	cpu0, _ := procstat.CPU(d.pid())
+	sbcpu0, _ := procstat.CPU(sb.pid())
 	t0 := time.Now()
 	if _, err := sendN(d.base+multipartPath, n, 16); err != nil {
 		return nil, err
@@ -141,8 +143,8 @@ func rowDelivery(e *env) ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu1, _ := cpu(d.pid())
-	sbcpu1, _ := cpu(sb.pid())
+	cpu1, _ := procstat.CPU(d.pid())
+	sbcpu1, _ := procstat.CPU(sb.pid())
 	el := t1.Sub(t0)
 	// What the daemon does at the final status (payloads removed) it may do
 	// just after recording it; a clean stop then checkpoints the WAL into
@@ -155,13 +157,13 @@ func rowDelivery(e *env) ([]measure, error) {
 		return nil, err
 	}
 
-	bcpu0, _ := cpu(barePID)
+	bcpu0, _ := procstat.CPU(barePID)
 	b0 := time.Now()
 	if _, err := sendN(bare, n, 16); err != nil {
 		return nil, err
 	}
 	bel := time.Since(b0)
-	bcpu1, _ := cpu(barePID)
+	bcpu1, _ := procstat.CPU(barePID)
 
 	perMsg := ms(cpu1-cpu0) / float64(n)
 	growth := float64(live1-live0+payload1-payload0) / float64(n)
@@ -303,7 +305,7 @@ func rowBigFile(e *env) ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := rss(d.pid())
+	base, _ := procstat.RSS(d.pid())
 	peak := base
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
@@ -312,7 +314,8 @@ func rowBigFile(e *env) ([]measure, error) {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			peak = max(peak, rss(d.pid()))
+			r, _ := procstat.RSS(d.pid())
+			peak = max(peak, r)
 			select {
 			case <-stop:
 				return

@@ -1,22 +1,20 @@
 package e2e_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/internal/procstat"
 )
 
 // events counts the status webhooks a daemon pushes: when each message got
@@ -217,32 +215,18 @@ func sendEach(t testing.TB, d *daemon, n, clients int, build func() ([]byte, map
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
 // cpu is the CPU time (user and system) the daemon's process has used so
-// far, from /proc/<pid>/stat: the child's alone, so the simulators, which
-// run in the test binary, are not counted. Its resolution is the clock
-// tick (10 ms); a benchmark iteration uses seconds.
+// far: the child's alone, so the simulators, which run in the test binary,
+// are not counted. Its resolution is the clock tick (10 ms); a benchmark
+// iteration uses seconds.
 func (c *child) cpu(t testing.TB) time.Duration {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	d, err := procstat.CPU(c.cmd.Process.Pid)
 	require.NoError(t, err)
-	// The command name (field 2) may hold spaces; the fields counted from
-	// after its closing parenthesis are utime (14) and stime (15).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	require.Greater(t, len(f), 12)
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		require.NoError(t, err)
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	return d
 }
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times; 100 on
-// every Linux this runs on.
-const clockTicks = 100
 
 // BenchmarkDPO_Drain measures the pipeline alone, without the local API's
 // accept path: 1,000 messages are accepted while the broker refuses

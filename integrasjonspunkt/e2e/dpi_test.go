@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,19 +163,6 @@ func TestCrash_DPI(t *testing.T) {
 	}
 }
 
-// cpuTime is the child's user and system CPU time so far (Linux).
-func (c *child) cpuTime(t testing.TB) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
-	require.NoError(t, err)
-	// Fields after the parenthesised command name; utime and stime are the
-	// 14th and 15th of the whole line, in clock ticks (100 a second).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
 // BenchmarkDPI_DigitalToSENDT is DPI digital accept → SENDT through the
 // sandbox: each iteration sends 60 letters from 8 clients and waits until
 // the daemon reports SENDT for all (the webhook). It reports letters per
@@ -195,13 +179,13 @@ func BenchmarkDPI_DigitalToSENDT(b *testing.B) {
 	var total int
 	var busy, cpu time.Duration
 	for b.Loop() {
-		cpu0, start := c.cpuTime(b), time.Now()
+		cpu0, start := c.cpu(b), time.Now()
 		ids := sendEach(b, c.daemon, batch, clients, digitalLetter)
 		if missing := e.wait(ids, "SENDT", 5*time.Minute); missing > 0 {
 			b.Fatalf("%d of %d letters did not reach SENDT", missing, batch)
 		}
 		busy += time.Since(start)
-		cpu += c.cpuTime(b) - cpu0
+		cpu += c.cpu(b) - cpu0
 		total += batch
 	}
 	b.ReportMetric(float64(total)/busy.Seconds(), "msgs/s")

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/internal/procstat"
 )
 
 var (
@@ -147,16 +149,9 @@ func (c *child) rss(t testing.TB) int64 {
 	if runtime.GOOS != "linux" {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	n, err := procstat.RSS(c.cmd.Process.Pid)
 	require.NoError(t, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	return 0
+	return n
 }
 
 // TestCrash_ExactlyOnce: the daemon is killed with SIGKILL while it works

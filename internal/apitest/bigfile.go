@@ -1,17 +1,17 @@
 package apitest
 
 import (
-	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
 	"io"
 	"os"
-	"strconv"
-	"strings"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/efm-go/efm/internal/procstat"
 )
 
 // Incompressible is a deterministic stream of size bytes that no compressor
@@ -37,21 +37,12 @@ func (k *keyStream) Read(p []byte) (int, error) {
 // Resident is this process's resident set size in bytes (Linux; elsewhere
 // the test is skipped).
 func Resident(tb testing.TB) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
+	if runtime.GOOS != "linux" {
 		tb.Skip("resident memory is read from /proc: Linux only")
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			require.NoError(tb, err)
-			return kb << 10
-		}
-	}
-	tb.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	n, err := procstat.RSS(os.Getpid())
+	require.NoError(tb, err)
+	return n
 }
 
 // Zeros is a body of Size zero bytes that says how much of it was read:
