@@ -440,6 +440,7 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeStartupStores()
 	if sims != nil {
 		sims.Close()
 	}

@@ -24,13 +24,17 @@ import (
 // BenchmarkStartup is the time from starting a daemon to its readiness
 // answering 200 (store writable, queue up: the API takes messages), with a
 // store of 1 000 000 messages, all delivered or all queued (made once per
-// state by storegen). It also reports when the queue held every queued
-// message again (queue-s): the re-enqueue runs beside the API.
+// state by storegen, and kept for every -count). It also reports when the
+// queue held every queued message again (queue-s): the re-enqueue runs
+// beside the API.
 //
 // "queued" starts each time with an empty queue, as the first start on a
 // store made elsewhere or after the queue's files were lost: the whole
 // queue is rebuilt from the store. "queued-restart" restarts on the queue
 // the previous start left, holding every entry, as after a clean stop.
+// "queued-kill" starts on a copy of the queue taken while a daemon ran that
+// had just queued every entry, as a kill -9 leaves it: all written, but the
+// state files a clean stop writes are older than the entries.
 func BenchmarkStartup(b *testing.B) {
 	n := 1_000_000
 	if testing.Short() {
@@ -40,39 +44,47 @@ func BenchmarkStartup(b *testing.B) {
 		name  string
 		st    storegen.State
 		fresh bool // the queue's files removed before each start
-	}{{"delivered", storegen.Delivered, false}, {"queued", storegen.Queued, true}, {"queued-restart", storegen.Queued, false}} {
-		st := c.st
+		kill  bool // the queue's files as a killed daemon left them
+	}{{"delivered", storegen.Delivered, false, false}, {"queued", storegen.Queued, true, false},
+		{"queued-restart", storegen.Queued, false, false}, {"queued-kill", storegen.Queued, false, true}} {
 		b.Run(fmt.Sprintf("%s/%d", c.name, n), func(b *testing.B) {
-			dir := b.TempDir()
-			s, err := store.Open(context.Background(), store.Config{Path: filepath.Join(dir, "store.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				b.Fatal(err)
-			}
-			// Made within the last n ms: a queued message expires a day
-			// after its creation, and the daemon's sweep would end it.
-			step := time.Millisecond
-			if _, err := storegen.Generate(context.Background(), s, storegen.Options{N: n, State: st,
-				Start: time.Now().Add(-time.Duration(n) * step), Step: step}); err != nil {
-				b.Fatal(err)
-			}
-			s.Close()
+			dir := generatedStore(b, c.st, n)
 			want := uint64(0)
-			if st == storegen.Queued {
+			if c.st == storegen.Queued {
 				want = uint64(n)
 			}
-			var ready, queued time.Duration
-			if !c.fresh {
-				startTimed(b, dir, want) // the queue as a previous run left it
-			}
-			for b.Loop() {
-				if c.fresh {
-					b.StopTimer()
-					if err := os.RemoveAll(filepath.Join(dir, "jetstream")); err != nil {
+			js, killed := filepath.Join(dir, "jetstream"), filepath.Join(dir, "jetstream-killed")
+			prepared := startupPrepared[c.name+dir]
+			switch {
+			case c.kill && !prepared:
+				if err := os.RemoveAll(js); err != nil {
+					b.Fatal(err)
+				}
+				startTimed(b, dir, want, func() {
+					time.Sleep(time.Second) // the server's buffered writes reach the files
+					if err := os.CopyFS(killed, os.DirFS(js)); err != nil {
 						b.Fatal(err)
+					}
+				})
+			case !c.fresh && !prepared:
+				startTimed(b, dir, want, nil) // the queue as a previous run left it
+			}
+			startupPrepared[c.name+dir] = true
+			var ready, queued time.Duration
+			for b.Loop() {
+				if c.fresh || c.kill {
+					b.StopTimer()
+					if err := os.RemoveAll(js); err != nil {
+						b.Fatal(err)
+					}
+					if c.kill {
+						if err := os.CopyFS(js, os.DirFS(killed)); err != nil {
+							b.Fatal(err)
+						}
 					}
 					b.StartTimer()
 				}
-				r, q := startTimed(b, dir, want)
+				r, q := startTimed(b, dir, want, nil)
 				ready += r
 				queued += q
 			}
@@ -82,9 +94,48 @@ func BenchmarkStartup(b *testing.B) {
 	}
 }
 
+// The stores BenchmarkStartup generated, by state, kept across -count runs
+// (a 1 M store takes minutes to make) and removed by TestMain; and which
+// of its cases have prepared their queue in them.
+var (
+	startupStores   = map[storegen.State]string{}
+	startupPrepared = map[string]bool{}
+)
+
+func removeStartupStores() {
+	for _, d := range startupStores {
+		os.RemoveAll(d)
+	}
+}
+
+// generatedStore gives a data dir whose store holds n messages in state st.
+func generatedStore(b *testing.B, st storegen.State, n int) string {
+	if d, ok := startupStores[st]; ok {
+		return d
+	}
+	dir, err := os.MkdirTemp("", "efm-startup-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	startupStores[st] = dir
+	s, err := store.Open(context.Background(), store.Config{Path: filepath.Join(dir, "store.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	// Made within the last n ms: a queued message expires a day after its
+	// creation, and the daemon's sweep would end it.
+	step := time.Millisecond
+	if _, err := storegen.Generate(context.Background(), s, storegen.Options{N: n, State: st,
+		Start: time.Now().Add(-time.Duration(n) * step), Step: step}); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
 // startTimed runs a daemon on dir until its readiness answers 200 and its
-// queue holds want entries, and stops it.
-func startTimed(b *testing.B, dir string, want uint64) (ready, queued time.Duration) {
+// queue holds want entries, calls running (when set) and stops it.
+func startTimed(b *testing.B, dir string, want uint64, running func()) (ready, queued time.Duration) {
 	ov := baseOverrides()
 	id := businessCertificate(b)
 	ov["difi.move.org.keystore.path"] = id.KeystorePath
@@ -146,5 +197,9 @@ func startTimed(b *testing.B, dir string, want uint64) (ready, queued time.Durat
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return ready, time.Since(start)
+	queued = time.Since(start)
+	if running != nil {
+		running()
+	}
+	return ready, queued
 }

@@ -32,10 +32,12 @@ const (
 	consumer   = "pipeline"
 )
 
-// dedupWindow covers a crash between the store commit and the publish: the
-// same message id published twice within it is stored once. The re-enqueue
-// at start does not rely on it (Requeue). A variable for the tests.
-var dedupWindow = 10 * time.Minute
+// dedupWindow is the stream's duplicates window, the least JetStream takes.
+// Entries carry no message id: at every start JetStream reads back each
+// message inside the window to rebuild its duplicate map, which at 1 M
+// queued entries took most of a restart (issue 18). The guard against a
+// second entry of a message is its subject instead (Enqueue).
+const dedupWindow = 100 * time.Millisecond
 
 // Config says where the queue keeps its files and whether it listens.
 type Config struct {
@@ -153,27 +155,36 @@ func entrySubject(messageID string) string {
 	return subject + "." + hex.EncodeToString(sum[:16])
 }
 
-// Enqueue asks for work on a message. The message id is the deduplication id.
+// Enqueue asks for work on a message. An entry is added only when the
+// message has none in the stream (its subject's last sequence must be 0):
+// one waiting or being worked on is kept, and no second one appears,
+// however long ago the first was published; an entry worked off or removed
+// lets the message be queued again.
 func (q *Queue) Enqueue(ctx context.Context, messageID string) error {
-	if _, err := q.js.Publish(ctx, entrySubject(messageID), []byte(messageID), jetstream.WithMsgID(messageID)); err != nil {
+	_, err := q.js.Publish(ctx, entrySubject(messageID), []byte(messageID), jetstream.WithExpectLastSequencePerSubject(0))
+	if err != nil && !alreadyQueued(err) {
 		return fmt.Errorf("enqueueing message: %w", err)
 	}
 	return nil
 }
 
+// alreadyQueued reports whether a publish was refused because the message's
+// subject holds an entry.
+func alreadyQueued(err error) bool {
+	var je jetstream.JetStreamError
+	return errors.As(err, &je) && je.APIError() != nil && (je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // Requeue puts back the entries of messages that should be queued, in one
 // round of asynchronous publishes: what the start rebuilds from the store.
-// An entry is added only when the message has none in the stream (its
-// subject's last sequence must be 0), whether or not the deduplication
-// window still remembers it: a start long after the last publish, or a
-// requeue slower than the window, adds no second entry of a message still
-// waiting. Within the window, the message id deduplicates as Enqueue's
-// does, so a client's repeated send racing the requeue adds none either.
-// It returns how many entries were added.
+// Each is guarded as Enqueue's is, so a message still waiting, or a
+// client's repeated send racing the requeue, gets no second entry. It
+// returns how many entries were added.
 func (q *Queue) Requeue(ctx context.Context, ids []string) (int, error) {
 	futs := make([]jetstream.PubAckFuture, 0, len(ids))
 	for _, id := range ids {
-		f, err := q.js.PublishAsync(entrySubject(id), []byte(id), jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(0))
+		f, err := q.js.PublishAsync(entrySubject(id), []byte(id), jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
 			return 0, fmt.Errorf("re-enqueueing message: %w", err)
 		}
@@ -182,15 +193,11 @@ func (q *Queue) Requeue(ctx context.Context, ids []string) (int, error) {
 	added := 0
 	for _, f := range futs {
 		select {
-		case ack := <-f.Ok():
-			if !ack.Duplicate {
-				added++
-			}
+		case <-f.Ok():
+			added++
 		case err := <-f.Err():
-			var je jetstream.JetStreamError
-			if errors.As(err, &je) && je.APIError() != nil && (je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-				je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-				continue // already queued
+			if alreadyQueued(err) {
+				continue
 			}
 			return added, fmt.Errorf("re-enqueueing message: %w", err)
 		case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -146,13 +147,10 @@ func TestQueue_RetriesDoNotBlockOthers(t *testing.T) {
 }
 
 // TestQueue_RequeueAddsOnlyWhatIsMissing is the start's rebuild: a message
-// whose entry is still in the stream gets no second one even when the
-// deduplication window does not know it (a start long after the publish, or
-// a requeue slower than the window: here an entry published without its
-// id), and the missing ones are added once.
+// whose entry is still in the stream gets no second one, however old the
+// entry (here one published without the guard, as a start long after the
+// publish finds it), and the missing ones are added once.
 func TestQueue_RequeueAddsOnlyWhatIsMissing(t *testing.T) {
-	defer func(w time.Duration) { dedupWindow = w }(dedupWindow)
-	dedupWindow = 100 * time.Millisecond
 	ctx := context.Background()
 	q := open(t, t.TempDir())
 	defer q.Close()
@@ -165,18 +163,125 @@ func TestQueue_RequeueAddsOnlyWhatIsMissing(t *testing.T) {
 	added, err = q.Requeue(ctx, []string{"a", "b", "c"})
 	require.NoError(t, err)
 	require.Zero(t, added)
+	require.NoError(t, q.Enqueue(ctx, "c"))
 	n, err := q.Pending(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n)
 
 	// An entry taken away (worked, or removed by the sweep) lets the
-	// message be queued again once the window has forgotten it.
+	// message be queued again at once.
 	require.NoError(t, q.Remove(ctx, "b"))
-	require.Eventually(t, func() bool {
-		added, err := q.Requeue(ctx, []string{"b"})
-		return err == nil && added == 1
-	}, 30*time.Second, 50*time.Millisecond)
+	added, err = q.Requeue(ctx, []string{"b"})
+	require.NoError(t, err)
+	require.Equal(t, 1, added)
 	n, err = q.Pending(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n)
+}
+
+// TestQueue_EnqueueWhileWorkedAndAfter: a send repeated while the message's
+// entry is being worked on, or put back for a retry, adds no second entry;
+// once the entry is acknowledged the message can be queued again (its own
+// later send), with no window to wait out.
+func TestQueue_EnqueueWhileWorkedAndAfter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	q := open(t, t.TempDir())
+	defer q.Close()
+	require.NoError(t, q.Enqueue(ctx, "m"))
+	working, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, 2, func(_ context.Context, id string) error {
+			mu.Lock()
+			calls++
+			c := calls
+			mu.Unlock()
+			switch c {
+			case 1:
+				close(working)
+				<-release
+				return &RetryError{Delay: 200 * time.Millisecond, Err: errors.New("channel down")}
+			}
+			return nil
+		})
+	}()
+	<-working
+	require.NoError(t, q.Enqueue(ctx, "m"), "in flight")
+	close(release)
+	require.NoError(t, q.Enqueue(ctx, "m"), "put back for a retry")
+	require.Eventually(t, func() bool {
+		n, err := q.Pending(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		return err == nil && n == 0 && calls == 2
+	}, 10*time.Second, 20*time.Millisecond, "one entry, worked twice (the retry), then gone")
+	require.NoError(t, q.Enqueue(ctx, "m"), "after the ack")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls == 3
+	}, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 3, calls)
+}
+
+// TestQueue_OpensAnOlderStream: the stream as the version before issue 18
+// left it (a 10-minute duplicates window, entries carrying their message id,
+// one on the bare subject) is taken over: the window is shortened, every
+// entry is kept and worked once, and a repeated send adds none.
+func TestQueue_OpensAnOlderStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	q := open(t, dir)
+	_, err := q.js.UpdateStream(ctx, jetstream.StreamConfig{
+		Name: streamName, Subjects: []string{subject, subject + ".*"}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute, Discard: jetstream.DiscardNew, Replicas: 1,
+	})
+	require.NoError(t, err)
+	for _, id := range []string{"a", "b"} {
+		_, err := q.js.Publish(ctx, entrySubject(id), []byte(id), jetstream.WithMsgID(id))
+		require.NoError(t, err)
+	}
+	_, err = q.js.Publish(ctx, subject, []byte("old"), jetstream.WithMsgID("old"))
+	require.NoError(t, err)
+	require.NoError(t, q.Close())
+
+	q = open(t, dir)
+	defer q.Close()
+	info, err := q.st.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, dedupWindow, info.Config.Duplicates)
+	require.NoError(t, q.Enqueue(ctx, "a"))
+	added, err := q.Requeue(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	assert.Zero(t, added)
+	n, err := q.Pending(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, 2, func(_ context.Context, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, id)
+			return nil
+		})
+	}()
+	require.Eventually(t, func() bool {
+		n, err := q.Pending(ctx)
+		return err == nil && n == 0
+	}, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.ElementsMatch(t, []string{"a", "b", "old"}, seen)
 }
