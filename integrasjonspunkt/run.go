@@ -95,7 +95,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	q, err := queue.Open(ctx, qc)
+	// The embedded server reads its stream back while the rest starts and
+	// the API answers (issue 18): a send waits for it, nothing else does.
+	q, err := queue.Start(ctx, qc)
 	if err != nil {
 		return fmt.Errorf("opening queue: %w", err)
 	}
@@ -187,7 +189,7 @@ func Run(ctx context.Context, o Options) error {
 		Metrics:      withRetentionMetrics(withUpdateMetrics(metricsOf(o.Started, cfg.DataDir, st, q, ks, builder, shipper, resolverMetrics(wiring), core, channelStates(pl)), o.Updater), ret),
 		Retention:    ret.report,
 		Info:         infoOf(cfg),
-		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), q.Check(ctx)) },
+		Ready:        func(ctx context.Context) error { return errors.Join(st.Check(ctx), queueReady(ctx, q)) },
 		Sandbox:      o.Sandbox,
 		Loopback:     cfg.Server.Loopback(),
 		AllowedHosts: cfg.Server.AllowedHosts,
@@ -215,6 +217,12 @@ func Run(ctx context.Context, o Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
+	g.Go(func() error {
+		if err := q.Wait(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("opening queue: %w", err)
+		}
+		return nil
+	})
 	g.Go(func() error { return hooks.Run(gctx) })
 	if mc, ok := failmail.FromConfig(cfg, st, log); ok {
 		g.Go(func() error { return grp.whileLeading(gctx, "failmail", failmail.New(mc).Run) })
@@ -317,7 +325,9 @@ func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string,
 			d := map[string]any{"outgoing": c.Outgoing, "incoming": c.Incoming}
 			cs["store"] = api.Component{Status: disk(d), Details: d}
 		}
-		if err := q.Check(ctx); err != nil {
+		if err := q.Check(ctx); errors.Is(err, queue.ErrLoading) {
+			cs["queue"] = api.Component{Status: api.Up, Details: map[string]any{"loading": true}}
+		} else if err != nil {
 			cs["queue"] = api.Component{Status: api.Down, Details: map[string]any{"error": "queue not running"}}
 		} else {
 			n, _ := q.Pending(ctx)
@@ -333,6 +343,15 @@ func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string,
 		}
 		return api.Health{Status: api.Overall(cs), Components: cs}
 	}
+}
+
+// queueReady is the queue's part of readiness: a stream still loading does
+// not hold the API back, since a send waits for it (queue.Start).
+func queueReady(ctx context.Context, q *queue.Queue) error {
+	if err := q.Check(ctx); err != nil && !errors.Is(err, queue.ErrLoading) {
+		return err
+	}
+	return nil
 }
 
 // diskHealth rates the data dir's free space against efm.disk.min-free

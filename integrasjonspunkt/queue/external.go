@@ -55,7 +55,8 @@ func openExternal(ctx context.Context, cfg Config, log *slog.Logger) (*Queue, er
 	if replicas <= 0 {
 		replicas = 1
 	}
-	q := &Queue{nc: nc, log: log, replicas: replicas, ackWait: cfg.AckWait}
+	q := &Queue{ready: make(chan struct{}), nc: nc, log: log, replicas: replicas, ackWait: cfg.AckWait}
+	close(q.ready)
 	// A cluster that is still electing its meta leader (all nodes starting
 	// together, a loaded machine) answers stream creation with 503 for a
 	// while.

@@ -42,6 +42,9 @@ type Lease struct {
 // Lease returns the lease on name for holder (a name unique to this daemon,
 // stable across its restarts). It is not held until Run has taken it.
 func (q *Queue) Lease(ctx context.Context, name, holder string) (*Lease, error) {
+	if err := q.Wait(ctx); err != nil {
+		return nil, err
+	}
 	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:   leaseBucket,
 		TTL:      LeaseTTL,

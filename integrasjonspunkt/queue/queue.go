@@ -63,6 +63,11 @@ type Config struct {
 
 // Queue is the running embedded server and its in-process client.
 type Queue struct {
+	// ready is closed once the stream is usable or could not be made so
+	// (err). The fields below ns are set before it closes.
+	ready chan struct{}
+	err   error
+
 	ns       *server.Server // nil on an external cluster
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -72,9 +77,31 @@ type Queue struct {
 	ackWait  time.Duration
 }
 
+// ErrLoading is what Check and Pending say while the embedded server still
+// reads its stream back (Start).
+var ErrLoading = errors.New("the queue is loading its stream")
+
 // Open starts the embedded server, connects in process and makes sure the
-// stream exists.
+// stream exists, and returns once the stream is usable.
 func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	q, err := Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.Wait(ctx); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// Start is Open without waiting for the embedded server to read its stream
+// back, which at 1 M queued entries takes seconds after a kill -9 (issue 18)
+// while nothing a 2xx promises needs it: the store is the truth, and a send
+// waits for the stream before it answers. Every method waits for the stream
+// but Check and Pending, which answer ErrLoading meanwhile; Wait says
+// whether it came up. An external cluster is connected before Start returns.
+func Start(ctx context.Context, cfg Config) (*Queue, error) {
 	log := cfg.Logger.With(logattr.Component("queue"))
 	if len(cfg.URLs) > 0 {
 		return openExternal(ctx, cfg, log)
@@ -95,22 +122,47 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("configuring embedded nats: %w", err)
 	}
 	ns.SetLoggerV2(natsLogger{log}, false, false, false)
-	ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("embedded nats did not become ready within 30s")
-	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("integrasjonspunkt"))
-	if err != nil {
-		ns.Shutdown()
-		return nil, fmt.Errorf("connecting to embedded nats: %w", err)
-	}
-	q := &Queue{ns: ns, nc: nc, log: log, replicas: 1, ackWait: cfg.AckWait}
-	if err := q.setup(ctx); err != nil {
-		q.Close()
-		return nil, err
-	}
+	q := &Queue{ready: make(chan struct{}), ns: ns, log: log, replicas: 1, ackWait: cfg.AckWait}
+	go func() {
+		defer close(q.ready)
+		q.err = q.startEmbedded(ctx)
+	}()
 	return q, nil
+}
+
+// startEmbedded runs the embedded server: its start reads every stream back.
+func (q *Queue) startEmbedded(ctx context.Context) error {
+	q.ns.Start()
+	if !q.ns.ReadyForConnections(30 * time.Second) {
+		return errors.New("embedded nats did not become ready within 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(q.ns), nats.Name("integrasjonspunkt"))
+	if err != nil {
+		return fmt.Errorf("connecting to embedded nats: %w", err)
+	}
+	q.nc = nc
+	return q.setup(ctx)
+}
+
+// Wait returns once the stream is usable, with the error that kept it from
+// being so, or when ctx ends.
+func (q *Queue) Wait(ctx context.Context) error {
+	select {
+	case <-q.ready:
+		return q.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loaded is Wait without waiting: ErrLoading while the stream loads.
+func (q *Queue) loaded() error {
+	select {
+	case <-q.ready:
+		return q.err
+	default:
+		return ErrLoading
+	}
 }
 
 func (q *Queue) setup(ctx context.Context) error {
@@ -136,8 +188,10 @@ func (q *Queue) setup(ctx context.Context) error {
 }
 
 // Close drains the client and shuts the server down cleanly, so JetStream's
-// files are consistent for the next start.
+// files are consistent for the next start. A stream still loading is let
+// finish first: the server cannot be stopped halfway.
 func (q *Queue) Close() error {
+	<-q.ready
 	if q.nc != nil {
 		q.nc.Close()
 	}
@@ -161,6 +215,9 @@ func entrySubject(messageID string) string {
 // however long ago the first was published; an entry worked off or removed
 // lets the message be queued again.
 func (q *Queue) Enqueue(ctx context.Context, messageID string) error {
+	if err := q.Wait(ctx); err != nil {
+		return fmt.Errorf("enqueueing message: %w", err)
+	}
 	_, err := q.js.Publish(ctx, entrySubject(messageID), []byte(messageID), jetstream.WithExpectLastSequencePerSubject(0))
 	if err != nil && !alreadyQueued(err) {
 		return fmt.Errorf("enqueueing message: %w", err)
@@ -182,6 +239,9 @@ func alreadyQueued(err error) bool {
 // client's repeated send racing the requeue, gets no second entry. It
 // returns how many entries were added.
 func (q *Queue) Requeue(ctx context.Context, ids []string) (int, error) {
+	if err := q.Wait(ctx); err != nil {
+		return 0, fmt.Errorf("re-enqueueing message: %w", err)
+	}
 	futs := make([]jetstream.PubAckFuture, 0, len(ids))
 	for _, id := range ids {
 		f, err := q.js.PublishAsync(entrySubject(id), []byte(id), jetstream.WithExpectLastSequencePerSubject(0))
@@ -211,6 +271,9 @@ func (q *Queue) Requeue(ctx context.Context, ids []string) (int, error) {
 // queue did not deliver, and the entry would otherwise count as pending
 // until a redelivery that may never come.
 func (q *Queue) Remove(ctx context.Context, messageID string) error {
+	if err := q.Wait(ctx); err != nil {
+		return fmt.Errorf("removing queue entry: %w", err)
+	}
 	if err := q.st.Purge(ctx, jetstream.WithPurgeSubject(entrySubject(messageID))); err != nil {
 		return fmt.Errorf("removing queue entry: %w", err)
 	}
@@ -219,6 +282,9 @@ func (q *Queue) Remove(ctx context.Context, messageID string) error {
 
 // Pending is the number of entries waiting in the stream.
 func (q *Queue) Pending(ctx context.Context) (uint64, error) {
+	if err := q.loaded(); err != nil {
+		return 0, err
+	}
 	info, err := q.st.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reading stream info: %w", err)
@@ -227,8 +293,11 @@ func (q *Queue) Pending(ctx context.Context) (uint64, error) {
 }
 
 // Check reports whether JetStream runs and the stream exists: health's queue
-// component.
+// component. While the stream loads it says ErrLoading.
 func (q *Queue) Check(ctx context.Context) error {
+	if err := q.loaded(); err != nil {
+		return err
+	}
 	if q.ns != nil && !q.ns.JetStreamEnabled() {
 		return errors.New("jetstream is not running")
 	}
@@ -256,6 +325,12 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // Consume runs h on entries with at most concurrency at a time until ctx is
 // done; then it stops fetching, lets running handlers finish, and returns.
 func (q *Queue) Consume(ctx context.Context, concurrency int, h Handler) error {
+	if err := q.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("opening the queue: %w", err)
+	}
 	// MaxAckPending is unlimited: an entry put back with a delay stays
 	// pending until redelivered, so a cap let one channel's retries (a
 	// broker answering 503) hold every slot and starve the other channels.

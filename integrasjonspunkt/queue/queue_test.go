@@ -285,3 +285,42 @@ func TestQueue_OpensAnOlderStream(t *testing.T) {
 	defer mu.Unlock()
 	assert.ElementsMatch(t, []string{"a", "b", "old"}, seen)
 }
+
+// TestQueue_StartLoadsInTheBackground: Start returns before the stream is
+// read back; a send meanwhile waits for it and is kept, Check says
+// ErrLoading until then; a stream that cannot be opened is reported by
+// Wait and by every send, and Close still returns.
+func TestQueue_StartLoadsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	q := open(t, dir)
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, q.Enqueue(ctx, id))
+	}
+	require.NoError(t, q.Close())
+
+	q, err := Start(ctx, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	if err := q.Check(ctx); err != nil {
+		require.ErrorIs(t, err, ErrLoading)
+	}
+	require.NoError(t, q.Enqueue(ctx, "c"))
+	require.NoError(t, q.Enqueue(ctx, "a"))
+	require.NoError(t, q.Check(ctx))
+	n, err := q.Pending(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, n)
+	require.NoError(t, q.Close())
+
+	// A stream that could not be made ready (here: the daemon stopped
+	// while it loaded) is Wait's and every send's error, never ErrLoading.
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	q, err = Start(stopped, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	require.Error(t, q.Wait(ctx))
+	require.Error(t, q.Enqueue(ctx, "a"))
+	require.Error(t, q.Check(ctx))
+	require.NotErrorIs(t, q.Check(ctx), ErrLoading)
+	require.NoError(t, q.Close())
+}
