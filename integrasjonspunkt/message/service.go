@@ -34,6 +34,12 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, messageID string) error
 }
 
+// AsyncEnqueuer is an Enqueuer that can also publish without waiting for
+// the queue's answer, for messages already committed (see publish).
+type AsyncEnqueuer interface {
+	EnqueueAsync(messageID string) error
+}
+
 // Notifier receives every newly recorded status, after its commit. It must
 // not block (webhook delivery is asynchronous, local-api.md §9.5).
 type Notifier interface {

@@ -161,6 +161,33 @@ func (q *Queue) Enqueue(ctx context.Context, messageID string) error {
 	return nil
 }
 
+// enqueueAckWait bounds how long EnqueueAsync watches for JetStream's ack.
+const enqueueAckWait = time.Minute
+
+// EnqueueAsync is Enqueue without waiting for JetStream's ack: the publish
+// is on its way when it returns, and a failed or missing ack is logged. For
+// callers whose message is already committed to the store: the store is the
+// truth, and a lost entry is put back by the pipeline's sweep or the next
+// start's Requeue. An error means the publish did not leave.
+func (q *Queue) EnqueueAsync(messageID string) error {
+	f, err := q.js.PublishAsync(entrySubject(messageID), []byte(messageID), jetstream.WithMsgID(messageID))
+	if err != nil {
+		return fmt.Errorf("enqueueing message: %w", err)
+	}
+	go func() {
+		t := time.NewTimer(enqueueAckWait)
+		defer t.Stop()
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(messageID), logattr.Err(err))
+		case <-t.C:
+			q.log.Warn("enqueueing message: no answer from the queue; the sweep will queue it", logattr.MessageID(messageID))
+		}
+	}()
+	return nil
+}
+
 // Requeue puts back the entries of messages that should be queued, in one
 // round of asynchronous publishes: what the start rebuilds from the store.
 // An entry is added only when the message has none in the stream (its
