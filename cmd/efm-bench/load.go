@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/efm-go/efm/internal/procstat"
 )
 
 // The message every row sends: E5's one-step multipart of an avtalt message
@@ -89,9 +91,18 @@ func post(c *http.Client, url, ct string, body []byte) error {
 	return nil
 }
 
+// loopResult is a closed-loop figure: answers per second, and the server
+// process's CPU time (user+system) per answer over the same window, which
+// a machine shared with other work disturbs less than the rate.
+type loopResult struct {
+	rate      float64
+	cpuPerMsg time.Duration
+}
+
 // closedLoop runs clients that each send the same body as soon as the last
-// answer came, and returns the answers per second within dur after warm.
-func closedLoop(url string, clients int, warm, dur time.Duration) (float64, error) {
+// answer came, and returns the answers per second within dur after warm and
+// the CPU time of process pid per answer.
+func closedLoop(url string, pid, clients int, warm, dur time.Duration) (loopResult, error) {
 	body, ct := messageBody("")
 	c := newClient(clients)
 	defer c.Transport.(*http.Transport).CloseIdleConnections()
@@ -114,17 +125,23 @@ func closedLoop(url string, clients int, warm, dur time.Duration) (float64, erro
 		})
 	}
 	time.Sleep(warm)
+	cpu0, _ := procstat.CPU(pid)
 	counting.Store(true)
 	t0 := time.Now()
 	time.Sleep(dur)
 	counting.Store(false)
 	el := time.Since(t0)
+	cpu1, _ := procstat.CPU(pid)
 	stop.Store(true)
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, err
+		return loopResult{}, err
 	}
-	return float64(n.Load()) / el.Seconds(), nil
+	got := n.Load()
+	if got == 0 {
+		return loopResult{}, fmt.Errorf("%s: no answer within %s", url, dur)
+	}
+	return loopResult{rate: float64(got) / el.Seconds(), cpuPerMsg: (cpu1 - cpu0) / time.Duration(got)}, nil
 }
 
 // sendN sends n messages from clients and returns their ids.

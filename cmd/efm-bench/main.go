@@ -10,7 +10,8 @@
 // spread (min–max) of N runs. The rows:
 //
 //	 1  accepted msg/s, closed loop, 16/64/256 clients, pipeline paused      vs a bare net/http server (own process)
-//	 2  the same at 16 clients with the pipeline running                    vs the bare server
+//	    (1d: the daemon's CPU per accepted message at 16 clients)           vs the bare server's CPU per request
+//	 2  the same at 16 clients with the pipeline running (2b: CPU)          vs the bare server
 //	 3  daemon CPU per message delivered over DPO (/proc stat)              vs the bare server's CPU per request
 //	 4  sustained accept → LEVERT msg/s                                      vs the bare server's rate
 //	 5  p99 accept → SENDT at 100 msg/s, quiet and busy                     vs the bare server's p99 / the quiet p99

@@ -84,8 +84,8 @@ func TestQuick(t *testing.T) {
 	for _, r := range rep.Rows {
 		rows[r.Row] = r
 	}
-	assert.Len(t, rows, 5, "%s", stdout.String())
-	for _, name := range []string{"2a", "11a", "11b", "11c", "11d"} {
+	assert.Len(t, rows, 6, "%s", stdout.String())
+	for _, name := range []string{"2a", "2b", "11a", "11b", "11c", "11d"} {
 		r, ok := rows[name]
 		if assert.True(t, ok, "row %s missing", name) {
 			assert.Positive(t, r.Value.Median, "row %s", name)

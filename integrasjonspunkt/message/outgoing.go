@@ -801,7 +801,7 @@ func (s *Service) Send(ctx context.Context, messageID string) error {
 		return err
 	}
 	if o.State == store.StateQueued {
-		return s.cfg.Queue.Enqueue(ctx, messageID) // dedup: the queue keeps one entry
+		return s.publish(ctx, messageID) // dedup: the queue keeps one entry
 	}
 	doc, err := sbd.Decode(o.SBD)
 	if err != nil {
@@ -839,6 +839,17 @@ func (s *Service) enqueue(ctx context.Context, messageID, svc, typ string) error
 				return err
 			}
 		}
+		return nil
+	}
+	return s.publish(ctx, messageID)
+}
+
+// publish puts a message whose QUEUED state is committed on the queue. The
+// client's answer does not wait for the queue's, which is only a hint: an
+// entry lost after the answer leaves the message QUEUED in the store, where
+// the pipeline's sweep and the next start's re-enqueue find it.
+func (s *Service) publish(ctx context.Context, messageID string) error {
+	if aq, ok := s.cfg.Queue.(AsyncEnqueuer); ok && aq.EnqueueAsync(messageID) == nil {
 		return nil
 	}
 	return s.cfg.Queue.Enqueue(ctx, messageID)

@@ -34,6 +34,12 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, messageID string) error
 }
 
+// AsyncEnqueuer is an Enqueuer that can also publish without waiting for
+// the queue's answer, for messages already committed (see publish).
+type AsyncEnqueuer interface {
+	EnqueueAsync(messageID string) error
+}
+
 // Notifier receives every newly recorded status, after its commit. It must
 // not block (webhook delivery is asynchronous, local-api.md §9.5).
 type Notifier interface {
@@ -250,6 +256,7 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	}
 	var evs []StatusEvent
 	var files []string
+	before := summaryOf(c)
 	steps := []store.Status{{Status: ch.Status, Description: ch.Description, RawReceipt: ch.RawReceipt, LastUpdate: at}}
 	if order := progress[c.ServiceIdentifier]; c.Direction == Outgoing && slices.Contains(order, ch.Status) {
 		// Receipts travel apart and arrive in any order (DPO's MOTTATT,
@@ -292,8 +299,12 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 		evs = append(evs, StatusEvent{MessageID: c.MessageID, ConversationID: c.ConversationID, Direction: c.Direction,
 			Service: c.ServiceIdentifier, Status: st.Status, Description: st.Description, At: now})
 	}
-	if err := tx.UpdateConversation(c); err != nil {
-		return nil, nil, err
+	// A conversation inserted just before its first status (E2, E5)
+	// usually has nothing left to change: one statement less on the writer.
+	if summaryOf(c) != before {
+		if err := tx.UpdateConversation(c); err != nil {
+			return nil, nil, err
+		}
 	}
 	// The payload goes when the channel took the message for good (SENDT),
 	// or it failed, and at the latest with any final status: a receipt
@@ -315,6 +326,18 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 		}
 	}
 	return evs, files, nil
+}
+
+// summary is what UpdateConversation writes, times as stored (milliseconds).
+type summary struct {
+	status, title, reference, external string
+	finished, pollable                 bool
+	lastUpdate                         int64
+}
+
+func summaryOf(c *store.Conversation) summary {
+	return summary{status: c.Status, title: c.MessageTitle, reference: c.MessageReference, external: c.ExternalSystemReference,
+		finished: c.Finished, pollable: c.Pollable, lastUpdate: c.LastUpdate.UnixMilli()}
 }
 
 // progress is the outgoing order of local-api.md §14.2 as each channel

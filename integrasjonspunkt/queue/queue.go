@@ -233,6 +233,46 @@ func alreadyQueued(err error) bool {
 		je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
+// enqueueAckWait bounds how long EnqueueAsync watches for JetStream's ack.
+const enqueueAckWait = time.Minute
+
+// EnqueueAsync is Enqueue without waiting for JetStream's ack: the publish
+// is on its way when it returns, and a failed or missing ack is logged. For
+// callers whose message is already committed to the store: the store is the
+// truth, and a lost entry is put back by the pipeline's sweep or the next
+// start's Requeue. While the stream still loads at start, the publish waits
+// for it off the caller's path. An error means the publish did not leave.
+func (q *Queue) EnqueueAsync(messageID string) error {
+	if err := q.loaded(); errors.Is(err, ErrLoading) {
+		go func() {
+			if err := q.Enqueue(context.Background(), messageID); err != nil {
+				q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(messageID), logattr.Err(err))
+			}
+		}()
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("enqueueing message: %w", err)
+	}
+	f, err := q.js.PublishAsync(entrySubject(messageID), []byte(messageID), jetstream.WithExpectLastSequencePerSubject(0))
+	if err != nil {
+		return fmt.Errorf("enqueueing message: %w", err)
+	}
+	go func() {
+		t := time.NewTimer(enqueueAckWait)
+		defer t.Stop()
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			if !alreadyQueued(err) {
+				q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(messageID), logattr.Err(err))
+			}
+		case <-t.C:
+			q.log.Warn("enqueueing message: no answer from the queue; the sweep will queue it", logattr.MessageID(messageID))
+		}
+	}()
+	return nil
+}
+
 // Requeue puts back the entries of messages that should be queued, in one
 // round of asynchronous publishes: what the start rebuilds from the store.
 // Each is guarded as Enqueue's is, so a message still waiting, or a
