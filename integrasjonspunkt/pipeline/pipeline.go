@@ -319,7 +319,6 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		}
 		defer release()
 	}
-	log := p.log.With(logattr.MessageID(id))
 	msg, err := p.cfg.Messages.Outgoing(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Sent, failed or deleted since it was queued: a redelivery after a
@@ -336,7 +335,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 	}
 	now := p.cfg.Now()
 	if !msg.Expiry.IsZero() && !now.Before(msg.Expiry) {
-		log.Info("message expired before it was sent")
+		p.log.Info("message expired before it was sent", logattr.MessageID(id))
 		p.forget(id)
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired,
 			Description: "Levetiden for meldingen er utgått. Må sendes på nytt"})
@@ -356,7 +355,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 	}
 	reg, ok := p.cfg.Channels[msg.Service]
 	if !ok {
-		log.Warn("no channel for the message's service", logattr.Service(msg.Service))
+		p.log.Warn("no channel for the message's service", logattr.MessageID(id), logattr.Service(msg.Service))
 		p.forget(id)
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelRejected,
 			Description: fmt.Sprintf("Kanalen %s er ikke tilgjengelig i dette integrasjonspunktet", msg.Service)})
