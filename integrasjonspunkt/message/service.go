@@ -196,17 +196,23 @@ func (s *Service) setStatuses(ctx context.Context, chs []Change) error {
 	unknown := ""
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		evs, files, unknown = nil, nil, ""
+		var c *store.Conversation
 		for _, ch := range chs {
 			if ch.Direction == "" {
 				ch.Direction = Outgoing
 			}
-			c, err := tx.Conversation(ch.MessageID, ch.Direction)
-			if errors.Is(err, store.ErrNotFound) {
-				unknown = ch.MessageID
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("recording status %s: %w", ch.Status, err)
+			// record keeps c up to date, so a second change to the same
+			// conversation needs no second read.
+			if c == nil || c.MessageID != ch.MessageID || c.Direction != ch.Direction {
+				var err error
+				c, err = tx.Conversation(ch.MessageID, ch.Direction)
+				if errors.Is(err, store.ErrNotFound) {
+					c, unknown = nil, ch.MessageID
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("recording status %s: %w", ch.Status, err)
+				}
 			}
 			unknown = ""
 			ev, fs, err := s.record(tx, c, ch)
