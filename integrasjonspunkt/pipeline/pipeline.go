@@ -205,6 +205,7 @@ func New(cfg Config) (*Pipeline, error) {
 // status tracker per channel that has them, and the status-reply sender.
 // Each poller's runs never overlap (channels.md §1.6).
 func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.ledger.close()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		err := p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle)

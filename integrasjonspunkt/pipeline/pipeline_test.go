@@ -130,7 +130,7 @@ func TestUnpack_Refuses(t *testing.T) {
 }
 
 // TestLedger keeps checkpoints across reopen and refuses ids that are not
-// UUIDs (they become file names).
+// UUIDs.
 func TestLedger(t *testing.T) {
 	dir := t.TempDir()
 	l, err := openLedger(dir)
