@@ -61,9 +61,14 @@ type record struct {
 // killed during a write may leave a torn last line; it is skipped when the
 // log is read, and the change it carried was never acted on (update had not
 // returned, so nothing was uploaded on its strength).
+//
+// A dir shared by the daemons of a group keeps a file per message instead
+// (ledger_files.go): there the entry must be read from disk on every use.
 type ledger struct {
-	dir     string
-	mu      sync.Mutex
+	dir    string
+	shared bool
+	mu     sync.Mutex // serialises read-modify-write of an entry
+	// The log; unused when shared.
 	f       *os.File
 	entries map[string]entry
 	lines   int // in the log file
@@ -76,20 +81,35 @@ const (
 	compactAt = 4096
 )
 
-func openLedger(dir string) (*ledger, error) {
+// openLedger opens the ledger in dir; shared says other daemons use dir too.
+func openLedger(dir string, shared bool) (*ledger, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating pipeline dir: %w", err)
 	}
-	l := &ledger{dir: dir, entries: map[string]entry{}}
-	legacy, err := l.readLegacy()
-	if err != nil {
-		return nil, err
-	}
+	l := &ledger{dir: dir, shared: shared, entries: map[string]entry{}}
 	if err := l.readLog(); err != nil {
 		return nil, err
 	}
-	// A file per message is the format before the log: the log, written
-	// after it, is newer for any message both hold.
+	if shared {
+		// A log left by a daemon that ran alone on this dir becomes files.
+		for id, e := range l.entries {
+			if err := l.fileWrite(id, e); err != nil {
+				return nil, err
+			}
+		}
+		if err := os.Remove(filepath.Join(dir, ledgerLog)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("removing pipeline ledger: %w", err)
+		}
+		l.entries = nil
+		return l, nil
+	}
+	legacy, err := l.fileEntries()
+	if err != nil {
+		return nil, err
+	}
+	// A file per message is the format of earlier versions, and of a group
+	// (shared dir): the log, written after it, is newer for any message
+	// both hold.
 	for id, e := range legacy {
 		if _, ok := l.entries[id]; !ok {
 			l.entries[id] = e
@@ -102,30 +122,6 @@ func openLedger(dir string) (*ledger, error) {
 		os.Remove(filepath.Join(dir, id+".json"))
 	}
 	return l, nil
-}
-
-// readLegacy reads the one-file-per-message entries of earlier versions.
-func (l *ledger) readLegacy() (map[string]entry, error) {
-	des, err := os.ReadDir(l.dir)
-	if err != nil {
-		return nil, fmt.Errorf("listing pipeline entries: %w", err)
-	}
-	out := map[string]entry{}
-	for _, de := range des {
-		id, ok := strings.CutSuffix(de.Name(), ".json")
-		if !ok || !sbd.IsUUID(id) {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(l.dir, de.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("reading pipeline entry: %w", err)
-		}
-		var e entry
-		if json.Unmarshal(b, &e) == nil {
-			out[id] = e
-		}
-	}
-	return out, nil
 }
 
 func (l *ledger) readLog() error {
@@ -241,9 +237,13 @@ func (l *ledger) get(messageID string) (entry, error) {
 	if err := check(messageID); err != nil {
 		return entry{}, err
 	}
+	id := strings.ToLower(messageID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.entries[strings.ToLower(messageID)], nil
+	if l.shared {
+		return l.fileGet(id)
+	}
+	return l.entries[id], nil
 }
 
 // update applies fn to the message's entry and writes it back.
@@ -254,6 +254,9 @@ func (l *ledger) update(messageID string, fn func(*entry)) (entry, error) {
 	id := strings.ToLower(messageID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.shared {
+		return l.fileUpdate(id, fn)
+	}
 	e := l.entries[id]
 	fn(&e)
 	e.Updated = time.Now().UTC()
@@ -271,6 +274,9 @@ func (l *ledger) remove(messageID string) error {
 	id := strings.ToLower(messageID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.shared {
+		return l.fileRemove(id)
+	}
 	if _, ok := l.entries[id]; !ok {
 		return nil
 	}
@@ -285,8 +291,15 @@ func (l *ledger) remove(messageID string) error {
 func (l *ledger) tracking() (map[string]entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	es := l.entries
+	if l.shared {
+		var err error
+		if es, err = l.fileEntries(); err != nil {
+			return nil, err
+		}
+	}
 	out := map[string]entry{}
-	for id, e := range l.entries {
+	for id, e := range es {
 		if e.Tracking {
 			out[id] = e
 		}

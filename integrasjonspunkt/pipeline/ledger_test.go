@@ -16,7 +16,7 @@ import (
 // and changes after the restart are read back whole.
 func TestLedger_TornLastLine(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLedger(dir)
+	l, err := openLedger(dir, false)
 	require.NoError(t, err)
 	kept, torn := uuid.NewString(), uuid.NewString()
 	_, err = l.update(kept, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "transfer-1" })
@@ -28,7 +28,7 @@ func TestLedger_TornLastLine(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	l, err = openLedger(dir)
+	l, err = openLedger(dir, false)
 	require.NoError(t, err)
 	e, err := l.get(kept)
 	require.NoError(t, err)
@@ -41,7 +41,7 @@ func TestLedger_TornLastLine(t *testing.T) {
 	_, err = l.update(after, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "transfer-2" })
 	require.NoError(t, err)
 	l.close()
-	l, err = openLedger(dir)
+	l, err = openLedger(dir, false)
 	require.NoError(t, err)
 	e, err = l.get(after)
 	require.NoError(t, err)
@@ -55,7 +55,7 @@ func TestLedger_ReadsTheFilePerMessageFormat(t *testing.T) {
 	old := strings.ToLower(uuid.NewString())
 	require.NoError(t, os.WriteFile(filepath.Join(dir, old+".json"),
 		[]byte(`{"channel":"DPV","reference":"corr-1","tracking":true,"attempts":2,"updated":"2026-01-02T03:04:05Z"}`), 0o600))
-	l, err := openLedger(dir)
+	l, err := openLedger(dir, false)
 	require.NoError(t, err)
 	e, err := l.get(old)
 	require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestLedger_ReadsTheFilePerMessageFormat(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(dir, old+".json"))
 
 	l.close()
-	l, err = openLedger(dir)
+	l, err = openLedger(dir, false)
 	require.NoError(t, err)
 	e, err = l.get(old)
 	require.NoError(t, err)
@@ -77,7 +77,7 @@ func TestLedger_ReadsTheFilePerMessageFormat(t *testing.T) {
 // entries only, and nothing live is lost on the way.
 func TestLedger_Compacts(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLedger(dir)
+	l, err := openLedger(dir, false)
 	require.NoError(t, err)
 	live := uuid.NewString()
 	_, err = l.update(live, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "live" })
@@ -92,7 +92,7 @@ func TestLedger_Compacts(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, ledgerLog))
 	require.NoError(t, err)
 	assert.Less(t, strings.Count(string(b), "\n"), compactAt, "rewritten along the way")
-	l, err = openLedger(dir)
+	l, err = openLedger(dir, false)
 	require.NoError(t, err)
 	e, err := l.get(live)
 	require.NoError(t, err)
@@ -115,7 +115,7 @@ func FuzzLedgerLog(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, ledgerLog), log, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		l, err := openLedger(dir)
+		l, err := openLedger(dir, false)
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
@@ -123,7 +123,7 @@ func FuzzLedgerLog(f *testing.F) {
 			t.Fatalf("update: %v", err)
 		}
 		l.close()
-		l, err = openLedger(dir)
+		l, err = openLedger(dir, false)
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
 		}
@@ -132,4 +132,37 @@ func FuzzLedgerLog(f *testing.F) {
 			t.Fatalf("change lost: %+v", e)
 		}
 	})
+}
+
+// TestLedger_SharedDir: the daemons of a group share the dir, and the one
+// that takes over a killed daemon's message must find its checkpoint; a log
+// a daemon left there running alone is taken over as files.
+func TestLedger_SharedDir(t *testing.T) {
+	dir := t.TempDir()
+	solo, err := openLedger(dir, false)
+	require.NoError(t, err)
+	fromSolo := uuid.NewString()
+	_, err = solo.update(fromSolo, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "transfer-0" })
+	require.NoError(t, err)
+	solo.close()
+
+	a, err := openLedger(dir, true)
+	require.NoError(t, err)
+	b, err := openLedger(dir, true)
+	require.NoError(t, err)
+	e, err := b.get(fromSolo)
+	require.NoError(t, err)
+	assert.Equal(t, "transfer-0", e.Checkpoint, "the log of a daemon alone is read")
+	assert.NoFileExists(t, filepath.Join(dir, ledgerLog))
+
+	id := uuid.NewString()
+	_, err = a.update(id, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "transfer-1" })
+	require.NoError(t, err)
+	e, err = b.get(id)
+	require.NoError(t, err)
+	assert.Equal(t, "transfer-1", e.Checkpoint, "another daemon sees the checkpoint at once")
+	require.NoError(t, b.remove(id))
+	e, err = a.get(id)
+	require.NoError(t, err)
+	assert.Zero(t, e)
 }

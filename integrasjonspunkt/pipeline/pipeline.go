@@ -51,6 +51,10 @@ type Config struct {
 	// be empty. Put it under the data dir, on the same file system.
 	Dir    string
 	Logger *slog.Logger // must not be nil
+	// SharedDir says Dir is shared with the other daemons of a group
+	// (efm.shared.dir): the checkpoints there are read from disk on every
+	// use, so the daemon that takes over a killed one's message finds them.
+	SharedDir bool
 
 	// OrgNumber is our own organisation number (nine digits), the sender
 	// in the eFormidling manifest when the SBD names none.
@@ -186,7 +190,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.StatusBackoffMax <= 0 {
 		cfg.StatusBackoffMax = time.Hour
 	}
-	l, err := openLedger(filepath.Join(cfg.Dir, "sends"))
+	l, err := openLedger(filepath.Join(cfg.Dir, "sends"), cfg.SharedDir)
 	if err != nil {
 		return nil, err
 	}
