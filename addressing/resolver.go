@@ -91,6 +91,35 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	cache map[cacheKey]cacheEntry
+	// certs holds receiver certificates parsed from service records, by
+	// their PEM: every message to a receiver carries the same one, and
+	// parsing it per message was a measurable share of the daemon's CPU per
+	// delivered message (issue 18). A parsed certificate is only read.
+	certs map[string]*x509.Certificate
+}
+
+// maxCerts bounds Resolver.certs; when full it starts over.
+const maxCerts = 1024
+
+// certificate parses a service record's certificate, once per PEM.
+func (r *Resolver) certificate(rec *sr.ServiceRecord) (*x509.Certificate, error) {
+	r.mu.Lock()
+	c, ok := r.certs[rec.PemCertificate]
+	r.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := rec.Certificate()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.certs == nil || len(r.certs) >= maxCerts {
+		r.certs = map[string]*x509.Certificate{}
+	}
+	r.certs[rec.PemCertificate] = c
+	r.mu.Unlock()
+	return c, nil
 }
 
 type cacheKey struct {
@@ -238,7 +267,7 @@ func (r *Resolver) ResolveMessage(ctx context.Context, req Request) (Route, erro
 		rt.SecurityLevel = *chosen.Service.SecurityLevel
 	}
 	if chosen.PemCertificate != "" {
-		c, err := chosen.Certificate()
+		c, err := r.certificate(chosen)
 		if err != nil {
 			return Route{}, &Error{Err: ErrRegistryUnavailable, Description: "receiver certificate in the service record is unreadable", cause: err}
 		}

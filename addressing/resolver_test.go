@@ -366,3 +366,31 @@ func processFor(id string) string {
 	}
 	return admin
 }
+
+// TestReceiverCertificateParsedOnce: every message to a receiver carries
+// the same certificate, parsed once; a record with another certificate (a
+// renewal) gets its own.
+func TestReceiverCertificateParsedOnce(t *testing.T) {
+	e := newEnv(t, sender)
+	ctx := context.Background()
+	req := Request{Receiver: mustID(t, "910075918"), Process: admin, DocumentType: process.DocArkivmelding}
+	a, err := e.res.ResolveMessage(ctx, req)
+	require.NoError(t, err)
+	b, err := e.res.ResolveMessage(ctx, req)
+	require.NoError(t, err)
+	require.NotNil(t, a.Certificate)
+	assert.Same(t, a.Certificate, b.Certificate)
+
+	other, err := e.res.ResolveMessage(ctx, Request{Receiver: mustID(t, "910079018"), Process: admin,
+		DocumentType: process.DocArkivmelding, SecurityLevel: 3})
+	require.NoError(t, err)
+	require.NotEqual(t, a.Record.PemCertificate, other.Record.PemCertificate)
+	assert.NotEqual(t, a.Certificate.Raw, other.Certificate.Raw)
+
+	rec := a.Record
+	rec.PemCertificate = "not a certificate"
+	_, err = e.res.certificate(&rec)
+	assert.Error(t, err, "an unreadable certificate is an error, and is not cached")
+	_, err = e.res.certificate(&rec)
+	assert.Error(t, err)
+}

@@ -169,6 +169,7 @@ func Run(ctx context.Context, o Options) error {
 		pc := wiring.Config(core, q, filepath.Join(sharedDir(cfg), "pipeline"), log)
 		pc.Unfinished = st.UnfinishedOutgoing
 		pc.Leads, pc.Claim = grp.Leads, st.ClaimMessage
+		pc.SharedDir = cfg.Value("efm.shared.dir") != ""
 		if pl, err = pipeline.New(pc); err != nil {
 			return fmt.Errorf("starting the pipeline: %w", err)
 		}

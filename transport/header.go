@@ -82,9 +82,25 @@ type sbdWire struct {
 // the messageId or conversationId is not a UUID (§2.4 step 5), or the
 // business message member named by the type is absent.
 func ParseHeader(sbd []byte) (Header, error) {
-	var w sbdWire
-	if err := json.Unmarshal(sbd, &w); err != nil {
+	// One pass over the whole document, then only the members needed: a
+	// struct and a map decoded side by side read every SBD twice, and a
+	// channel parses each one it sends and receives (issue 18).
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(sbd, &top); err != nil {
 		return Header{}, fmt.Errorf("%w: sbd json: %v", ErrMalformed, err)
+	}
+	var w sbdWire
+	// Member names match case-insensitively, as they would decoding the
+	// document into sbdWire; the last of two spellings would win there,
+	// which a map cannot tell, so such a document is refused.
+	raw, ok := member(top, "standardBusinessDocumentHeader")
+	if !ok {
+		return Header{}, fmt.Errorf("%w: two sbd headers", ErrMalformed)
+	}
+	if raw != nil {
+		if err := json.Unmarshal(raw, &w.Header); err != nil {
+			return Header{}, fmt.Errorf("%w: sbd json: %v", ErrMalformed, err)
+		}
 	}
 	if w.Header == nil || w.Header.DocumentIdentification == nil || w.Header.BusinessScope == nil {
 		return Header{}, fmt.Errorf("%w: sbd without header, documentIdentification or businessScope", ErrMalformed)
@@ -130,10 +146,6 @@ func ParseHeader(sbd []byte) (Header, error) {
 	}
 	// The business member is named after the type; its spelling on the wire
 	// follows the type as sent, so look it up case-insensitively.
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(sbd, &top); err != nil {
-		return Header{}, fmt.Errorf("%w: sbd json: %v", ErrMalformed, err)
-	}
 	var body json.RawMessage
 	for k, v := range top {
 		if strings.EqualFold(k, h.Type) {
@@ -163,6 +175,18 @@ func ParseHeader(sbd []byte) (Header, error) {
 		h.ReceiptType, h.RelatedToMessageID = k.ReceiptType, strings.ToLower(k.RelatedToMessageID)
 	}
 	return h, nil
+}
+
+// member finds the member of top named name in any case: nil when there is
+// none, ok false when more than one spelling is there.
+func member(top map[string]json.RawMessage, name string) (raw json.RawMessage, ok bool) {
+	n := 0
+	for k, v := range top {
+		if strings.EqualFold(k, name) {
+			raw, n = v, n+1
+		}
+	}
+	return raw, n <= 1
 }
 
 // OrgNumber returns the organisation number an iso6523 identifier names:

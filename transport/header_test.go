@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,8 +134,24 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(sampleSBD("status", `{"status": "MOTTATT"}`))
 	f.Add(sampleSBD("arkivmelding_kvittering", `{"receiptType": "OK"}`))
 	f.Add([]byte(`{"standardBusinessDocumentHeader": null}`))
+	f.Add([]byte(`{"standardBusinessDocumentHeader": 1, "StandardBusinessDocumentHeader": null}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h, err := ParseHeader(in)
+		// The one-pass parse reads what the two-pass one did, but for a
+		// document that spells the header member two ways.
+		oh, oerr := parseHeaderTwoPass(in)
+		if (err == nil) != (oerr == nil) {
+			var top map[string]json.RawMessage
+			if json.Unmarshal(in, &top) != nil {
+				t.Fatalf("one pass: %v, two passes: %v", err, oerr)
+			}
+			if _, ok := member(top, "standardBusinessDocumentHeader"); ok {
+				t.Fatalf("one pass: %v, two passes: %v", err, oerr)
+			}
+		}
+		if err == nil && oerr == nil && h != oh {
+			t.Fatalf("one pass %+v, two passes %+v", h, oh)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error not marked malformed: %v", err)
@@ -169,4 +186,90 @@ func TestWithSender(t *testing.T) {
 	assert.Equal(t, "0192:987654321", h.Sender)
 	assert.Equal(t, testMessageID, h.MessageID)
 	assert.Contains(t, string(raw), `"hoveddokument":"a.pdf"`)
+}
+
+// parseHeaderTwoPass is ParseHeader as it was before issue 18, the oracle of
+// FuzzParseHeader: the whole document into sbdWire, then again into a map.
+func parseHeaderTwoPass(sbd []byte) (Header, error) {
+	var w sbdWire
+	if err := json.Unmarshal(sbd, &w); err != nil {
+		return Header{}, fmt.Errorf("%w: sbd json: %v", ErrMalformed, err)
+	}
+	if w.Header == nil || w.Header.DocumentIdentification == nil || w.Header.BusinessScope == nil {
+		return Header{}, fmt.Errorf("%w: sbd without header, documentIdentification or businessScope", ErrMalformed)
+	}
+	di := w.Header.DocumentIdentification
+	h := Header{
+		MessageID: strings.ToLower(di.InstanceIdentifier),
+		Type:      strings.ToLower(di.Type),
+		Standard:  di.Standard,
+	}
+	if !isUUID(h.MessageID) {
+		return Header{}, fmt.Errorf("%w: messageId is not a uuid", ErrMalformed)
+	}
+	if h.Type == "" {
+		return Header{}, fmt.Errorf("%w: sbd without a document type", ErrMalformed)
+	}
+	if len(w.Header.Sender) > 0 {
+		h.Sender = w.Header.Sender[0].Identifier.Value
+	}
+	if len(w.Header.Receiver) > 0 {
+		h.Receiver = w.Header.Receiver[0].Identifier.Value
+	}
+	conversations := 0
+	for _, s := range w.Header.BusinessScope.Scope {
+		switch s.Type {
+		case "ConversationId":
+			conversations++
+			h.ConversationID = strings.ToLower(s.InstanceIdentifier)
+			h.Process = s.Identifier
+			if len(s.ScopeInformation) > 0 && s.ScopeInformation[0].ExpectedResponseDateTime != "" {
+				t, err := time.Parse(time.RFC3339Nano, s.ScopeInformation[0].ExpectedResponseDateTime)
+				if err != nil {
+					return Header{}, fmt.Errorf("%w: expectedResponseDateTime: %v", ErrMalformed, err)
+				}
+				h.Expires = t
+			}
+		case "MessageChannel":
+			h.MessageChannel = s.Identifier
+		}
+	}
+	if conversations != 1 || !isUUID(h.ConversationID) {
+		return Header{}, fmt.Errorf("%w: need exactly one ConversationId scope with a uuid", ErrMalformed)
+	}
+	// The business member is named after the type; its spelling on the wire
+	// follows the type as sent, so look it up case-insensitively.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(sbd, &top); err != nil {
+		return Header{}, fmt.Errorf("%w: sbd json: %v", ErrMalformed, err)
+	}
+	var body json.RawMessage
+	for k, v := range top {
+		if strings.EqualFold(k, h.Type) {
+			body = v
+		}
+	}
+	if body == nil {
+		return Header{}, fmt.Errorf("%w: no business message member %q", ErrMalformed, h.Type)
+	}
+	switch h.Type {
+	case TypeStatus:
+		var s struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(body, &s); err != nil {
+			return Header{}, fmt.Errorf("%w: status message: %v", ErrMalformed, err)
+		}
+		h.Status = s.Status
+	case TypeArkivmeldingKvittering:
+		var k struct {
+			ReceiptType        string `json:"receiptType"`
+			RelatedToMessageID string `json:"relatedToMessageId"`
+		}
+		if err := json.Unmarshal(body, &k); err != nil {
+			return Header{}, fmt.Errorf("%w: arkivmelding_kvittering: %v", ErrMalformed, err)
+		}
+		h.ReceiptType, h.RelatedToMessageID = k.ReceiptType, strings.ToLower(k.RelatedToMessageID)
+	}
+	return h, nil
 }

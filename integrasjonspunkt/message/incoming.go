@@ -31,6 +31,14 @@ type Received struct {
 	Failed string
 	// FailedReason is the event reason for Failed; empty: payload_invalid.
 	FailedReason events.ReasonCode
+	// Sent, when not empty, is the id of an outgoing message this delivery
+	// answers (a status message or an archive receipt): its arrival proves
+	// the message went through even when our send's answer was lost, so
+	// SENDT is recorded on it first, in the same transaction, and the
+	// history reads in order (local-api.md §14.2). One transaction rather
+	// than two: every receipt paid a second write on the store's one writer
+	// for a SENDT that is nearly always there already (issue 18).
+	Sent string
 }
 
 // ErrDuplicate means an incoming message with that id is already known; the
@@ -46,7 +54,12 @@ func (s *Service) Receive(ctx context.Context, in Received) error {
 	doc := in.Document
 	id := doc.MessageID()
 	if doc.Type == sbd.TypeStatus {
-		err := s.SetStatus(ctx, Change{MessageID: id, Status: doc.String("status")})
+		var chs []Change
+		if in.Sent != "" {
+			chs = append(chs, Change{MessageID: in.Sent, Status: "SENDT"})
+		}
+		chs = append(chs, Change{MessageID: id, Status: doc.String("status")})
+		err := s.setStatuses(ctx, chs)
 		if errors.Is(err, ErrUnknownMessage) {
 			s.log.Info("status message for an unknown message ignored", logattr.MessageID(id))
 			return nil
@@ -83,9 +96,25 @@ func (s *Service) Receive(ctx context.Context, in Received) error {
 		return id.RevealPrimary()
 	}
 	var evs []StatusEvent
+	var files []string
+	dup := false
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		evs, files = nil, nil
+		if in.Sent != "" {
+			c, err := tx.Conversation(in.Sent, Outgoing)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				if evs, files, err = s.record(tx, c, Change{MessageID: in.Sent, Status: "SENDT"}); err != nil {
+					return err
+				}
+			}
+		}
 		if _, err := tx.Conversation(id, Incoming); err == nil {
-			return ErrDuplicate
+			// Keep the SENDT above: a repeat still proves the send.
+			dup = true
+			return nil
 		}
 		c := &store.Conversation{MessageID: id, ConversationID: doc.ConversationID(), Direction: Incoming,
 			Sender: doc.SenderValue(), SenderIdentifier: partOrPrimary(sender), Receiver: doc.ReceiverValue(),
@@ -137,15 +166,18 @@ func (s *Service) Receive(ctx context.Context, in Received) error {
 		if pkg != "" {
 			s.cfg.Payloads.Remove(pkg)
 		}
-		if errors.Is(err, ErrDuplicate) {
-			return err
-		}
 		return fmt.Errorf("receiving message: %w", err)
+	}
+	s.after(evs, files)
+	if dup {
+		if pkg != "" {
+			s.cfg.Payloads.Remove(pkg)
+		}
+		return ErrDuplicate
 	}
 	if !expiry.IsZero() && !expiry.After(now) && pkg != "" {
 		s.cfg.Payloads.Remove(pkg)
 	}
-	s.after(evs, nil)
 	return nil
 }
 

@@ -190,26 +190,52 @@ var ErrUnknownMessage = errors.New("no conversation for message")
 // already has is ignored. SENDT, FEIL and LEVETID_UTLOPT on an outgoing
 // message remove it and its files from the outgoing store.
 func (s *Service) SetStatus(ctx context.Context, ch Change) error {
-	if ch.Direction == "" {
-		ch.Direction = Outgoing
-	}
+	return s.setStatuses(ctx, []Change{ch})
+}
+
+// setStatuses records chs in order in one transaction. A change on an
+// unknown message is skipped; ErrUnknownMessage is returned, after the
+// others are committed, when the last change's message is unknown.
+func (s *Service) setStatuses(ctx context.Context, chs []Change) error {
 	var evs []StatusEvent
 	var files []string
+	unknown := ""
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		c, err := tx.Conversation(ch.MessageID, ch.Direction)
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w %s", ErrUnknownMessage, ch.MessageID)
+		evs, files, unknown = nil, nil, ""
+		var c *store.Conversation
+		for _, ch := range chs {
+			if ch.Direction == "" {
+				ch.Direction = Outgoing
+			}
+			// record keeps c up to date, so a second change to the same
+			// conversation needs no second read.
+			if c == nil || c.MessageID != ch.MessageID || c.Direction != ch.Direction {
+				var err error
+				c, err = tx.Conversation(ch.MessageID, ch.Direction)
+				if errors.Is(err, store.ErrNotFound) {
+					c, unknown = nil, ch.MessageID
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("recording status %s: %w", ch.Status, err)
+				}
+			}
+			unknown = ""
+			ev, fs, err := s.record(tx, c, ch)
+			if err != nil {
+				return fmt.Errorf("recording status %s: %w", ch.Status, err)
+			}
+			evs, files = append(evs, ev...), append(files, fs...)
 		}
-		if err != nil {
-			return err
-		}
-		evs, files, err = s.record(tx, c, ch)
-		return err
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("recording status %s: %w", ch.Status, err)
+		return err
 	}
 	s.after(evs, files)
+	if unknown != "" {
+		return fmt.Errorf("recording status %s: %w %s", chs[len(chs)-1].Status, ErrUnknownMessage, unknown)
+	}
 	return nil
 }
 

@@ -57,24 +57,20 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 		return fmt.Errorf("%w: message or conversation id not a uuid", transport.ErrMalformed)
 	}
 	// A receipt proves the transfer went through even when our upload's
-	// answer was lost and the retry is still waiting: record SENDT first, so
-	// the history reads in order (local-api.md §14.2). The core ignores it
-	// when SENDT is already there; the waiting retry then finds the message
-	// gone from the outgoing store.
-	answered := ""
+	// answer was lost and the retry is still waiting: the core records SENDT
+	// first (Received.Sent), so the history reads in order (local-api.md
+	// §14.2). It ignores it when SENDT is already there; the waiting retry
+	// then finds the message gone from the outgoing store.
+	in := message.Received{Document: doc, Service: service}
 	switch doc.Type {
 	case sbd.TypeStatus:
-		answered = id
+		in.Sent = id
 	case sbd.TypeArkivmeldingKvittering:
-		answered = doc.String("relatedToMessageId")
+		in.Sent = doc.String("relatedToMessageId")
 	}
-	if sbd.IsUUID(answered) {
-		err := p.cfg.Messages.SetStatus(ctx, message.Change{MessageID: answered, Status: "SENDT"})
-		if err != nil && !errors.Is(err, message.ErrUnknownMessage) {
-			return fmt.Errorf("recording SENDT before a receipt: %w", err)
-		}
+	if !sbd.IsUUID(in.Sent) {
+		in.Sent = ""
 	}
-	in := message.Received{Document: doc, Service: service}
 	if d.Package != nil {
 		f, err := os.CreateTemp(p.spool, "in-*.asice")
 		if err != nil {
@@ -89,7 +85,7 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 		limit += asic.ContainerOverhead
 		if err := p.cfg.Unpacker.Unpack(ctx, d.Package, f, limit); err != nil {
 			if errors.Is(err, ErrPackage) {
-				return p.refuse(ctx, doc, service, err)
+				return p.refuse(ctx, in, err)
 			}
 			return err
 		}
@@ -110,12 +106,10 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 // refuse records a delivery whose package does not decrypt or verify as an
 // incoming message that is FEIL (channels.md §1.9.2), never queued for the
 // client, and lets the channel confirm it so it is not fetched again.
-func (p *Pipeline) refuse(ctx context.Context, doc *sbd.Document, service string, cause error) error {
-	id := doc.MessageID()
-	p.log.Warn("incoming package does not open, recorded as FEIL", logattr.MessageID(id), logattr.Service(service),
-		logattr.Err(cause))
-	in := message.Received{Document: doc, Service: service, Failed: "Pakken kunne ikke dekrypteres",
-		FailedReason: events.ReasonPayloadInvalid}
+func (p *Pipeline) refuse(ctx context.Context, in message.Received, cause error) error {
+	p.log.Warn("incoming package does not open, recorded as FEIL", logattr.MessageID(in.Document.MessageID()),
+		logattr.Service(in.Service), logattr.Err(cause))
+	in.Package, in.Failed, in.FailedReason = nil, "Pakken kunne ikke dekrypteres", events.ReasonPayloadInvalid
 	if errors.Is(cause, ErrUnverified) {
 		in.Failed, in.FailedReason = "Pakken eller signaturen kunne ikke verifiseres", events.ReasonSignatureInvalid
 	}

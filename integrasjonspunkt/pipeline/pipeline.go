@@ -51,6 +51,10 @@ type Config struct {
 	// be empty. Put it under the data dir, on the same file system.
 	Dir    string
 	Logger *slog.Logger // must not be nil
+	// SharedDir says Dir is shared with the other daemons of a group
+	// (efm.shared.dir): the checkpoints there are read from disk on every
+	// use, so the daemon that takes over a killed one's message finds them.
+	SharedDir bool
 
 	// OrgNumber is our own organisation number (nine digits), the sender
 	// in the eFormidling manifest when the SBD names none.
@@ -186,7 +190,7 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.StatusBackoffMax <= 0 {
 		cfg.StatusBackoffMax = time.Hour
 	}
-	l, err := openLedger(filepath.Join(cfg.Dir, "sends"))
+	l, err := openLedger(filepath.Join(cfg.Dir, "sends"), cfg.SharedDir)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +209,7 @@ func New(cfg Config) (*Pipeline, error) {
 // status tracker per channel that has them, and the status-reply sender.
 // Each poller's runs never overlap (channels.md §1.6).
 func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.ledger.close()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		err := p.cfg.Queue.Consume(ctx, p.cfg.Concurrency, p.Handle)
@@ -319,7 +324,6 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		}
 		defer release()
 	}
-	log := p.log.With(logattr.MessageID(id))
 	msg, err := p.cfg.Messages.Outgoing(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Sent, failed or deleted since it was queued: a redelivery after a
@@ -336,7 +340,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 	}
 	now := p.cfg.Now()
 	if !msg.Expiry.IsZero() && !now.Before(msg.Expiry) {
-		log.Info("message expired before it was sent")
+		p.log.Info("message expired before it was sent", logattr.MessageID(id))
 		p.forget(id)
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "LEVETID_UTLOPT", Reason: events.ReasonTTLExpired,
 			Description: "Levetiden for meldingen er utgått. Må sendes på nytt"})
@@ -356,7 +360,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 	}
 	reg, ok := p.cfg.Channels[msg.Service]
 	if !ok {
-		log.Warn("no channel for the message's service", logattr.Service(msg.Service))
+		p.log.Warn("no channel for the message's service", logattr.MessageID(id), logattr.Service(msg.Service))
 		p.forget(id)
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelRejected,
 			Description: fmt.Sprintf("Kanalen %s er ikke tilgjengelig i dette integrasjonspunktet", msg.Service)})

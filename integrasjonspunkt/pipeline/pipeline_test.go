@@ -130,40 +130,44 @@ func TestUnpack_Refuses(t *testing.T) {
 }
 
 // TestLedger keeps checkpoints across reopen and refuses ids that are not
-// UUIDs (they become file names).
+// UUIDs, alone and in a dir shared by a group.
 func TestLedger(t *testing.T) {
-	dir := t.TempDir()
-	l, err := openLedger(dir)
-	require.NoError(t, err)
-	id := uuid.NewString()
-	_, err = l.update(id, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "transfer-1" })
-	require.NoError(t, err)
-	_, err = l.update(id, func(e *entry) { e.Attempts++ })
-	require.NoError(t, err)
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprint("shared=", shared), func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := openLedger(dir, shared)
+			require.NoError(t, err)
+			id := uuid.NewString()
+			_, err = l.update(id, func(e *entry) { e.Channel, e.Checkpoint = "DPO", "transfer-1" })
+			require.NoError(t, err)
+			_, err = l.update(id, func(e *entry) { e.Attempts++ })
+			require.NoError(t, err)
 
-	l2, err := openLedger(dir)
-	require.NoError(t, err)
-	e, err := l2.get(id)
-	require.NoError(t, err)
-	assert.Equal(t, "transfer-1", e.Checkpoint)
-	assert.Equal(t, 1, e.Attempts)
+			l2, err := openLedger(dir, shared)
+			require.NoError(t, err)
+			e, err := l2.get(id)
+			require.NoError(t, err)
+			assert.Equal(t, "transfer-1", e.Checkpoint)
+			assert.Equal(t, 1, e.Attempts)
 
-	tracked := uuid.NewString()
-	_, err = l2.update(tracked, func(e *entry) { e.Channel, e.Reference, e.Tracking = "DPV", "corr-1", true })
-	require.NoError(t, err)
-	ts, err := l2.tracking()
-	require.NoError(t, err)
-	assert.Equal(t, map[string]string{tracked: "corr-1"}, map[string]string{tracked: ts[tracked].Reference})
-	assert.Len(t, ts, 1)
+			tracked := uuid.NewString()
+			_, err = l2.update(tracked, func(e *entry) { e.Channel, e.Reference, e.Tracking = "DPV", "corr-1", true })
+			require.NoError(t, err)
+			ts, err := l2.tracking()
+			require.NoError(t, err)
+			assert.Equal(t, map[string]string{tracked: "corr-1"}, map[string]string{tracked: ts[tracked].Reference})
+			assert.Len(t, ts, 1)
 
-	require.NoError(t, l2.remove(id))
-	e, err = l2.get(id)
-	require.NoError(t, err)
-	assert.Zero(t, e.Checkpoint)
+			require.NoError(t, l2.remove(id))
+			e, err = l2.get(id)
+			require.NoError(t, err)
+			assert.Zero(t, e.Checkpoint)
 
-	for _, bad := range []string{"../../etc/passwd", "", "x"} {
-		_, err := l2.update(bad, func(*entry) {})
-		assert.Error(t, err, bad)
+			for _, bad := range []string{"../../etc/passwd", "", "x"} {
+				_, err := l2.update(bad, func(*entry) {})
+				assert.Error(t, err, bad)
+			}
+		})
 	}
 }
 

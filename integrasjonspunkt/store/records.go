@@ -670,18 +670,26 @@ func (t *Tx) SetOutgoingState(messageID, state string, at time.Time) error {
 // DeleteOutgoing removes a message and its attachment rows and returns the
 // payload files to delete once the transaction has committed.
 func (t *Tx) DeleteOutgoing(messageID string) ([]string, error) {
-	atts, err := attachments(t.ctx, t.tx, messageID)
+	// Only the names of the payload files: reading whole rows read every
+	// inline attachment's bytes on the one writer at each SENDT (issue 18).
+	rows, err := t.query(`SELECT file FROM attachment WHERE message_id = ? AND file != '' ORDER BY doc_no`, messageID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing attachment files: %w", err)
+	}
+	var files []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing attachment files: %w", err)
+		}
+		files = append(files, f)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("listing attachment files: %w", err)
 	}
 	if _, err := t.exec(`DELETE FROM outgoing_message WHERE message_id = ?`, messageID); err != nil {
 		return nil, fmt.Errorf("deleting outgoing message: %w", err)
-	}
-	files := make([]string, 0, len(atts))
-	for _, a := range atts {
-		if a.File != "" {
-			files = append(files, a.File)
-		}
 	}
 	return files, nil
 }
