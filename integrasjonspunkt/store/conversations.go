@@ -25,7 +25,7 @@ var conversationSort = map[string]string{
 	"lastUpdate": "last_update", "lastUpdated": "last_update", "id": "id", "messageId": "message_id",
 	"conversationId": "conversation_id", "expiry": "expiry", "direction": "direction",
 	"serviceIdentifier": "service_identifier",
-	"messageReference": "message_reference", "messageTitle": "message_title", "finished": "finished",
+	"messageReference":  "message_reference", "messageTitle": "message_title", "finished": "finished",
 	"processIdentifier": decoded("process_code", "process_identifier"),
 }
 
