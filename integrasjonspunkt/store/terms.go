@@ -101,7 +101,7 @@ func (s *Store) learn(missed map[string]bool) {
 	}
 }
 
-// code is a coded column's pair of values for v: its term's id and ”, or
+// code is a coded column's pair of values for v: its term's id and an empty text, or
 // NULL and v while v has no term (which it will get once this commits).
 func (t *Tx) code(v string) (code any, text string) {
 	if v == "" {
