@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -82,20 +82,26 @@ func (s *Store) learn(missed map[string]bool) {
 		return
 	}
 	ctx := context.Background()
-	err := s.Write(ctx, func(tx *sql.Tx) error {
+	// Not through Write: adding terms deletes nothing, so the kept list
+	// counts (count.go) stay.
+	err := func() error {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
 		for v := range missed {
 			// The id is taken, not generated: another daemon of a group
 			// taking the same id or text loses nothing but this code.
 			if _, err := tx.ExecContext(ctx, `INSERT INTO term (id, value) SELECT COALESCE(MAX(id), 0) + 1, ? FROM term
 				WHERE true ON CONFLICT DO NOTHING`, v); err != nil {
-				return err
+				return errors.Join(err, tx.Rollback())
 			}
 		}
-		return nil
-	})
-	if err == nil {
-		err = s.loadTerms(ctx)
-	}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return s.loadTerms(ctx)
+	}()
 	if err != nil {
 		s.log.Warn("adding terms", logattr.Err(err))
 	}
