@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -135,4 +137,55 @@ func TestTerms_LearnedAfterCommit(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, cs, 2)
 	})
+}
+
+// TestMigration0006_FailingHalfWayLeavesTheOldStore: the migration is one
+// transaction, so a store whose conversion fails (or whose daemon is killed)
+// after the conversation rows were converted is the old store, whole, and
+// the next start converts it.
+func TestMigration0006_FailingHalfWayLeavesTheOldStore(t *testing.T) {
+	ctx := context.Background()
+	cfg := Config{Path: t.TempDir() + "/store.db", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	old := cfg
+	old.upTo = 5
+	s := mustOpen(t, old)
+	require.NoError(t, s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO conversation (id, message_id, conversation_id, direction, process_identifier,
+			status, created_at, last_update) VALUES (1, 'm1', 'c1', 'OUTGOING', ?, 'LEVERT', 1, 1)`, testProcess)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_status (conv_id, status, last_update) VALUES (1, 'LEVERT', 1)`); err != nil {
+			return err
+		}
+		// The statuses are converted after the conversations.
+		_, err = tx.ExecContext(ctx, `CREATE TRIGGER fail_0006 BEFORE UPDATE ON message_status BEGIN SELECT RAISE(ABORT, 'injected'); END`)
+		return err
+	}))
+	require.NoError(t, s.Close())
+
+	_, err := Open(ctx, cfg)
+	require.ErrorContains(t, err, "injected")
+	v, err := FileSchemaVersion(ctx, cfg.Path)
+	require.NoError(t, err)
+	assert.Equal(t, 5, v)
+	s = mustOpen(t, old)
+	var process string
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT process_identifier FROM conversation WHERE id = 1`).Scan(&process))
+	assert.Equal(t, testProcess, process, "the conversation rows' conversion was rolled back")
+	var terms int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'term'`).Scan(&terms))
+	assert.Zero(t, terms)
+	require.NoError(t, s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DROP TRIGGER fail_0006`)
+		return err
+	}))
+	require.NoError(t, s.Close())
+
+	s = mustOpen(t, cfg)
+	defer s.Close()
+	c, err := s.ConversationByMessageID(ctx, "m1", "OUTGOING")
+	require.NoError(t, err)
+	assert.Equal(t, testProcess, c.ProcessIdentifier)
+	assert.Equal(t, "LEVERT", c.Statuses[0].Status)
 }
