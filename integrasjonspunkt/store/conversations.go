@@ -24,9 +24,8 @@ type ConversationFilter struct {
 var conversationSort = map[string]string{
 	"lastUpdate": "last_update", "lastUpdated": "last_update", "id": "id", "messageId": "message_id",
 	"conversationId": "conversation_id", "expiry": "expiry", "direction": "direction",
-	"serviceIdentifier": "service_identifier",
-	"messageReference":  "message_reference", "messageTitle": "message_title", "finished": "finished",
-	"processIdentifier": decoded("process_code", "process_identifier"),
+	"serviceIdentifier": "service_identifier", "processIdentifier": decoded("process_code", "process_identifier"),
+	"messageReference": "message_reference", "messageTitle": "message_title", "finished": "finished",
 }
 
 // ListConversations returns one page of conversations with their statuses.
