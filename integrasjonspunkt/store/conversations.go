@@ -24,7 +24,7 @@ type ConversationFilter struct {
 var conversationSort = map[string]string{
 	"lastUpdate": "last_update", "lastUpdated": "last_update", "id": "id", "messageId": "message_id",
 	"conversationId": "conversation_id", "expiry": "expiry", "direction": "direction",
-	"serviceIdentifier": "service_identifier", "processIdentifier": "process_identifier",
+	"serviceIdentifier": "service_identifier", "processIdentifier": decoded("process_code", "process_identifier"),
 	"messageReference": "message_reference", "messageTitle": "message_title", "finished": "finished",
 }
 
@@ -92,8 +92,8 @@ func statusesOf(ctx context.Context, q querier, cs []*Conversation) ([]Status, e
 		ph = append(ph, "?")
 		args = append(args, c.ID)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, conv_id, status, COALESCE(description, ''), COALESCE(raw_receipt, ''), last_update
-		FROM message_status WHERE conv_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT id, conv_id, `+decoded("status_code", "status")+`, COALESCE(description, ''),
+		COALESCE(raw_receipt, ''), last_update FROM message_status WHERE conv_id IN (`+strings.Join(ph, ",")+`) ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading statuses: %w", err)
 	}
@@ -164,7 +164,7 @@ type StatusFilter struct {
 }
 
 var statusSort = map[string]string{
-	"id": "s.id", "lastUpdate": "s.last_update", "lastUpdated": "s.last_update", "status": "s.status",
+	"id": "s.id", "lastUpdate": "s.last_update", "lastUpdated": "s.last_update", "status": decoded("s.status_code", "s.status"),
 }
 
 // ListStatuses returns one page of statuses.
@@ -175,7 +175,9 @@ func (s *Store) ListStatuses(ctx context.Context, f StatusFilter, p Page) ([]Sta
 	}
 	w.eq("c.message_id", f.MessageID)
 	w.eq("c.conversation_id", f.ConversationID)
-	w.eq("s.status", f.Status)
+	if f.Status != "" {
+		statusIs(w, &s.terms, "s.", f.Status)
+	}
 	w.eq("c.direction", f.Direction)
 	if f.AfterID != 0 {
 		w.add("s.id > ?", f.AfterID)
@@ -200,8 +202,7 @@ func (s *Store) ListStatuses(ctx context.Context, f StatusFilter, p Page) ([]Sta
 			return nil, 0, fmt.Errorf("counting statuses: %w", err)
 		}
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT s.id, s.conv_id, c.message_id, c.conversation_id, s.status,
-		COALESCE(s.description, ''), COALESCE(s.raw_receipt, ''), s.last_update`+from+w.sql()+ob+limit(p), w.args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+statusCols+from+w.sql()+ob+limit(p), w.args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing statuses: %w", err)
 	}
@@ -217,6 +218,9 @@ func (s *Store) ListStatuses(ctx context.Context, f StatusFilter, p Page) ([]Sta
 	return out, total, rows.Err()
 }
 
+var statusCols = `s.id, s.conv_id, c.message_id, c.conversation_id, ` + decoded("s.status_code", "s.status") + `,
+	COALESCE(s.description, ''), COALESCE(s.raw_receipt, ''), s.last_update`
+
 func scanStatus(r scanner) (Status, error) {
 	var st Status
 	var lu int64
@@ -228,8 +232,7 @@ func scanStatus(r scanner) (Status, error) {
 // PeekStatusQueue returns the oldest status on the status queue, or
 // ErrNotFound when it is empty.
 func (s *Store) PeekStatusQueue(ctx context.Context) (Status, error) {
-	st, err := scanStatus(s.r.QueryRowContext(ctx, `SELECT s.id, s.conv_id, c.message_id, c.conversation_id, s.status,
-		COALESCE(s.description, ''), COALESCE(s.raw_receipt, ''), s.last_update
+	st, err := scanStatus(s.r.QueryRowContext(ctx, `SELECT `+statusCols+`
 		FROM status_queue q JOIN message_status s ON s.id = q.status_id JOIN conversation c ON c.id = s.conv_id
 		ORDER BY q.status_id LIMIT 1`))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -14,6 +14,7 @@ import (
 // (pgDDL).
 var copyTables = []struct{ name, key string }{
 	{"installation", "rowid"},
+	{"term", "id"},
 	{"conversation", "id"},
 	{"message_status", "id"},
 	{"status_queue", "status_id"},
@@ -52,6 +53,11 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table stri
 	}
 	var counts []TableCount
 	for _, t := range copyTables {
+		if t.name == "conversation" {
+			if err := s.sameTerms(ctx, dst); err != nil {
+				return nil, err
+			}
+		}
 		if err := s.copyTable(ctx, dst, t.name, t.key, progress); err != nil {
 			return nil, fmt.Errorf("copying %s: %w", t.name, err)
 		}
@@ -73,6 +79,46 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store, progress func(table stri
 }
 
 const copyBatch = 500
+
+// ErrTermsDiffer means the destination gave a code another text than the
+// source did: the copied rows would read differently, so the copy stops.
+var ErrTermsDiffer = errors.New("the destination's terms differ from the source's")
+
+// sameTerms checks that every term of s means the same in dst, after the
+// term table was copied (which skips ids dst already has).
+func (s *Store) sameTerms(ctx context.Context, dst *Store) error {
+	read := func(st *Store) (map[int64]string, error) {
+		rows, err := st.r.QueryContext(ctx, `SELECT id, value FROM term`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		m := map[int64]string{}
+		for rows.Next() {
+			var id int64
+			var v string
+			if err := rows.Scan(&id, &v); err != nil {
+				return nil, err
+			}
+			m[id] = v
+		}
+		return m, rows.Err()
+	}
+	src, err := read(s)
+	if err != nil {
+		return fmt.Errorf("reading terms: %w", err)
+	}
+	got, err := read(dst)
+	if err != nil {
+		return fmt.Errorf("reading terms: %w", err)
+	}
+	for id, v := range src {
+		if got[id] != v {
+			return fmt.Errorf("%w: term %d is %q in SQLite and %q in PostgreSQL", ErrTermsDiffer, id, v, got[id])
+		}
+	}
+	return nil
+}
 
 func (s *Store) copyTable(ctx context.Context, dst *Store, table, key string, progress func(string, int64)) error {
 	cols, err := s.columns(ctx, table)

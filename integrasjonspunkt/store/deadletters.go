@@ -14,7 +14,7 @@ const DeadLetterSuffix = " - Moved to DLQ"
 func (s *Store) DeadLetters(ctx context.Context) (int, error) {
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT conv_id) FROM message_status
-		WHERE status = 'FEIL' AND description LIKE ?`, "%"+DeadLetterSuffix).Scan(&n)
+		WHERE status_code = (SELECT id FROM term WHERE value = 'FEIL') AND description LIKE ?`, "%"+DeadLetterSuffix).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting dead letters: %w", err)
 	}

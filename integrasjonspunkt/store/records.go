@@ -277,6 +277,9 @@ type Tx struct {
 
 	counts  *counts
 	deleted map[string]bool // tables deleted from in this transaction (count.go)
+
+	terms  *terms
+	missed map[string]bool // texts written uncoded, to add as terms after the commit (terms.go)
 }
 
 // forUpdate locks the rows a read-modify-write reads: on PostgreSQL another
@@ -406,6 +409,7 @@ func (s *Store) batcher() {
 
 func (s *Store) runBatch(batch []*op) {
 	deleted := map[string]bool{}
+	missed := map[string]bool{}
 	finish := func(err error) {
 		// After the commit, before anyone hears of it (count.go).
 		for t := range deleted {
@@ -435,7 +439,7 @@ func (s *Store) runBatch(batch []*op) {
 			o.err = err
 			continue
 		}
-		if o.err = o.fn(&Tx{tx: tx, ctx: ctx, counts: s.counts, deleted: deleted}); o.err != nil {
+		if o.err = o.fn(&Tx{tx: tx, ctx: ctx, counts: s.counts, deleted: deleted, terms: &s.terms, missed: missed}); o.err != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
 				tx.Rollback()
 				finish(fmt.Errorf("rolling back to savepoint: %w", err))
@@ -453,6 +457,7 @@ func (s *Store) runBatch(batch []*op) {
 		return
 	}
 	finish(nil)
+	s.learn(missed)
 }
 
 // updatePG runs fn in a transaction of its own: PostgreSQL commits
@@ -478,19 +483,21 @@ func (s *Store) updatePGOnce(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("beginning write: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, ctx: ctx, pg: true}); err != nil {
+	missed := map[string]bool{}
+	if err := fn(&Tx{tx: tx, ctx: ctx, pg: true, terms: &s.terms, missed: missed}); err != nil {
 		return errors.Join(err, tx.Rollback())
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
 	}
+	s.learn(missed)
 	return nil
 }
 
-const convCols = `id, message_id, conversation_id, direction, sender, sender_identifier, receiver,
-	receiver_identifier, process_identifier, document_identifier, message_reference, message_title,
-	service_identifier, COALESCE(external_system_reference, ''), client, status, finished, pollable,
-	COALESCE(expiry, 0), last_update`
+var convCols = `id, message_id, conversation_id, direction, sender, sender_identifier, receiver,
+	receiver_identifier, ` + decoded("process_code", "process_identifier") + `, ` + decoded("document_code", "document_identifier") + `,
+	message_reference, message_title, service_identifier, COALESCE(external_system_reference, ''), ` + decoded("client_code", "client") + `,
+	status, finished, pollable, COALESCE(expiry, 0), last_update`
 
 type scanner interface{ Scan(...any) error }
 
@@ -512,14 +519,18 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
+	pc, p := t.code(c.ProcessIdentifier)
+	dc, d := t.code(c.DocumentIdentifier)
+	cc, cl := t.code(c.Client)
 	var err error
 	c.ID, err = t.insertID(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
-		sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, message_reference,
-		message_title, service_identifier, external_system_reference, client, status, finished, pollable, expiry,
-		created_at, last_update) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		sender_identifier, receiver, receiver_identifier, process_identifier, process_code, document_identifier,
+		document_code, message_reference, message_title, service_identifier, external_system_reference, client,
+		client_code, status, finished, pollable, expiry, created_at, last_update)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		c.MessageID, c.ConversationID, c.Direction, c.Sender, c.SenderIdentifier, c.Receiver, c.ReceiverIdentifier,
-		c.ProcessIdentifier, c.DocumentIdentifier, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
-		c.Client, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
+		p, pc, d, dc, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
+		cl, cc, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
 	if err != nil {
 		return fmt.Errorf("inserting conversation: %w", conflict(err))
 	}
@@ -591,9 +602,10 @@ func (t *Tx) InsertStatus(st *Status) error {
 	if st.RawReceipt != "" {
 		raw = st.RawReceipt
 	}
+	code, status := statusCode(t.terms, st.Status)
 	var err error
-	if st.ID, err = t.insertID(`INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update)
-		VALUES (?,?,?,?,?)`, st.ConvID, st.Status, desc, raw, ms(st.LastUpdate)); err != nil {
+	if st.ID, err = t.insertID(`INSERT INTO message_status (conv_id, status_code, status, description, raw_receipt, last_update)
+		VALUES (?,?,?,?,?,?)`, st.ConvID, code, status, desc, raw, ms(st.LastUpdate)); err != nil {
 		return fmt.Errorf("inserting status: %w", err)
 	}
 	return nil

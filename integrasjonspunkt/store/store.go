@@ -56,6 +56,7 @@ type Store struct {
 	claimsErr  error
 
 	counts *counts // kept list counts (count.go); nil on PostgreSQL
+	terms  terms   // the coded columns' terms (terms.go)
 
 	// The background checkpointer of SQLite's WAL (checkpoint.go).
 	ckpt     *sql.DB
@@ -77,6 +78,8 @@ type Config struct {
 	// Postgres, when set, names a PostgreSQL database (a postgres:// URL
 	// with user and password) to use instead of the file at Path.
 	Postgres string
+
+	upTo int // tests: migrate only up to this version (0: all)
 }
 
 // Open opens (creating if needed) and migrates the database.
@@ -87,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 		s := &Store{w: db, r: db, pg: true, pgURL: cfg.Postgres, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{})}
-		if err := s.migrate(ctx); err != nil {
+		if err := s.migrate(ctx, cfg.upTo); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -134,7 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// reopened connection reads the schema and prepares its statements anew.
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, log: cfg.Logger.With(logattr.Component("store")), now: time.Now, closing: make(chan struct{}), counts: newCounts()}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, cfg.upTo); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -206,7 +209,7 @@ func SchemaVersion() int {
 	return ms[len(ms)-1].version
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	ms, err := knownMigrations()
 	if err != nil {
 		return fmt.Errorf("reading embedded migrations: %w", err)
@@ -225,6 +228,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?)`, migrationLock)
 		for i := range ms {
 			ms[i].sql = pgDDL(ms[i].sql)
+		}
+	}
+	if upTo > 0 {
+		for len(ms) > 0 && ms[len(ms)-1].version > upTo {
+			ms = ms[:len(ms)-1]
 		}
 	}
 	if _, err := s.w.ExecContext(ctx, s.ddl(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -255,7 +263,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		s.log.Info("migration applied", slog.Int("version", m.version), slog.String("name", m.name))
 	}
-	return nil
+	if upTo > 0 && upTo < 6 {
+		return nil // no terms before 0006
+	}
+	return s.loadTerms(ctx)
 }
 
 // Postgres reports whether the store is on PostgreSQL.

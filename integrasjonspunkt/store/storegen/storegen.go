@@ -181,7 +181,12 @@ func Generate(ctx context.Context, s *store.Store, o Options) (*Result, error) {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM conversation`).Scan(&firstConv); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM message_status`).Scan(&firstStatus)
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM message_status`).Scan(&firstStatus); err != nil {
+			return err
+		}
+		var err error
+		g.codes, err = termCodes(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storegen: reading ids: %w", err)
@@ -230,6 +235,27 @@ type gen struct {
 	keepEvents       bool
 	builder          *events.Builder
 	convID, statusID int64
+	codes            map[string]int64 // the term ids of the coded texts (store migration 0006)
+}
+
+// termCodes gives the texts the daemon stores as codes their terms, as the
+// daemon would once it met them: the statuses are there from the start.
+func termCodes(ctx context.Context, tx *sql.Tx) (map[string]int64, error) {
+	codes := map[string]int64{}
+	for _, v := range []string{process, docStd, client} {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO term (id, value) SELECT COALESCE(MAX(id), 0) + 1, ? FROM term
+			WHERE true ON CONFLICT DO NOTHING`, v); err != nil {
+			return nil, fmt.Errorf("adding term: %w", err)
+		}
+	}
+	for _, v := range append([]string{process, docStd, client}, deliveredSteps...) {
+		var id int64
+		if err := tx.QueryRowContext(ctx, `SELECT id FROM term WHERE value = ?`, v).Scan(&id); err != nil {
+			return nil, fmt.Errorf("reading term %s: %w", v, err)
+		}
+		codes[v] = id
+	}
+	return codes, nil
 }
 
 // batch writes messages lo..hi-1 in the caller's transaction.
@@ -252,9 +278,10 @@ func (g *gen) chunk(ctx context.Context, tx *sql.Tx, lo, hi int) error {
 		steps = steps[:1]
 	}
 	conv := newInsert(`INSERT INTO conversation (id, message_id, conversation_id, direction, sender, sender_identifier,
-		receiver, receiver_identifier, process_identifier, document_identifier, message_reference, message_title,
-		service_identifier, client, status, finished, pollable, expiry, created_at, last_update) VALUES `, 20, n)
-	stat := newInsert(`INSERT INTO message_status (id, conv_id, status, last_update) VALUES `, 4, n*len(steps))
+		receiver, receiver_identifier, process_identifier, process_code, document_identifier, document_code,
+		message_reference, message_title, service_identifier, client, client_code, status, finished, pollable, expiry,
+		created_at, last_update) VALUES `, 23, n)
+	stat := newInsert(`INSERT INTO message_status (id, conv_id, status, status_code, last_update) VALUES `, 5, n*len(steps))
 	var ev, out, att *insert
 	if g.keepEvents {
 		ev = newInsert(`INSERT INTO event_outbox (kind, body, created_at) VALUES `, 3, n*len(steps))
@@ -275,12 +302,13 @@ func (g *gen) chunk(ctx context.Context, tx *sql.Tx, lo, hi int) error {
 		if g.o.State == Delivered {
 			finished = 1
 		}
-		conv.row(g.convID, id, id, "OUTGOING", "0192:"+g.o.Sender, g.o.Sender, "0192:"+recv, recv, process, docStd, id, "",
-			service, client, steps[len(steps)-1], finished, 0, expiry.UnixMilli(), created.UnixMilli(), last.UnixMilli())
+		conv.row(g.convID, id, id, "OUTGOING", "0192:"+g.o.Sender, g.o.Sender, "0192:"+recv, recv, "", g.codes[process],
+			"", g.codes[docStd], id, "", service, "", g.codes[client], steps[len(steps)-1], finished, 0, expiry.UnixMilli(),
+			created.UnixMilli(), last.UnixMilli())
 		for k, st := range steps {
 			g.statusID++
 			at := created.Add(time.Duration(k) * time.Second)
-			stat.row(g.statusID, g.convID, st, at.UnixMilli())
+			stat.row(g.statusID, g.convID, "", g.codes[st], at.UnixMilli())
 			if ev != nil {
 				typ, body, err := g.builder.MessageStatus(events.StatusInput{OccurredAt: at, MessageID: id, ConversationID: id,
 					Direction: events.Direction("OUTGOING"), Service: events.ServiceID(service), ProcessIdentifier: process,
