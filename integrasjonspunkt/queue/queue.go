@@ -258,16 +258,28 @@ func (q *Queue) EnqueueAsync(messageID string) error {
 		return fmt.Errorf("enqueueing message: %w", err)
 	}
 	go func() {
-		t := time.NewTimer(enqueueAckWait)
+		// A closed connection answers no pending publish: the watch ends
+		// with it, silently (the daemon is stopping; the start requeues).
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			if !alreadyQueued(err) {
-				q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(messageID), logattr.Err(err))
+		for waited := time.Duration(0); ; waited += time.Second {
+			select {
+			case <-f.Ok():
+				return
+			case err := <-f.Err():
+				if !alreadyQueued(err) && !q.nc.IsClosed() {
+					q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(messageID), logattr.Err(err))
+				}
+				return
+			case <-t.C:
 			}
-		case <-t.C:
-			q.log.Warn("enqueueing message: no answer from the queue; the sweep will queue it", logattr.MessageID(messageID))
+			if q.nc.IsClosed() {
+				return
+			}
+			if waited >= enqueueAckWait {
+				q.log.Warn("enqueueing message: no answer from the queue; the sweep will queue it", logattr.MessageID(messageID))
+				return
+			}
 		}
 	}()
 	return nil
