@@ -219,9 +219,13 @@ func Run(ctx context.Context, o Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln, cfg.ShutdownDrain, o.SkipDrain) })
 	g.Go(func() error {
-		if err := q.Wait(gctx); err != nil && gctx.Err() == nil {
+		if err := q.Wait(gctx); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("opening queue: %w", err)
 		}
+		log.Info("queue loaded", logattr.Duration("startup_seconds", time.Since(o.Started)))
 		return nil
 	})
 	g.Go(func() error { return hooks.Run(gctx) })
