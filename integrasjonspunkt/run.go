@@ -96,7 +96,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	// The embedded server reads its stream back while the rest starts and
-	// the API answers (issue 18): a send waits for it, nothing else does.
+	// the API answers (issue 18): a send's queue entry follows once it has.
 	q, err := queue.Start(ctx, qc)
 	if err != nil {
 		return fmt.Errorf("opening queue: %w", err)
@@ -351,7 +351,8 @@ func healthOf(st *store.Store, q *queue.Queue, disk func(map[string]any) string,
 }
 
 // queueReady is the queue's part of readiness: a stream still loading does
-// not hold the API back, since a send waits for it (queue.Start).
+// not hold the API back: a send is committed to the store, and its entry
+// is published once the stream is there (queue.EnqueueAsync).
 func queueReady(ctx context.Context, q *queue.Queue) error {
 	if err := q.Check(ctx); err != nil && !errors.Is(err, queue.ErrLoading) {
 		return err

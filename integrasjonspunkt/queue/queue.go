@@ -97,9 +97,10 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 
 // Start is Open without waiting for the embedded server to read its stream
 // back, which at 1 M queued entries takes seconds after a kill -9 (issue 18)
-// while nothing a 2xx promises needs it: the store is the truth, and a send
-// waits for the stream before it answers. Every method waits for the stream
-// but Check and Pending, which answer ErrLoading meanwhile; Wait says
+// while nothing a 2xx promises needs it: the store is the truth, and a
+// send's entry (EnqueueAsync) is published once the stream is there. Every
+// method waits for the stream but Check, Pending and EnqueueAsync, which do
+// not block meanwhile; Wait says
 // whether it came up. An external cluster is connected before Start returns.
 func Start(ctx context.Context, cfg Config) (*Queue, error) {
 	log := cfg.Logger.With(logattr.Component("queue"))
