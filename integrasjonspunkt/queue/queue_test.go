@@ -287,7 +287,8 @@ func TestQueue_OpensAnOlderStream(t *testing.T) {
 }
 
 // TestQueue_StartLoadsInTheBackground: Start returns before the stream is
-// read back; a send meanwhile waits for it and is kept, Check says
+// read back; a send meanwhile waits for it and is kept, an asynchronous
+// one returns at once and lands once the stream is there, Check says
 // ErrLoading until then; a stream that cannot be opened is reported by
 // Wait and by every send, and Close still returns.
 func TestQueue_StartLoadsInTheBackground(t *testing.T) {
@@ -304,12 +305,17 @@ func TestQueue_StartLoadsInTheBackground(t *testing.T) {
 	if err := q.Check(ctx); err != nil {
 		require.ErrorIs(t, err, ErrLoading)
 	}
+	require.NoError(t, q.EnqueueAsync("d"))
 	require.NoError(t, q.Enqueue(ctx, "c"))
 	require.NoError(t, q.Enqueue(ctx, "a"))
 	require.NoError(t, q.Check(ctx))
+	require.Eventually(t, func() bool {
+		n, err := q.Pending(ctx)
+		return err == nil && n == 4
+	}, 10*time.Second, 10*time.Millisecond, "a, b, c and d, each once")
 	n, err := q.Pending(ctx)
 	require.NoError(t, err)
-	assert.EqualValues(t, 3, n)
+	assert.EqualValues(t, 4, n)
 	require.NoError(t, q.Close())
 
 	// A stream that could not be made ready (here: the daemon stopped
