@@ -120,10 +120,10 @@ func uploadRSSGrowth(tb testing.TB, d *daemon, size int64) int64 {
 	close(stop)
 	<-done
 	require.Equal(tb, 200, res.StatusCode, "body: %s", b)
-	m, err := d.core.Outgoing(tb.Context(), id)
+	atts, err := d.core.OutgoingAttachments(tb.Context(), id)
 	require.NoError(tb, err)
-	require.Len(tb, m.Attachments, 1)
-	require.Equal(tb, size, m.Attachments[0].Size)
+	require.Len(tb, atts, 1)
+	require.Equal(tb, size, atts[0].Size)
 	return peak.Load() - base
 }
 

@@ -222,10 +222,10 @@ func TestConformanceUploads(t *testing.T) {
 		r := d.put("/api/messages/out/"+id, pdf, "Content-Type", "application/pdf",
 			"Content-Disposition", `attachment; name="Søknad"; filename="soknad.pdf"; filename*=UTF-8''s%C3%B8knad.pdf`)
 		require.Equal(t, 200, r.Code, "body: %s", r.Body)
-		m, err := d.core.Outgoing(context.Background(), id)
+		atts, err := d.core.OutgoingAttachments(context.Background(), id)
 		require.NoError(t, err)
 		var names []string
-		for _, a := range m.Attachments {
+		for _, a := range atts {
 			names = append(names, a.Filename)
 		}
 		assert.Contains(t, names, "søknad.pdf")
@@ -269,14 +269,17 @@ func startChannel(t *testing.T, d *daemon) *channel {
 	go func() {
 		defer close(done)
 		_ = d.q.Consume(ctx, 2, func(ctx context.Context, id string) error {
-			m, err := d.core.Outgoing(ctx, id)
-			if err != nil {
+			if _, err := d.core.Outgoing(ctx, id); err != nil {
 				return nil // left the store: nothing to send
 			}
 			ch.mu.Lock()
 			ch.seen[id]++
 			ch.mu.Unlock()
-			for _, a := range m.Attachments {
+			atts, err := d.core.OutgoingAttachments(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, a := range atts {
 				rc, err := d.core.OpenAttachment(a)
 				if err != nil {
 					return err

@@ -75,9 +75,9 @@ func storedPayloads(t *testing.T, d *daemon) int {
 }
 
 func (d *daemon) attachments(t *testing.T, id string) int {
-	m, err := d.core.Outgoing(context.Background(), id)
+	atts, err := d.core.OutgoingAttachments(context.Background(), id)
 	require.NoError(t, err)
-	return len(m.Attachments)
+	return len(atts)
 }
 
 // TestUpload_DeclaredOverLimit: an E3 body whose Content-Length already

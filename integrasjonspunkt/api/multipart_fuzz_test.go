@@ -142,9 +142,12 @@ func FuzzMultipart(f *testing.F) {
 			t.Fatalf("200 without an SBD: %s", b)
 		}
 		id := doc(m).docID()["instanceIdentifier"].(string)
-		msg, err := d.core.Outgoing(t.Context(), id)
-		if err != nil {
+		if _, err := d.core.Outgoing(t.Context(), id); err != nil {
 			t.Fatalf("accepted message %s not stored: %v", id, err)
+		}
+		atts, err := d.core.OutgoingAttachments(t.Context(), id)
+		if err != nil {
+			t.Fatalf("attachments of %s: %v", id, err)
 		}
 		if !raw {
 			for _, fn := range []string{filename, filename2} {
@@ -152,12 +155,12 @@ func FuzzMultipart(f *testing.F) {
 					distinct[p] = true
 				}
 			}
-			if len(msg.Attachments) != len(distinct) {
-				t.Fatalf("stored %d attachments, sent %d distinct files", len(msg.Attachments), len(distinct))
+			if len(atts) != len(distinct) {
+				t.Fatalf("stored %d attachments, sent %d distinct files", len(atts), len(distinct))
 			}
 		}
 		onDisk := 0
-		for _, a := range msg.Attachments {
+		for _, a := range atts {
 			if a.File != "" {
 				onDisk++
 			}

@@ -1018,15 +1018,16 @@ func (s *Service) DeleteOutgoing(ctx context.Context, messageID string) error {
 
 // Message is an outgoing message as the pipeline reads it.
 type Message struct {
-	Document    *sbd.Document
-	Service     string
-	State       string
-	Expiry      time.Time
-	Attachments []store.Attachment
+	Document *sbd.Document
+	Service  string
+	State    string
+	Expiry   time.Time
 }
 
 // Outgoing returns a message of the outgoing store for the pipeline;
-// store.ErrNotFound once it has left the store.
+// store.ErrNotFound once it has left the store. Its attachments are read
+// apart (OutgoingAttachments): a message the pipeline turns away (a busy
+// channel, a redelivery of one already sent) never needs them.
 func (s *Service) Outgoing(ctx context.Context, messageID string) (*Message, error) {
 	o, err := s.st.GetOutgoing(ctx, messageID)
 	if err != nil {
@@ -1036,11 +1037,12 @@ func (s *Service) Outgoing(ctx context.Context, messageID string) (*Message, err
 	if err != nil {
 		return nil, fmt.Errorf("reading stored sbd: %w", err)
 	}
-	atts, err := s.st.Attachments(ctx, messageID)
-	if err != nil {
-		return nil, err
-	}
-	return &Message{Document: doc, Service: o.ServiceIdentifier, State: o.State, Expiry: o.Expiry, Attachments: atts}, nil
+	return &Message{Document: doc, Service: o.ServiceIdentifier, State: o.State, Expiry: o.Expiry}, nil
+}
+
+// OutgoingAttachments returns the attachments of a message Outgoing returned.
+func (s *Service) OutgoingAttachments(ctx context.Context, messageID string) ([]store.Attachment, error) {
+	return s.st.Attachments(ctx, messageID)
 }
 
 // OpenAttachment returns the decrypted content of an attachment.

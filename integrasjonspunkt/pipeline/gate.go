@@ -1,6 +1,10 @@
 package pipeline
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // gate keeps one channel's trouble from taking every worker (issue 14,
 // point 5). A channel may hold all workers but one, so another channel
@@ -12,15 +16,21 @@ type gate struct {
 	mu       sync.Mutex
 	inflight map[string]int
 	failing  map[string]bool
+	freed    chan struct{} // closed and replaced whenever a send ends
 }
 
 func newGate(workers int) *gate {
-	return &gate{workers: workers, inflight: map[string]int{}, failing: map[string]bool{}}
+	return &gate{workers: workers, inflight: map[string]int{}, failing: map[string]bool{}, freed: make(chan struct{})}
 }
 
 // admit reports whether a send on channel may start now; when it does, the
 // caller must call done.
 func (g *gate) admit(channel string) bool {
+	ok, _, _ := g.try(channel)
+	return ok
+}
+
+func (g *gate) try(channel string) (ok, failing bool, freed <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	limit := max(1, g.workers-1)
@@ -28,10 +38,34 @@ func (g *gate) admit(channel string) bool {
 		limit = 1
 	}
 	if g.inflight[channel] >= limit {
-		return false
+		return false, g.failing[channel], g.freed
 	}
 	g.inflight[channel]++
-	return true
+	return true, false, nil
+}
+
+// admitWithin is admit that waits up to wait for a send of a healthy
+// channel to end. A busy channel frees a worker within a send's time, so
+// the message goes out in its turn; put back on the queue it came back only
+// after the first backoff, behind later messages, and a backlog of one
+// channel kept the spare worker turning its entries away (issue 18). A
+// failing channel's messages are not waited for.
+func (g *gate) admitWithin(ctx context.Context, channel string, wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		ok, failing, freed := g.try(channel)
+		if ok || failing {
+			return ok
+		}
+		select {
+		case <-freed:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // done ends an admitted send; failed says the channel failed it in a way a
@@ -41,4 +75,6 @@ func (g *gate) done(channel string, failed bool) {
 	defer g.mu.Unlock()
 	g.inflight[channel]--
 	g.failing[channel] = failed
+	close(g.freed)
+	g.freed = make(chan struct{})
 }

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -31,4 +33,24 @@ func TestGate(t *testing.T) {
 	one := newGate(1)
 	assert.True(t, one.admit("DPO"), "a single worker still works")
 	assert.False(t, one.admit("DPO"))
+}
+
+// A message of a busy channel waits for a worker of it to end; one of a
+// failing channel does not wait, and none waits past its limit.
+func TestGate_AdmitWithin(t *testing.T) {
+	ctx := context.Background()
+	g := newGate(2)
+	assert.True(t, g.admit("DPO"))
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		g.done("DPO", false)
+	}()
+	assert.True(t, g.admitWithin(ctx, "DPO", 10*time.Second), "admitted when the running send ends")
+	assert.False(t, g.admitWithin(ctx, "DPO", 20*time.Millisecond), "nothing ends within the wait")
+
+	g.done("DPO", true)
+	assert.True(t, g.admit("DPO"), "the probe of a failing channel")
+	start := time.Now()
+	assert.False(t, g.admitWithin(ctx, "DPO", 10*time.Second))
+	assert.Less(t, time.Since(start), 5*time.Second, "a failing channel's message goes back at once")
 }

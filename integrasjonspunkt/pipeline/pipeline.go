@@ -312,6 +312,10 @@ func (p *Pipeline) every(ctx context.Context, interval time.Duration, wake <-cha
 // Handle works on one queue entry: it is the queue.Handler. It returns nil
 // when the message is done with (sent, failed for good, expired, or gone)
 // and a *queue.RetryError when the entry should come back later.
+// gateWait is how long a message waits for a worker of its busy, healthy
+// channel before it goes back on the queue: a few sends' time.
+const gateWait = 250 * time.Millisecond
+
 func (p *Pipeline) Handle(ctx context.Context, id string) error {
 	if _, running := p.busy.LoadOrStore(id, true); running {
 		return &queue.RetryError{Delay: time.Second, Err: errors.New("message already being worked on")}
@@ -365,7 +369,7 @@ func (p *Pipeline) Handle(ctx context.Context, id string) error {
 		return p.setStatus(ctx, message.Change{MessageID: id, Status: "FEIL", Reason: events.ReasonChannelRejected,
 			Description: fmt.Sprintf("Kanalen %s er ikke tilgjengelig i dette integrasjonspunktet", msg.Service)})
 	}
-	if !p.gate.admit(msg.Service) {
+	if !p.gate.admitWithin(ctx, msg.Service, gateWait) {
 		// Not an attempt: the channel is busy or down, and this message
 		// waits its turn without counting towards the dead letters.
 		return &queue.RetryError{Delay: p.cfg.Backoff[0], Err: fmt.Errorf("channel %s is busy or failing", msg.Service)}
@@ -486,7 +490,11 @@ func (p *Pipeline) send(ctx context.Context, id string, msg *message.Message, re
 		}
 		return final(fmt.Errorf("resolving receiver: %w", err), events.ReasonReceiverNotFound)
 	}
-	files := p.files(msg.Attachments)
+	atts, err := p.cfg.Messages.OutgoingAttachments(ctx, id)
+	if err != nil {
+		return fmt.Errorf("reading attachments: %w", err)
+	}
+	files := p.files(atts)
 	out := Outgoing{MessageID: id, SBD: sbdJSON, Route: route, Files: files}
 	if reg.Packaging.Encrypt && len(files) > 0 {
 		if route.Certificate == nil {
