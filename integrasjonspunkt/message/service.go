@@ -282,7 +282,7 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	}
 	var evs []StatusEvent
 	var files []string
-	before := summaryOf(c)
+	before := c.Written()
 	steps := []store.Status{{Status: ch.Status, Description: ch.Description, RawReceipt: ch.RawReceipt, LastUpdate: at}}
 	if order := progress[c.ServiceIdentifier]; c.Direction == Outgoing && slices.Contains(order, ch.Status) {
 		// Receipts travel apart and arrive in any order (DPO's MOTTATT,
@@ -327,7 +327,7 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	}
 	// A conversation inserted just before its first status (E2, E5)
 	// usually has nothing left to change: one statement less on the writer.
-	if summaryOf(c) != before {
+	if c.Written() != before {
 		if err := tx.UpdateConversation(c); err != nil {
 			return nil, nil, err
 		}
@@ -352,18 +352,6 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 		}
 	}
 	return evs, files, nil
-}
-
-// summary is what UpdateConversation writes, times as stored (milliseconds).
-type summary struct {
-	status, title, reference, external string
-	finished, pollable                 bool
-	lastUpdate                         int64
-}
-
-func summaryOf(c *store.Conversation) summary {
-	return summary{status: c.Status, title: c.MessageTitle, reference: c.MessageReference, external: c.ExternalSystemReference,
-		finished: c.Finished, pollable: c.Pollable, lastUpdate: c.LastUpdate.UnixMilli()}
 }
 
 // progress is the outgoing order of local-api.md §14.2 as each channel

@@ -225,19 +225,20 @@ func (l *ledger) close() {
 	}
 }
 
-// check refuses anything but a UUID: the id comes from a queue entry.
-func check(messageID string) error {
+// key is the ledger's key of a message id. It refuses anything but a UUID:
+// the id comes from a queue entry, and becomes a file name in a shared dir.
+func key(messageID string) (string, error) {
 	if !sbd.IsUUID(messageID) {
-		return fmt.Errorf("ledger: message id is not a uuid")
+		return "", fmt.Errorf("ledger: message id is not a uuid")
 	}
-	return nil
+	return strings.ToLower(messageID), nil
 }
 
 func (l *ledger) get(messageID string) (entry, error) {
-	if err := check(messageID); err != nil {
+	id, err := key(messageID)
+	if err != nil {
 		return entry{}, err
 	}
-	id := strings.ToLower(messageID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.shared {
@@ -248,10 +249,10 @@ func (l *ledger) get(messageID string) (entry, error) {
 
 // update applies fn to the message's entry and writes it back.
 func (l *ledger) update(messageID string, fn func(*entry)) (entry, error) {
-	if err := check(messageID); err != nil {
+	id, err := key(messageID)
+	if err != nil {
 		return entry{}, err
 	}
-	id := strings.ToLower(messageID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.shared {
@@ -268,10 +269,10 @@ func (l *ledger) update(messageID string, fn func(*entry)) (entry, error) {
 }
 
 func (l *ledger) remove(messageID string) error {
-	if err := check(messageID); err != nil {
+	id, err := key(messageID)
+	if err != nil {
 		return err
 	}
-	id := strings.ToLower(messageID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.shared {

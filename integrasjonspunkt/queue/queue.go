@@ -168,7 +168,17 @@ func (q *Queue) loaded() error {
 
 func (q *Queue) setup(ctx context.Context) error {
 	var err error
-	if q.js, err = jetstream.New(q.nc); err != nil {
+	// An asynchronous publish (EnqueueAsync, Requeue) that fails or gets no
+	// ack within enqueueAckWait is reported here: the message stays queued
+	// in the store, where the sweep or the next start finds it.
+	q.js, err = jetstream.New(q.nc, jetstream.WithPublishAsyncTimeout(enqueueAckWait),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			if alreadyQueued(err) || q.nc.IsClosed() {
+				return // the message has its entry; or the daemon is stopping, and the start requeues
+			}
+			q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(string(m.Data)), logattr.Err(err))
+		}))
+	if err != nil {
 		return fmt.Errorf("opening jetstream: %w", err)
 	}
 	q.st, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -234,15 +244,17 @@ func alreadyQueued(err error) bool {
 		je.APIError().ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// enqueueAckWait bounds how long EnqueueAsync watches for JetStream's ack.
+// enqueueAckWait bounds how long an asynchronous publish waits for
+// JetStream's ack.
 const enqueueAckWait = time.Minute
 
 // EnqueueAsync is Enqueue without waiting for JetStream's ack: the publish
-// is on its way when it returns, and a failed or missing ack is logged. For
-// callers whose message is already committed to the store: the store is the
-// truth, and a lost entry is put back by the pipeline's sweep or the next
-// start's Requeue. While the stream still loads at start, the publish waits
-// for it off the caller's path. An error means the publish did not leave.
+// is on its way when it returns, and a failed or missing ack is logged (see
+// setup). For callers whose message is already committed to the store: the
+// store is the truth, and a lost entry is put back by the pipeline's sweep or
+// the next start's Requeue. While the stream still loads at start, the
+// publish waits for it off the caller's path. An error means the publish did
+// not leave.
 func (q *Queue) EnqueueAsync(messageID string) error {
 	if err := q.loaded(); errors.Is(err, ErrLoading) {
 		go func() {
@@ -254,35 +266,9 @@ func (q *Queue) EnqueueAsync(messageID string) error {
 	} else if err != nil {
 		return fmt.Errorf("enqueueing message: %w", err)
 	}
-	f, err := q.js.PublishAsync(entrySubject(messageID), []byte(messageID), jetstream.WithExpectLastSequencePerSubject(0))
-	if err != nil {
+	if _, err := q.js.PublishAsync(entrySubject(messageID), []byte(messageID), jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
 		return fmt.Errorf("enqueueing message: %w", err)
 	}
-	go func() {
-		// A closed connection answers no pending publish: the watch ends
-		// with it, silently (the daemon is stopping; the start requeues).
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for waited := time.Duration(0); ; waited += time.Second {
-			select {
-			case <-f.Ok():
-				return
-			case err := <-f.Err():
-				if !alreadyQueued(err) && !q.nc.IsClosed() {
-					q.log.Warn("enqueueing message; the sweep will queue it", logattr.MessageID(messageID), logattr.Err(err))
-				}
-				return
-			case <-t.C:
-			}
-			if q.nc.IsClosed() {
-				return
-			}
-			if waited >= enqueueAckWait {
-				q.log.Warn("enqueueing message: no answer from the queue; the sweep will queue it", logattr.MessageID(messageID))
-				return
-			}
-		}
-	}()
 	return nil
 }
 

@@ -579,6 +579,22 @@ func (t *Tx) ConversationExists(messageID string) (bool, error) {
 }
 
 // UpdateConversation writes c's mutable fields.
+// Written is what UpdateConversation writes, times as stored
+// (milliseconds): a caller that compares it before and after a change can
+// skip a write that would change nothing. It must list every column the
+// UPDATE below sets.
+type Written struct {
+	status, title, reference, external string
+	finished, pollable                 bool
+	lastUpdate                         int64
+}
+
+// Written returns what UpdateConversation would write of c.
+func (c *Conversation) Written() Written {
+	return Written{status: c.Status, title: c.MessageTitle, reference: c.MessageReference, external: c.ExternalSystemReference,
+		finished: c.Finished, pollable: c.Pollable, lastUpdate: ms(c.LastUpdate)}
+}
+
 func (t *Tx) UpdateConversation(c *Conversation) error {
 	var ext any
 	if c.ExternalSystemReference != "" {
