@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -197,6 +198,32 @@ func (u *Updater) Rollback(ctx context.Context) error {
 	err = u.rollbackLocked(ctx, s, ReasonOperator, "rolled back by the operator")
 	u.flushMail(10 * time.Second)
 	return err
+}
+
+// StoreRestored records, after a rollback, that the version rolled back to
+// had to put the pre-update store snapshot back (operations.md §4.4 rule
+// M3): detail says what the snapshot lacks. It goes into the state, which
+// `update status` and health show, and to the mail recipients; the central
+// log already has the rollback itself.
+func (u *Updater) StoreRestored(ctx context.Context, detail string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s, err := readState(u.statePath)
+	if err != nil {
+		return err
+	}
+	s.LastError = strings.TrimSpace(s.LastError + "; " + detail)
+	s.LastError = strings.TrimPrefix(s.LastError, "; ")
+	if err := writeState(u.statePath, s); err != nil {
+		return err
+	}
+	if u.cfg.Mail.enabled() {
+		e := Event{Type: EventRolledBack, At: u.cfg.Now(), From: s.From, To: s.To, Reason: s.Reason, Detail: detail}
+		if err := sendMail(u.cfg.Mail, e, ""); err != nil {
+			u.log.WarnContext(ctx, "update notice not mailed", slog.Any("error", err))
+		}
+	}
+	return nil
 }
 
 // Status is what `update status` prints and the status page shows.

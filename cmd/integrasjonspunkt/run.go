@@ -103,6 +103,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := upd.Boot(ctx); err != nil {
 		return asRestart(err)
 	}
+	if _, err := restoreAfterRollback(ctx, upd, cfg.DataDir, opts.Logger); err != nil {
+		return err
+	}
 	opts.Updater, opts.UpdateEvents = upd, central.attach
 
 	p := &program{opts: opts, restart: make(chan struct{})}

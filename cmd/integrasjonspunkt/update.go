@@ -411,3 +411,46 @@ func snapshotBeforeSwap(ctx context.Context, dataDir, from string, target manife
 	}
 	return dst, nil
 }
+
+// restoreAfterRollback runs at start, before the store is opened. When this
+// version was just rolled back to, and the version rolled back from had
+// migrated the store beyond what this binary knows, the store cannot be
+// opened (rule M1): it puts back the snapshot snapshotBeforeSwap took (rule
+// M3), keeps the newer store as <data>/update/failed-<version>.db, and says
+// how many messages only that one holds. Without it the rolled-back daemon
+// would refuse its store at every start. It returns the detail it reported,
+// or "" when nothing needed restoring.
+func restoreAfterRollback(ctx context.Context, upd *update.Updater, dataDir string, log *slog.Logger) (string, error) {
+	st, err := upd.Status()
+	if err != nil {
+		return "", err
+	}
+	s := st.State
+	if s.Phase != update.PhaseRolledBack || s.From != buildinfo.Version || s.To == "" {
+		return "", nil
+	}
+	src := storePath(dataDir)
+	have, err := store.FileSchemaVersion(ctx, src)
+	if err != nil || have <= store.SchemaVersion() {
+		return "", err
+	}
+	snap := filepath.Join(dataDir, "update", "pre-"+s.From+"-to-"+s.To+".db")
+	if _, err := os.Stat(snap); err != nil {
+		return "", fmt.Errorf("%w: %s migrated the store to schema %d before it was rolled back, and its pre-update snapshot is missing (%w): restore the store from a backup",
+			store.ErrSchemaTooNew, s.To, have, err)
+	}
+	if v, err := store.FileSchemaVersion(ctx, snap); err != nil || v > store.SchemaVersion() {
+		return "", fmt.Errorf("pre-update snapshot %s cannot be restored (schema %d, this binary knows up to %d): %w", snap, v, store.SchemaVersion(), err)
+	}
+	aside := filepath.Join(dataDir, "update", "failed-"+s.To+".db")
+	lost, err := store.Restore(ctx, snap, src, aside)
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("store restored from the snapshot taken before %s: %d message(s) accepted and %d status change(s) made by %s are not in it; that store is kept as %s",
+		s.To, lost.Accepted, lost.Changed, s.To, aside)
+	log.ErrorContext(ctx, "store restored from the pre-update snapshot", slog.String("failed_version", s.To),
+		slog.Int("messages_not_restored", lost.Accepted), slog.Int("status_changes_not_restored", lost.Changed),
+		slog.String("kept_as", aside))
+	return detail, upd.StoreRestored(ctx, detail)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -10,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/efm-go/efm/integrasjonspunkt/store"
+	"github.com/efm-go/efm/internal/buildinfo"
 	"github.com/efm-go/efm/update"
 	"github.com/efm-go/efm/update/manifest"
 	"github.com/stretchr/testify/assert"
@@ -101,4 +104,70 @@ func TestPrintStatus_NamesTheClock(t *testing.T) {
 		LastError: "manifest refused: manifest issued in the future: check the clock: issued at ..."}})
 	assert.Contains(t, b.String(), "clock_behind")
 	assert.Contains(t, b.String(), "check the clock")
+}
+
+// The version rolled back to finds its store migrated by the version it was
+// rolled back from: it puts the pre-update snapshot back and opens that,
+// instead of refusing its store at every start.
+func TestRestoreAfterRollback_PutsTheSnapshotBack(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	upd, err := update.New(update.Config{DataDir: data, CurrentVersion: buildinfo.Version, Mode: update.ModeOff, Logger: log})
+	require.NoError(t, err)
+	writeState := func(phase update.Phase) {
+		t.Helper()
+		b, err := json.Marshal(update.State{Phase: phase, From: buildinfo.Version, To: "9.9.9"})
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Join(data, "update"), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(data, "update", "state.json"), b, 0o600))
+	}
+	accept := func(s *store.Store, id string) {
+		t.Helper()
+		require.NoError(t, s.Update(ctx, func(tx *store.Tx) error {
+			return tx.InsertConversation(&store.Conversation{MessageID: id, ConversationID: id, Direction: "OUTGOING", Status: "OPPRETTET", LastUpdate: time.UnixMilli(1_700_000_000_000)})
+		}))
+	}
+
+	s := openStore(t, data)
+	accept(s, "before-the-update")
+	_, err = snapshotBeforeSwap(ctx, data, buildinfo.Version, manifest.Release{Version: "9.9.9", SchemaVersion: store.SchemaVersion() + 1})
+	require.NoError(t, err)
+	migrateBeyond(t, s) // what 9.9.9 did before it failed its probation
+	accept(s, "during-probation")
+	require.NoError(t, s.Close())
+
+	writeState(update.PhaseProbation) // still on probation: not this start's business
+	detail, err := restoreAfterRollback(ctx, upd, data, log)
+	require.NoError(t, err)
+	assert.Empty(t, detail)
+
+	writeState(update.PhaseRolledBack)
+	detail, err = restoreAfterRollback(ctx, upd, data, log)
+	require.NoError(t, err)
+	assert.Contains(t, detail, "1 message(s) accepted")
+	s = openStore(t, data) // refused with ErrSchemaTooNew before the restore
+	ok, err := s.ConversationExists(ctx, "before-the-update")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	require.NoError(t, s.Close())
+	st, err := upd.Status()
+	require.NoError(t, err)
+	assert.Contains(t, st.State.LastError, "store restored", "update status does not say the store was restored")
+	v, err := store.FileSchemaVersion(ctx, filepath.Join(data, "update", "failed-9.9.9.db"))
+	require.NoError(t, err)
+	assert.Equal(t, store.SchemaVersion()+1, v)
+
+	detail, err = restoreAfterRollback(ctx, upd, data, log)
+	require.NoError(t, err)
+	assert.Empty(t, detail, "a second start restored again")
+
+	// Without the snapshot the daemon says what to do instead of only refusing.
+	s = openStore(t, data)
+	migrateBeyond(t, s)
+	require.NoError(t, s.Close())
+	require.NoError(t, os.Remove(filepath.Join(data, "update", "pre-"+buildinfo.Version+"-to-9.9.9.db")))
+	_, err = restoreAfterRollback(ctx, upd, data, log)
+	assert.ErrorIs(t, err, store.ErrSchemaTooNew)
+	assert.ErrorContains(t, err, "restore the store from a backup")
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -110,4 +111,80 @@ func syncFile(name string) error {
 		return err
 	}
 	return errors.Join(f.Sync(), f.Close())
+}
+
+// Lost is what a store held that the snapshot restored over it does not:
+// messages accepted after the snapshot (Accepted), and older messages whose
+// status moved on after it (Changed), which the restored store will show at
+// their earlier status and may send again.
+type Lost struct{ Accepted, Changed int }
+
+// Restore puts the snapshot at snap in place of the store file dst, for a
+// rollback across a migration the previous version cannot read (operations.md
+// §4.4 rule M3). The store it replaces is not deleted: dst and its -wal and
+// -shm are renamed to aside (+ "-wal", "-shm"), so an operator can still
+// open it with the newer version and recover what Lost counts. Nothing may
+// hold dst open. The snapshot itself stays where it is.
+func Restore(ctx context.Context, snap, dst, aside string) (Lost, error) {
+	var lost Lost
+	s, err := openReadOnly(snap)
+	if err != nil {
+		return lost, err
+	}
+	var maxID, maxUpdate int64
+	err = s.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0), COALESCE(MAX(last_update), 0) FROM conversation`).Scan(&maxID, &maxUpdate)
+	s.Close()
+	if err != nil {
+		return lost, fmt.Errorf("reading snapshot %s: %w", snap, err)
+	}
+	d, err := openReadOnly(dst)
+	if err != nil {
+		return lost, err
+	}
+	err = d.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE id > ?1), COUNT(*) FILTER (WHERE id <= ?1 AND last_update > ?2) FROM conversation`,
+		maxID, maxUpdate).Scan(&lost.Accepted, &lost.Changed)
+	d.Close()
+	if err != nil {
+		return lost, fmt.Errorf("comparing store %s with its snapshot: %w", dst, err)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(aside), 0o700); err != nil {
+		return lost, fmt.Errorf("restoring store: %w", err)
+	}
+	// The copy is made complete beside dst first, so a crash anywhere below
+	// leaves either the newer store or the snapshot in place, never half of one.
+	tmp := dst + ".restoring"
+	if err := copyFile(snap, tmp); err != nil {
+		return lost, fmt.Errorf("restoring store: %w", err)
+	}
+	for _, suffix := range []string{"-wal", "-shm", ""} {
+		if err := os.Rename(dst+suffix, aside+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return lost, fmt.Errorf("restoring store: moving the newer store aside: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return lost, fmt.Errorf("restoring store: %w", err)
+	}
+	if dir, err := os.Open(filepath.Dir(dst)); err == nil {
+		_ = dir.Sync() // the renames' durability, where the OS allows it (not Windows)
+		dir.Close()
+	}
+	return lost, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return errors.Join(out.Sync(), out.Close())
 }

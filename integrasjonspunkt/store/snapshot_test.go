@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -136,4 +138,63 @@ func TestSnapshot_MissingSourceFails(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	_, err = os.Stat(filepath.Join(dir, "none.db"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "the snapshot created the store it was to copy")
+}
+
+// A rollback across a migration puts the snapshot back, keeps the newer store
+// aside whole and counts what only the newer one holds.
+func TestRestore_PutsTheSnapshotBackAndKeepsTheNewerStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.db")
+	snap := filepath.Join(dir, "update", "pre-1.0.0-to-1.1.0.db")
+	aside := filepath.Join(dir, "update", "failed-1.1.0.db")
+	t0 := time.UnixMilli(1_700_000_000_000)
+	put := func(s *Store, id string, at time.Time) {
+		t.Helper()
+		require.NoError(t, s.Update(ctx, func(tx *Tx) error {
+			c, err := tx.Conversation(id, "OUTGOING")
+			if errors.Is(err, ErrNotFound) {
+				return tx.InsertConversation(&Conversation{MessageID: id, ConversationID: id, Direction: "OUTGOING", Status: "OPPRETTET", LastUpdate: at})
+			}
+			if err != nil {
+				return err
+			}
+			c.Status, c.LastUpdate = "SENDT", at
+			return tx.UpdateConversation(c)
+		}))
+	}
+
+	s := open(t, path)
+	put(s, "m1", t0)
+	put(s, "m2", t0)
+	require.NoError(t, Snapshot(ctx, path, snap))
+	put(s, "m2", t0.Add(time.Minute)) // sent by the newer version
+	put(s, "m3", t0.Add(time.Minute)) // accepted by the newer version
+	put(s, "m4", t0.Add(time.Minute))
+	require.NoError(t, s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)`, SchemaVersion()+1)
+		return err
+	}))
+	require.NoError(t, s.Close())
+
+	lost, err := Restore(ctx, snap, path, aside)
+	require.NoError(t, err)
+	assert.Equal(t, Lost{Accepted: 2, Changed: 1}, lost)
+
+	v, err := FileSchemaVersion(ctx, path)
+	require.NoError(t, err)
+	assert.Equal(t, SchemaVersion(), v)
+	r := open(t, path)
+	ok, err := r.ConversationExists(ctx, "m3")
+	require.NoError(t, err)
+	assert.False(t, ok, "the restored store holds a message accepted after the snapshot")
+	require.NoError(t, r.Close())
+
+	v, err = FileSchemaVersion(ctx, aside)
+	require.NoError(t, err)
+	assert.Equal(t, SchemaVersion()+1, v, "the newer store was not kept whole beside the restored one")
+	_, err = os.Stat(snap)
+	assert.NoError(t, err, "the snapshot is kept")
+	_, err = os.Stat(path + ".restoring")
+	assert.ErrorIs(t, err, os.ErrNotExist)
 }

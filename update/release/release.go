@@ -31,6 +31,10 @@ var (
 	ErrVersion      = errors.New("version is not strict semver")
 	ErrExists       = errors.New("release already in the manifest")
 	ErrTree         = errors.New("release tree does not verify")
+	// ErrRollbackUnsafe: the release raises the store schema but would be
+	// applied automatically, and the version before it cannot open the
+	// migrated store (operations.md §4.4 rules M1 and M3).
+	ErrRollbackUnsafe = errors.New("release migrates the store beyond what an older release opens, but rollback_safe_to is not itself")
 )
 
 // ManifestName is the file the daemons poll.
@@ -103,6 +107,9 @@ func Add(m *manifest.Manifest, dir string, rel manifest.Release, files []string,
 	if len(files) == 0 {
 		return fmt.Errorf("release %s: no artifacts", rel.Version)
 	}
+	if err := checkRollbackSafe(m, rel); err != nil {
+		return err
+	}
 	rel.Artifacts = nil
 	for _, f := range files {
 		v, goos, goarch, err := ParseArtifactName(f)
@@ -121,6 +128,38 @@ func Add(m *manifest.Manifest, dir string, rel manifest.Release, files []string,
 	}
 	slices.SortFunc(rel.Artifacts, func(a, b manifest.Artifact) int { return strings.Compare(a.OS+a.Arch, b.OS+b.Arch) })
 	m.Releases = append(m.Releases, rel)
+	return nil
+}
+
+// checkRollbackSafe refuses a release that raises the schema of an older
+// release in the manifest unless it is marked rollback_safe_to itself: a
+// binary refuses a store newer than it knows, so an automatic rollback across
+// that migration needs the pre-update snapshot and loses what came after it,
+// and M3 allows that only for a release an operator applies. Releases below
+// its min_upgrade_from do not count: they never roll back from it.
+func checkRollbackSafe(m *manifest.Manifest, rel manifest.Release) error {
+	if rel.SchemaVersion == 0 || rel.RollbackSafeTo == rel.Version {
+		return nil
+	}
+	v, err := version.NewSemver(rel.Version)
+	if err != nil {
+		return fmt.Errorf("%w: %q", ErrVersion, rel.Version)
+	}
+	var floor *version.Version // releases below MinUpgradeFrom never update to this one directly
+	if rel.MinUpgradeFrom != "" {
+		if floor, err = version.NewSemver(rel.MinUpgradeFrom); err != nil {
+			return fmt.Errorf("%w: min_upgrade_from %q", ErrVersion, rel.MinUpgradeFrom)
+		}
+	}
+	for _, r := range m.Releases {
+		older, err := version.NewSemver(r.Version)
+		if err != nil || r.SchemaVersion == 0 || r.SchemaVersion >= rel.SchemaVersion || !older.LessThan(v) ||
+			floor != nil && older.LessThan(floor) {
+			continue
+		}
+		return fmt.Errorf("%w: %s takes the store from schema %d (%s) to %d; add it with -rollback-safe-to %s",
+			ErrRollbackUnsafe, rel.Version, r.SchemaVersion, r.Version, rel.SchemaVersion, rel.Version)
+	}
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package release
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
+	"aead.dev/minisign"
+	"github.com/efm-go/efm/update/manifest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -56,4 +59,28 @@ func FuzzParseArtifactName(f *testing.F) {
 			t.Fatalf("%q parsed to %q %q %q", name, v, o, a)
 		}
 	})
+}
+
+func TestAdd_SchemaRiseMustBeRolledBackByAnOperator(t *testing.T) {
+	dir := t.TempDir()
+	_, key, err := minisign.GenerateKey(nil)
+	require.NoError(t, err)
+	art := func(ver string) []string {
+		p := filepath.Join(t.TempDir(), "integrasjonspunkt-"+ver+"-linux-amd64")
+		require.NoError(t, os.WriteFile(p, []byte(ver), 0o755))
+		return []string{p}
+	}
+	m := &manifest.Manifest{}
+	require.NoError(t, Add(m, dir, manifest.Release{Version: "1.4.0", SchemaVersion: 5}, art("1.4.0"), key))
+	require.NoError(t, Add(m, dir, manifest.Release{Version: "1.4.1", SchemaVersion: 5}, art("1.4.1"), key), "same schema")
+
+	err = Add(m, dir, manifest.Release{Version: "1.5.0", SchemaVersion: 6}, art("1.5.0"), key)
+	require.ErrorIs(t, err, ErrRollbackUnsafe)
+	assert.ErrorContains(t, err, "-rollback-safe-to 1.5.0")
+	require.NoError(t, Add(m, dir, manifest.Release{Version: "1.5.0", SchemaVersion: 6, RollbackSafeTo: "1.5.0"}, art("1.5.0"), key))
+	err = Add(m, dir, manifest.Release{Version: "1.5.1", SchemaVersion: 6}, art("1.5.1"), key)
+	require.ErrorIs(t, err, ErrRollbackUnsafe, "1.4.1 may update to 1.5.1 directly and cannot roll back to itself")
+	require.NoError(t, Add(m, dir, manifest.Release{Version: "1.5.1", SchemaVersion: 6, MinUpgradeFrom: "1.5.0"}, art("1.5.1"), key),
+		"only releases on its own schema update to it, and they open its store")
+	require.NoError(t, Add(m, dir, manifest.Release{Version: "1.4.2", SchemaVersion: 5}, art("1.4.2"), key), "a fix of an older line")
 }
