@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -165,11 +166,17 @@ func Run(ctx context.Context, o Options) error {
 	grp := newGroup(ctx, cfg, q, log)
 	defer grp.Wait()
 	var pl *pipeline.Pipeline
+	sends := &burstMeter{}
 	if wiring != nil {
 		pc := wiring.Config(core, q, filepath.Join(sharedDir(cfg), "pipeline"), log)
 		pc.Unfinished = st.UnfinishedOutgoing
 		pc.Leads, pc.Claim = grp.Leads, st.ClaimMessage
 		pc.SharedDir = cfg.Value("efm.shared.dir") != ""
+		if n, _ := strconv.Atoi(cfg.Value("efm.pipeline.api-burst")); n > 0 {
+			sends.perSecond = int64(n)
+			pc.APIBurst = sends.inBurst
+			go sends.run(ctx)
+		}
 		if pl, err = pipeline.New(pc); err != nil {
 			return fmt.Errorf("starting the pipeline: %w", err)
 		}
@@ -199,6 +206,7 @@ func Run(ctx context.Context, o Options) error {
 		Messages:          core,
 		Store:             st,
 		Webhooks:          hooks,
+		SendsStarted:      &sends.started,
 		MaxMultipartBytes: cfg.Size("efm.http.max-multipart-size", 500<<20),
 		BodyWindow:        cfg.Duration("efm.http.body-window", 0),
 		BodyMinRate:       cfg.Size("efm.http.body-min-rate", 0),

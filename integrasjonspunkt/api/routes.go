@@ -63,6 +63,12 @@ func (s *Server) apiRoutesRegistered() {
 	for _, p := range apiPrefixes {
 		for _, rt := range apiRoutes {
 			h := rt.h
+			if n := s.d.SendsStarted; n != nil && rt.method != "GET" && rt.method != "DELETE" && strings.HasPrefix(rt.path, "/messages/out") {
+				h = func(s *Server, w http.ResponseWriter, r *http.Request) error {
+					n.Add(1)
+					return rt.h(s, w, r)
+				}
+			}
 			s.mux.Handle(rt.method+" "+p+rt.path, s.majorHeaders("v1", s.requireAuth(s.handle(func(w http.ResponseWriter, r *http.Request) error { return h(s, w, r) }))))
 		}
 	}

@@ -54,6 +54,9 @@ type Deps struct {
 	// (efm.disk.min-free) writes to /api get 507. nil turns the check off.
 	DiskFree    func() (int64, error)
 	DiskMinFree int64
+	// SendsStarted, when set, counts the send requests (E2-E5) served, so
+	// the pipeline can leave the cores to a burst of them.
+	SendsStarted *atomic.Int64
 	// StrictPing makes a failed subscription ping a 400 (local-api.md §9.2).
 	StrictPing bool
 	// Majors describes each API major by name ("v1"): "status" (current or

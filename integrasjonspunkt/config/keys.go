@@ -203,6 +203,7 @@ var keys = []key{
 	{name: "efm.pipeline.poll-interval", check: checkDuration},
 	{name: "efm.pipeline.sweep-interval", check: checkDuration},
 	{name: "efm.pipeline.sweep-grace", check: checkDuration},
+	{name: "efm.pipeline.api-burst", def: "200", check: checkCount}, // send requests a second at which delivery yields to the API; 0: never
 	{name: "efm.pipeline.status-backoff-threshold", check: checkDuration},
 	{name: "efm.pipeline.status-backoff-max", check: checkDuration},
 	{name: "efm.pipeline.reply-interval", check: checkDuration},
@@ -293,6 +294,14 @@ func checkPositiveInt(v string) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
 		return errors.New("a whole number above 0")
+	}
+	return nil
+}
+
+func checkCount(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return errors.New("a whole number, 0 or above")
 	}
 	return nil
 }
