@@ -43,6 +43,10 @@ func pooledCompressor(out io.Writer) (io.WriteCloser, error) {
 	return pooledFlate{w}, nil
 }
 
+// copyBufs spare a container's every document the 32 KiB buffer io.Copy
+// would allocate for it.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 type entryDigest struct {
 	name   string
 	mime   string
@@ -114,7 +118,10 @@ func (z *zipWriter) addData(f File) error {
 		return fmt.Errorf("writing %s: %w", f.Name, err)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(w, h), f.Content); err != nil {
+	buf := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(io.MultiWriter(w, h), f.Content, *buf)
+	copyBufs.Put(buf)
+	if err != nil {
 		return fmt.Errorf("packing %s: %w", f.Name, err)
 	}
 	mime := f.MimeType
