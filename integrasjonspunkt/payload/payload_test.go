@@ -109,6 +109,30 @@ func TestTamperAndTruncation(t *testing.T) {
 	})
 }
 
+// TestTamperInline holds content kept in memory, read through buffers the
+// size of the content, to the same rule as a file.
+func TestTamperInline(t *testing.T) {
+	s, _ := open(t)
+	w := write(t, s, true, bytes.Repeat([]byte("eFormidling "), 800))
+	orig := w.Inline()
+	require.NotNil(t, orig)
+	cases := map[string][]byte{
+		"flipped byte":   flip(orig, len(orig)/2),
+		"truncated":      orig[:len(orig)-1],
+		"only a header":  orig[:len(magic)+saltSize],
+		"bytes appended": append(append([]byte{}, orig...), 0),
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			r, err := s.OpenInline(b)
+			if err == nil {
+				_, err = io.ReadAll(r)
+			}
+			assert.ErrorIs(t, err, ErrCorrupt)
+		})
+	}
+}
+
 func flip(b []byte, i int) []byte {
 	c := append([]byte{}, b...)
 	c[i] ^= 0x40

@@ -91,6 +91,12 @@ func TestWriteOpen_RoundTrip(t *testing.T) {
 			assert.Equal(t, zip.Store, zr.File[0].Method)
 			assert.Equal(t, "mimetype="+MimeType, zr.Comment)
 			assert.Equal(t, MimeType, string(data[38:38+len(MimeType)]), "mimetype content at offset 38")
+			for _, f := range zr.File {
+				// Java's ZipInputStream refuses a stored entry with a data descriptor.
+				if f.Method == zip.Store {
+					assert.Zero(t, f.Flags&0x8, "%s: stored with a data descriptor", f.Name)
+				}
+			}
 		})
 	}
 }

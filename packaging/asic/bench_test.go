@@ -47,3 +47,37 @@ func BenchmarkPack(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPackSmall packs what a typical DPO message carries: the
+// eFormidling manifest and one 10 KiB document, text or random.
+func BenchmarkPackSmall(b *testing.B) {
+	text := bytes.Repeat([]byte("<linje>tekst som gjentar seg</linje>\n"), 10<<10/37)
+	random := make([]byte, 10<<10)
+	rand.Read(random)
+	s := signer()
+	m, err := NewManifest("991825827", "910075918", "arkivmelding.xml", "application/xml").File()
+	if err != nil {
+		b.Fatal(err)
+	}
+	manifest, err := io.ReadAll(m.Content)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		doc  []byte
+	}{{"text", text}, {"random", random}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				files := []File{
+					{Name: ManifestName, MimeType: "application/xml", Content: bytes.NewReader(manifest)},
+					{Name: "arkivmelding.xml", MimeType: "application/xml", Content: bytes.NewReader(c.doc)},
+				}
+				if err := WriteCAdES(io.Discard, files, s, CAdESOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -43,6 +43,10 @@ func pooledCompressor(out io.Writer) (io.WriteCloser, error) {
 	return pooledFlate{w}, nil
 }
 
+// copyBufs spare a container's every document the 32 KiB buffer io.Copy
+// would allocate for it.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 type entryDigest struct {
 	name   string
 	mime   string
@@ -68,23 +72,10 @@ func newZipWriter(w io.Writer, modTime time.Time) (*zipWriter, error) {
 	if err := z.zw.SetComment(zipComment); err != nil {
 		return nil, err
 	}
-	// mimetype goes first, stored, with sizes and CRC in the local header and no data
-	// descriptor, so that "mimetype" + MimeType sit at fixed offsets where tools sniff them.
-	content := []byte(MimeType)
-	hdr := &zip.FileHeader{
-		Name:               "mimetype",
-		Method:             zip.Store,
-		CRC32:              crc32.ChecksumIEEE(content),
-		CompressedSize64:   uint64(len(content)),
-		UncompressedSize64: uint64(len(content)),
-		Modified:           modTime,
-	}
-	w2, err := z.zw.CreateRaw(hdr)
-	if err != nil {
-		return nil, fmt.Errorf("writing mimetype: %w", err)
-	}
-	if _, err := w2.Write(content); err != nil {
-		return nil, fmt.Errorf("writing mimetype: %w", err)
+	// mimetype goes first, stored, so that "mimetype" + MimeType sit at
+	// fixed offsets where tools sniff them.
+	if err := z.addStored("mimetype", []byte(MimeType)); err != nil {
+		return nil, err
 	}
 	return z, nil
 }
@@ -127,7 +118,10 @@ func (z *zipWriter) addData(f File) error {
 		return fmt.Errorf("writing %s: %w", f.Name, err)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(w, h), f.Content); err != nil {
+	buf := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(io.MultiWriter(w, h), f.Content, *buf)
+	copyBufs.Put(buf)
+	if err != nil {
 		return fmt.Errorf("packing %s: %w", f.Name, err)
 	}
 	mime := f.MimeType
@@ -138,8 +132,21 @@ func (z *zipWriter) addData(f File) error {
 	return nil
 }
 
-func (z *zipWriter) addMeta(name string, content []byte) error {
-	w, err := z.zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: z.modTime})
+// addStored writes an entry uncompressed, with sizes and CRC in the local
+// header and no data descriptor: Java's ZipInputStream, which the reference
+// reads containers with, refuses a stored entry followed by a descriptor.
+// The META-INF entries go this way too: a signature is DER that does not
+// compress, the manifests are a few hundred bytes, and a deflate block of
+// its own for each was a third of packing a small message's container.
+func (z *zipWriter) addStored(name string, content []byte) error {
+	w, err := z.zw.CreateRaw(&zip.FileHeader{
+		Name:               name,
+		Method:             zip.Store,
+		CRC32:              crc32.ChecksumIEEE(content),
+		CompressedSize64:   uint64(len(content)),
+		UncompressedSize64: uint64(len(content)),
+		Modified:           z.modTime,
+	})
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
@@ -180,7 +187,7 @@ func WriteCAdES(w io.Writer, files []File, signer Signer, opts CAdESOptions) err
 	}
 	sigName := "META-INF/signature-" + newUUID() + ".p7s"
 	manifest := asicManifest(sigName, z.digests)
-	if err := z.addMeta("META-INF/ASiCManifest.xml", manifest); err != nil {
+	if err := z.addStored("META-INF/ASiCManifest.xml", manifest); err != nil {
 		return err
 	}
 	sig, err := cms.SignDetached(bytes.NewReader(manifest), signer.Cert, signer.Key, cms.SignOptions{
@@ -189,10 +196,10 @@ func WriteCAdES(w io.Writer, files []File, signer Signer, opts CAdESOptions) err
 	if err != nil {
 		return fmt.Errorf("signing asic manifest: %w", err)
 	}
-	if err := z.addMeta(sigName, sig); err != nil {
+	if err := z.addStored(sigName, sig); err != nil {
 		return err
 	}
-	if err := z.addMeta("META-INF/manifest.xml", oasisManifest(z.digests)); err != nil {
+	if err := z.addStored("META-INF/manifest.xml", oasisManifest(z.digests)); err != nil {
 		return err
 	}
 	if err := z.zw.Close(); err != nil {

@@ -63,10 +63,10 @@ func WriteXAdES(w io.Writer, files []File, signer Signer, opts XAdESOptions) err
 	if err != nil {
 		return err
 	}
-	if err := z.addMeta(SignaturesName, doc); err != nil {
+	if err := z.addStored(SignaturesName, doc); err != nil {
 		return err
 	}
-	if err := z.addMeta("META-INF/manifest.xml", oasisManifest(z.digests)); err != nil {
+	if err := z.addStored("META-INF/manifest.xml", oasisManifest(z.digests)); err != nil {
 		return err
 	}
 	if err := z.zw.Close(); err != nil {

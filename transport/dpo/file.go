@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/efm-go/efm/transport"
 )
@@ -46,7 +47,7 @@ func newBrokerFile(sbd []byte, payload Payload) (*brokerFile, error) {
 			return nil, fmt.Errorf("opening payload: %w", err)
 		}
 		h := crc32.NewIEEE()
-		n, err := io.Copy(h, rc)
+		n, err := copyPooled(h, rc)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("reading payload: %w", err)
@@ -87,7 +88,7 @@ func rawEntry(zw *zip.Writer, name string, r io.Reader, crc uint32, size int64) 
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	n, err := io.Copy(w, r)
+	n, err := copyPooled(w, r)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
@@ -95,6 +96,19 @@ func rawEntry(zw *zip.Writer, name string, r io.Reader, crc uint32, size int64) 
 		return fmt.Errorf("writing %s: payload changed between reads (%d != %d bytes)", name, n, size)
 	}
 	return nil
+}
+
+// copyBufs spare each copy of a package (checksum, sizing, upload: three per
+// send) the 32 KiB buffer io.Copy would allocate for it.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyPooled copies through a pooled buffer. r is wrapped so that its own
+// WriteTo, which for an *os.File into anything but a socket allocates a
+// buffer of its own, is not used.
+func copyPooled(w io.Writer, r io.Reader) (int64, error) {
+	b := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(b)
+	return io.CopyBuffer(w, struct{ io.Reader }{r}, *b)
 }
 
 type countWriter struct{ n int64 }

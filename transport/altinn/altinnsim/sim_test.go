@@ -60,10 +60,13 @@ func TestSim_Exchange(t *testing.T) {
 	assert.Error(t, err, "a Maskinporten token is not an Altinn token")
 	_, err = sim.Verify(tok[:len(tok)-4] + "AAAA")
 	assert.Error(t, err, "tampered signature")
+	again, err := sim.Verify(tok)
+	require.NoError(t, err)
+	assert.Equal(t, c, again, "a token verified before reads the same")
 
 	now = now.Add(3 * time.Minute)
 	_, err = sim.Verify(tok)
-	assert.Error(t, err, "expired after its lifetime")
+	assert.Error(t, err, "expired after its lifetime, though verified before")
 	status, _ = exchange(t, srv.URL, mp)
 	assert.Equal(t, http.StatusUnauthorized, status, "an expired Maskinporten token is refused")
 }
