@@ -33,13 +33,15 @@ func (s *Store) ListConversations(ctx context.Context, f ConversationFilter, p P
 	w := &where{}
 	w.eq("message_id", f.MessageID)
 	w.eq("conversation_id", f.ConversationID)
-	w.eq("sender", f.Sender)
-	w.eq("receiver", f.Receiver)
+	w.eq(senderCol, f.Sender)
+	w.eq(receiverCol, f.Receiver)
 	w.eq("sender_identifier", f.SenderIdentifier)
 	w.eq("receiver_identifier", f.ReceiverIdentifier)
 	w.eq("service_identifier", f.Service)
 	w.eq("direction", f.Direction)
-	w.eq("status", f.Status)
+	if f.Status != "" {
+		convStatusIs(w, &s.terms, f.Status)
+	}
 	if f.HasReference {
 		w.add("message_reference = ?", f.MessageReference)
 	}

@@ -248,10 +248,10 @@ func listPageCount[T any](ctx context.Context, db *sql.DB, table, cols string, w
 	return out, total, nil
 }
 
-var convCols = `id, message_id, conversation_id, direction, sender, sender_identifier, receiver,
+var convCols = `id, message_id, conversation_id, direction, ` + senderCol + `, sender_identifier, ` + receiverCol + `,
 	receiver_identifier, ` + decoded("process_code", "process_identifier") + `, ` + decoded("document_code", "document_identifier") + `,
 	message_reference, message_title, service_identifier, COALESCE(external_system_reference, ''), ` + decoded("client_code", "client") + `,
-	status, finished, pollable, COALESCE(expiry, 0), last_update`
+	` + decoded("status_code", "status") + `, finished, pollable, COALESCE(expiry, 0), last_update`
 
 type scanner interface{ Scan(...any) error }
 
@@ -276,15 +276,17 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 	pc, p := t.code(c.ProcessIdentifier)
 	dc, d := t.code(c.DocumentIdentifier)
 	cc, cl := t.code(c.Client)
+	sc, st := statusCode(t.terms, c.Status)
+	pf, sender, receiver := parties(c)
 	var err error
-	c.ID, err = t.insertID(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
+	c.ID, err = t.insertID(`INSERT INTO conversation (message_id, conversation_id, direction, parties, sender,
 		sender_identifier, receiver, receiver_identifier, process_identifier, process_code, document_identifier,
 		document_code, message_reference, message_title, service_identifier, external_system_reference, client,
-		client_code, status, finished, pollable, expiry, created_at, last_update)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		c.MessageID, c.ConversationID, c.Direction, c.Sender, c.SenderIdentifier, c.Receiver, c.ReceiverIdentifier,
+		client_code, status, status_code, finished, pollable, expiry, created_at, last_update)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		c.MessageID, c.ConversationID, c.Direction, pf, sender, c.SenderIdentifier, receiver, c.ReceiverIdentifier,
 		p, pc, d, dc, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
-		cl, cc, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
+		cl, cc, st, sc, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
 	if err != nil {
 		return fmt.Errorf("inserting conversation: %w", conflict(err))
 	}
@@ -354,9 +356,10 @@ func (t *Tx) UpdateConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
-	_, err := t.exec(`UPDATE conversation SET status = ?, finished = ?, pollable = ?, last_update = ?,
+	sc, st := statusCode(t.terms, c.Status)
+	_, err := t.exec(`UPDATE conversation SET status = ?, status_code = ?, finished = ?, pollable = ?, last_update = ?,
 		message_title = ?, message_reference = ?, external_system_reference = ? WHERE id = ?`,
-		c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.LastUpdate), c.MessageTitle, c.MessageReference, ext, c.ID)
+		st, sc, b2i(c.Finished), b2i(c.Pollable), ms(c.LastUpdate), c.MessageTitle, c.MessageReference, ext, c.ID)
 	if err != nil {
 		return fmt.Errorf("updating conversation: %w", err)
 	}

@@ -111,7 +111,7 @@ func (s *Store) StaleUnfinished(ctx context.Context, t time.Time, max, limit int
 		WHERE finished = 0 AND created_at < ? LIMIT ?) x`, ms(t), max).Scan(&n); err != nil {
 		return 0, nil, fmt.Errorf("counting old unfinished conversations: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT message_id, direction, service_identifier, status, created_at, last_update
+	rows, err := s.r.QueryContext(ctx, `SELECT message_id, direction, service_identifier, `+decoded("status_code", "status")+`, created_at, last_update
 		FROM conversation WHERE finished = 0 AND created_at < ? ORDER BY id LIMIT ?`, ms(t), limit)
 	if err != nil {
 		return 0, nil, fmt.Errorf("listing old unfinished conversations: %w", err)
