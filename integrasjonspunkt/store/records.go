@@ -258,7 +258,7 @@ type scanner interface{ Scan(...any) error }
 func scanConv(r scanner) (*Conversation, error) {
 	var c Conversation
 	var exp, lu int64
-	if err := r.Scan(&c.ID, &c.MessageID, &c.ConversationID, &c.Direction, &c.Sender, &c.SenderIdentifier, &c.Receiver,
+	if err := r.Scan(&c.ID, idText{&c.MessageID}, idText{&c.ConversationID}, &c.Direction, &c.Sender, &c.SenderIdentifier, &c.Receiver,
 		&c.ReceiverIdentifier, &c.ProcessIdentifier, &c.DocumentIdentifier, &c.MessageReference, &c.MessageTitle,
 		&c.ServiceIdentifier, &c.ExternalSystemReference, &c.Client, &c.Status, &c.Finished, &c.Pollable, &exp, &lu); err != nil {
 		return nil, err
@@ -284,7 +284,7 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 		document_code, message_reference, message_title, service_identifier, external_system_reference, client,
 		client_code, status, status_code, finished, pollable, expiry, created_at, last_update)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		c.MessageID, c.ConversationID, c.Direction, pf, sender, c.SenderIdentifier, receiver, c.ReceiverIdentifier,
+		idArg(t.pg, c.MessageID), idArg(t.pg, c.ConversationID), c.Direction, pf, sender, c.SenderIdentifier, receiver, c.ReceiverIdentifier,
 		p, pc, d, dc, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
 		cl, cc, st, sc, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
 	if err != nil {
@@ -297,7 +297,7 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 // its statuses.
 func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 	c, err := scanConv(t.queryRow(`SELECT `+convCols+` FROM conversation
-		WHERE message_id = ? AND direction = ?`+t.forUpdate(), messageID, direction))
+		WHERE message_id = ? AND direction = ?`+t.forUpdate(), idArg(t.pg, messageID), direction))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -313,7 +313,7 @@ func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 func (s *Store) MessageIDTaken(ctx context.Context, messageID string, onlyOutgoing bool) (bool, error) {
 	var taken bool
 	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outgoing_message WHERE message_id = ?1)
-		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?1))`, messageID, onlyOutgoing).Scan(&taken)
+		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?3))`, messageID, onlyOutgoing, idArg(s.pg, messageID)).Scan(&taken)
 	if err != nil {
 		return false, fmt.Errorf("checking message id: %w", err)
 	}
@@ -323,14 +323,14 @@ func (s *Store) MessageIDTaken(ctx context.Context, messageID string, onlyOutgoi
 // ConversationExists reports whether any conversation has the message id.
 func (s *Store) ConversationExists(ctx context.Context, messageID string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, idArg(s.pg, messageID)).Scan(&n)
 	return n > 0, err
 }
 
 // ConversationExists reports whether any conversation has the message id.
 func (t *Tx) ConversationExists(messageID string) (bool, error) {
 	var n int
-	err := t.queryRow(`SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
+	err := t.queryRow(`SELECT COUNT(*) FROM conversation WHERE message_id = ?`, idArg(t.pg, messageID)).Scan(&n)
 	return n > 0, err
 }
 
@@ -607,7 +607,7 @@ func (s *Store) ids(ctx context.Context, q string, args ...any) ([]string, error
 	var ids []string
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		if err := rows.Scan(idText{&id}); err != nil {
 			return nil, err
 		}
 		ids = append(ids, id)

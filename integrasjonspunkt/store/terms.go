@@ -142,7 +142,7 @@ func statusIs(w *where, ts *terms, alias, v string) {
 }
 
 // A conversation's sender and receiver (migration 0007): bit partySender or
-// partyReceiver of the parties column set means the column is '' and the
+// partyReceiver of the parties column set means the column is empty and the
 // text is orgPrefix and the identifier beside it.
 const (
 	orgPrefix     = "0192:"

@@ -160,7 +160,7 @@ func Generate(ctx context.Context, s *store.Store, o Options) (*Result, error) {
 	if o.Events != nil {
 		keepEvents = *o.Events
 	}
-	g := &gen{o: o, recv: receivers(o.Receivers), prefix: uuid.New().ID(), keepEvents: keepEvents}
+	g := &gen{o: o, recv: receivers(o.Receivers), prefix: uuid.New().ID(), keepEvents: keepEvents, id: s.IDValue}
 	if keepEvents {
 		b := o.Builder
 		if b == nil {
@@ -236,6 +236,7 @@ type gen struct {
 	builder          *events.Builder
 	convID, statusID int64
 	codes            map[string]int64 // the term ids of the coded texts (store migration 0006)
+	id               func(string) any // a message or conversation id as the conversation table holds it
 }
 
 // termCodes gives the texts the daemon stores as codes their terms, as the
@@ -304,7 +305,7 @@ func (g *gen) chunk(ctx context.Context, tx *sql.Tx, lo, hi int) error {
 		}
 		// Sender and receiver as the store writes them: derived from the
 		// identifiers (parties, migration 0007).
-		conv.row(g.convID, id, id, "OUTGOING", 3, "", g.o.Sender, "", recv, "", g.codes[process],
+		conv.row(g.convID, g.id(id), g.id(id), "OUTGOING", 3, "", g.o.Sender, "", recv, "", g.codes[process],
 			"", g.codes[docStd], id, "", service, "", g.codes[client], "", g.codes[steps[len(steps)-1]], finished, 0, expiry.UnixMilli(),
 			created.UnixMilli(), last.UnixMilli())
 		for k, st := range steps {
