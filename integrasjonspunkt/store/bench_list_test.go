@@ -102,3 +102,66 @@ func BenchmarkLists(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookups is what the indexes on the message id and on the
+// conversation id serve, at 10 000 and 1 000 000 delivered messages: one
+// message's conversation, its statuses, and the conversations of a
+// conversation id (storegen gives each message its own).
+func BenchmarkLookups(b *testing.B) {
+	sizes := []int{10_000, 1_000_000}
+	if testing.Short() {
+		sizes = sizes[:1]
+	}
+	stores := map[int]*listStore{}
+	b.Cleanup(func() {
+		for _, ls := range stores {
+			ls.s.Close()
+			os.RemoveAll(ls.dir)
+		}
+	})
+	queries := []struct {
+		name string
+		run  func(ctx context.Context, ls *listStore, id string) (int, error)
+	}{
+		{"conversation-by-message-id", func(ctx context.Context, ls *listStore, id string) (int, error) {
+			c, err := ls.s.ConversationByMessageID(ctx, id, "OUTGOING")
+			if err != nil {
+				return 0, err
+			}
+			return len(c.Statuses), nil
+		}},
+		{"statuses-message-id", func(ctx context.Context, ls *listStore, id string) (int, error) {
+			sts, _, err := ls.s.ListStatuses(ctx, store.StatusFilter{MessageID: id}, store.Page{Size: 10})
+			return len(sts), err
+		}},
+		{"conversations-conversation-id", func(ctx context.Context, ls *listStore, id string) (int, error) {
+			cs, _, err := ls.s.ListConversations(ctx, store.ConversationFilter{ConversationID: id}, store.Page{Size: 10})
+			if err != nil || len(cs) != 1 {
+				return 0, err
+			}
+			return len(cs[0].Statuses), nil
+		}},
+	}
+	for _, q := range queries {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("%s/%d", q.name, n), func(b *testing.B) {
+				ls := generated(b, stores, n)
+				ctx := context.Background()
+				cs, _, err := ls.s.ListConversations(ctx, store.ConversationFilter{}, store.Page{Size: 1})
+				if err != nil || len(cs) != 1 {
+					b.Fatal(err)
+				}
+				id := cs[0].MessageID
+				for b.Loop() {
+					got, err := q.run(ctx, ls, id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if got != 4 {
+						b.Fatalf("%d statuses, want 4", got)
+					}
+				}
+			})
+		}
+	}
+}

@@ -31,15 +31,17 @@ var conversationSort = map[string]string{
 // ListConversations returns one page of conversations with their statuses.
 func (s *Store) ListConversations(ctx context.Context, f ConversationFilter, p Page) ([]*Conversation, int, error) {
 	w := &where{}
-	w.eq("message_id", f.MessageID)
-	w.eq("conversation_id", f.ConversationID)
-	w.eq("sender", f.Sender)
-	w.eq("receiver", f.Receiver)
+	w.eqID(s.pg, "message_id", f.MessageID)
+	w.eqID(s.pg, "conversation_id", f.ConversationID)
+	w.eq(senderCol, f.Sender)
+	w.eq(receiverCol, f.Receiver)
 	w.eq("sender_identifier", f.SenderIdentifier)
 	w.eq("receiver_identifier", f.ReceiverIdentifier)
 	w.eq("service_identifier", f.Service)
 	w.eq("direction", f.Direction)
-	w.eq("status", f.Status)
+	if f.Status != "" {
+		convStatusIs(w, &s.terms, f.Status)
+	}
 	if f.HasReference {
 		w.add("message_reference = ?", f.MessageReference)
 	}
@@ -127,7 +129,7 @@ func (s *Store) GetConversation(ctx context.Context, id int64) (*Conversation, e
 
 // ConversationByMessageID reads a message's conversation in one direction.
 func (s *Store) ConversationByMessageID(ctx context.Context, messageID, direction string) (*Conversation, error) {
-	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversation WHERE message_id = ? AND direction = ?`, messageID, direction))
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversation WHERE message_id = ? AND direction = ?`, idArg(s.pg, messageID), direction))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -149,7 +151,7 @@ func (s *Store) DeleteConversation(ctx context.Context, id int64) error {
 // DeleteConversationsByMessageID removes every conversation of a message id.
 func (s *Store) DeleteConversationsByMessageID(ctx context.Context, messageID string) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM conversation WHERE message_id = ?`, messageID)
+		_, err := tx.ExecContext(ctx, `DELETE FROM conversation WHERE message_id = ?`, idArg(s.pg, messageID))
 		return err
 	})
 }
@@ -173,8 +175,8 @@ func (s *Store) ListStatuses(ctx context.Context, f StatusFilter, p Page) ([]Sta
 	if f.ID != 0 {
 		w.add("s.id = ?", f.ID)
 	}
-	w.eq("c.message_id", f.MessageID)
-	w.eq("c.conversation_id", f.ConversationID)
+	w.eqID(s.pg, "c.message_id", f.MessageID)
+	w.eqID(s.pg, "c.conversation_id", f.ConversationID)
 	if f.Status != "" {
 		statusIs(w, &s.terms, "s.", f.Status)
 	}
@@ -224,7 +226,7 @@ var statusCols = `s.id, s.conv_id, c.message_id, c.conversation_id, ` + decoded(
 func scanStatus(r scanner) (Status, error) {
 	var st Status
 	var lu int64
-	err := r.Scan(&st.ID, &st.ConvID, &st.MessageID, &st.ConversationID, &st.Status, &st.Description, &st.RawReceipt, &lu)
+	err := r.Scan(&st.ID, &st.ConvID, idText{&st.MessageID}, idText{&st.ConversationID}, &st.Status, &st.Description, &st.RawReceipt, &lu)
 	st.LastUpdate = fromMS(lu)
 	return st, err
 }

@@ -152,6 +152,14 @@ func (s *Store) copyTable(ctx context.Context, dst *Store, table, key string, pr
 				rows.Close()
 				return err
 			}
+			if table == "conversation" {
+				// PostgreSQL keeps the ids as text (ids.go).
+				for i, c := range cols {
+					if b, ok := vals[i].([]byte); ok && len(b) == 16 && (c == "message_id" || c == "conversation_id") {
+						vals[i] = formatUUID(b)
+					}
+				}
+			}
 			batch = append(batch, vals)
 		}
 		rows.Close()

@@ -248,17 +248,17 @@ func listPageCount[T any](ctx context.Context, db *sql.DB, table, cols string, w
 	return out, total, nil
 }
 
-var convCols = `id, message_id, conversation_id, direction, sender, sender_identifier, receiver,
+var convCols = `id, message_id, conversation_id, direction, ` + senderCol + `, sender_identifier, ` + receiverCol + `,
 	receiver_identifier, ` + decoded("process_code", "process_identifier") + `, ` + decoded("document_code", "document_identifier") + `,
 	message_reference, message_title, service_identifier, COALESCE(external_system_reference, ''), ` + decoded("client_code", "client") + `,
-	status, finished, pollable, COALESCE(expiry, 0), last_update`
+	` + decoded("status_code", "status") + `, finished, pollable, COALESCE(expiry, 0), last_update`
 
 type scanner interface{ Scan(...any) error }
 
 func scanConv(r scanner) (*Conversation, error) {
 	var c Conversation
 	var exp, lu int64
-	if err := r.Scan(&c.ID, &c.MessageID, &c.ConversationID, &c.Direction, &c.Sender, &c.SenderIdentifier, &c.Receiver,
+	if err := r.Scan(&c.ID, idText{&c.MessageID}, idText{&c.ConversationID}, &c.Direction, &c.Sender, &c.SenderIdentifier, &c.Receiver,
 		&c.ReceiverIdentifier, &c.ProcessIdentifier, &c.DocumentIdentifier, &c.MessageReference, &c.MessageTitle,
 		&c.ServiceIdentifier, &c.ExternalSystemReference, &c.Client, &c.Status, &c.Finished, &c.Pollable, &exp, &lu); err != nil {
 		return nil, err
@@ -276,15 +276,17 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 	pc, p := t.code(c.ProcessIdentifier)
 	dc, d := t.code(c.DocumentIdentifier)
 	cc, cl := t.code(c.Client)
+	sc, st := statusCode(t.terms, c.Status)
+	pf, sender, receiver := parties(c)
 	var err error
-	c.ID, err = t.insertID(`INSERT INTO conversation (message_id, conversation_id, direction, sender,
+	c.ID, err = t.insertID(`INSERT INTO conversation (message_id, conversation_id, direction, parties, sender,
 		sender_identifier, receiver, receiver_identifier, process_identifier, process_code, document_identifier,
 		document_code, message_reference, message_title, service_identifier, external_system_reference, client,
-		client_code, status, finished, pollable, expiry, created_at, last_update)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		c.MessageID, c.ConversationID, c.Direction, c.Sender, c.SenderIdentifier, c.Receiver, c.ReceiverIdentifier,
+		client_code, status, status_code, finished, pollable, expiry, created_at, last_update)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		idArg(t.pg, c.MessageID), idArg(t.pg, c.ConversationID), c.Direction, pf, sender, c.SenderIdentifier, receiver, c.ReceiverIdentifier,
 		p, pc, d, dc, c.MessageReference, c.MessageTitle, c.ServiceIdentifier, ext,
-		cl, cc, c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
+		cl, cc, st, sc, b2i(c.Finished), b2i(c.Pollable), ms(c.Expiry), ms(c.LastUpdate), ms(c.LastUpdate))
 	if err != nil {
 		return fmt.Errorf("inserting conversation: %w", conflict(err))
 	}
@@ -295,7 +297,7 @@ func (t *Tx) InsertConversation(c *Conversation) error {
 // its statuses.
 func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 	c, err := scanConv(t.queryRow(`SELECT `+convCols+` FROM conversation
-		WHERE message_id = ? AND direction = ?`+t.forUpdate(), messageID, direction))
+		WHERE message_id = ? AND direction = ?`+t.forUpdate(), idArg(t.pg, messageID), direction))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -311,7 +313,7 @@ func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 func (s *Store) MessageIDTaken(ctx context.Context, messageID string, onlyOutgoing bool) (bool, error) {
 	var taken bool
 	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outgoing_message WHERE message_id = ?1)
-		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?1))`, messageID, onlyOutgoing).Scan(&taken)
+		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?3))`, messageID, onlyOutgoing, idArg(s.pg, messageID)).Scan(&taken)
 	if err != nil {
 		return false, fmt.Errorf("checking message id: %w", err)
 	}
@@ -321,14 +323,14 @@ func (s *Store) MessageIDTaken(ctx context.Context, messageID string, onlyOutgoi
 // ConversationExists reports whether any conversation has the message id.
 func (s *Store) ConversationExists(ctx context.Context, messageID string) (bool, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversation WHERE message_id = ?`, idArg(s.pg, messageID)).Scan(&n)
 	return n > 0, err
 }
 
 // ConversationExists reports whether any conversation has the message id.
 func (t *Tx) ConversationExists(messageID string) (bool, error) {
 	var n int
-	err := t.queryRow(`SELECT COUNT(*) FROM conversation WHERE message_id = ?`, messageID).Scan(&n)
+	err := t.queryRow(`SELECT COUNT(*) FROM conversation WHERE message_id = ?`, idArg(t.pg, messageID)).Scan(&n)
 	return n > 0, err
 }
 
@@ -354,9 +356,10 @@ func (t *Tx) UpdateConversation(c *Conversation) error {
 	if c.ExternalSystemReference != "" {
 		ext = c.ExternalSystemReference
 	}
-	_, err := t.exec(`UPDATE conversation SET status = ?, finished = ?, pollable = ?, last_update = ?,
+	sc, st := statusCode(t.terms, c.Status)
+	_, err := t.exec(`UPDATE conversation SET status = ?, status_code = ?, finished = ?, pollable = ?, last_update = ?,
 		message_title = ?, message_reference = ?, external_system_reference = ? WHERE id = ?`,
-		c.Status, b2i(c.Finished), b2i(c.Pollable), ms(c.LastUpdate), c.MessageTitle, c.MessageReference, ext, c.ID)
+		st, sc, b2i(c.Finished), b2i(c.Pollable), ms(c.LastUpdate), c.MessageTitle, c.MessageReference, ext, c.ID)
 	if err != nil {
 		return fmt.Errorf("updating conversation: %w", err)
 	}
@@ -604,7 +607,7 @@ func (s *Store) ids(ctx context.Context, q string, args ...any) ([]string, error
 	var ids []string
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		if err := rows.Scan(idText{&id}); err != nil {
 			return nil, err
 		}
 		ids = append(ids, id)

@@ -111,7 +111,7 @@ func (s *Store) StaleUnfinished(ctx context.Context, t time.Time, max, limit int
 		WHERE finished = 0 AND created_at < ? LIMIT ?) x`, ms(t), max).Scan(&n); err != nil {
 		return 0, nil, fmt.Errorf("counting old unfinished conversations: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT message_id, direction, service_identifier, status, created_at, last_update
+	rows, err := s.r.QueryContext(ctx, `SELECT message_id, direction, service_identifier, `+decoded("status_code", "status")+`, created_at, last_update
 		FROM conversation WHERE finished = 0 AND created_at < ? ORDER BY id LIMIT ?`, ms(t), limit)
 	if err != nil {
 		return 0, nil, fmt.Errorf("listing old unfinished conversations: %w", err)
@@ -121,7 +121,7 @@ func (s *Store) StaleUnfinished(ctx context.Context, t time.Time, max, limit int
 	for rows.Next() {
 		var st Stale
 		var c, lu int64
-		if err := rows.Scan(&st.MessageID, &st.Direction, &st.Service, &st.Status, &c, &lu); err != nil {
+		if err := rows.Scan(idText{&st.MessageID}, &st.Direction, &st.Service, &st.Status, &c, &lu); err != nil {
 			return 0, nil, fmt.Errorf("listing old unfinished conversations: %w", err)
 		}
 		st.Created, st.LastUpdate = fromMS(c), fromMS(lu)
@@ -217,7 +217,7 @@ func (s *Store) PruneOrphanOutgoing(ctx context.Context, before time.Time, limit
 	err := s.Update(ctx, func(tx *Tx) error {
 		n, files = 0, nil
 		ids, err := texts(tx.query(`SELECT message_id FROM outgoing_message o WHERE expiry < ? AND NOT EXISTS
-			(SELECT 1 FROM conversation c WHERE c.message_id = o.message_id AND c.direction = 'OUTGOING') ORDER BY expiry LIMIT ?`, ms(before), limit))
+			(SELECT 1 FROM conversation c WHERE c.message_id = `+idSQL(tx.pg, "o.message_id")+` AND c.direction = 'OUTGOING') ORDER BY expiry LIMIT ?`, ms(before), limit))
 		if err != nil {
 			return err
 		}

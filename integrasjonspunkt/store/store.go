@@ -174,7 +174,14 @@ type migration struct {
 	version int
 	name    string
 	sql     string
+	pgSQL   string // NNNN_name.pg.sql: what PostgreSQL runs instead, if there is one
+	// fkOff: SQLite runs it with foreign keys off and legacy_alter_table
+	// on (a table renamed, copied and dropped) and checks the foreign keys
+	// before the commit.
+	fkOff bool
 }
+
+const fkOffMarker = "-- migrate: foreign_keys off\n"
 
 func knownMigrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrations, "migrations")
@@ -183,6 +190,9 @@ func knownMigrations() ([]migration, error) {
 	}
 	var ms []migration
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".pg.sql") {
+			continue
+		}
 		num, name, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil {
@@ -195,7 +205,11 @@ func knownMigrations() ([]migration, error) {
 		if len(ms) > 0 && ms[len(ms)-1].version != v-1 {
 			return nil, fmt.Errorf("migration %s: versions must be consecutive", e.Name())
 		}
-		ms = append(ms, migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b)})
+		m := migration{version: v, name: strings.TrimSuffix(name, ".sql"), sql: string(b), fkOff: strings.HasPrefix(string(b), fkOffMarker)}
+		if pg, err := migrations.ReadFile(path.Join("migrations", strings.TrimSuffix(e.Name(), ".sql")+".pg.sql")); err == nil {
+			m.pgSQL = string(pg)
+		}
+		ms = append(ms, m)
 	}
 	return ms, nil
 }
@@ -227,7 +241,10 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?)`, migrationLock)
 		for i := range ms {
-			ms[i].sql = pgDDL(ms[i].sql)
+			if ms[i].pgSQL != "" {
+				ms[i].sql = ms[i].pgSQL
+			}
+			ms[i].sql, ms[i].fkOff = pgDDL(ms[i].sql), false
 		}
 	}
 	if upTo > 0 {
@@ -250,15 +267,7 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 		if m.version <= have {
 			continue
 		}
-		err := s.Write(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, s.now().UnixMilli())
-			return err
-		})
-		if err != nil {
+		if err := s.migrateOne(ctx, m); err != nil {
 			return fmt.Errorf("applying migration %04d_%s: %w", m.version, m.name, err)
 		}
 		s.log.Info("migration applied", slog.Int("version", m.version), slog.String("name", m.name))
@@ -267,6 +276,37 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 		return nil // no terms before 0006
 	}
 	return s.loadTerms(ctx)
+}
+
+// migrateOne applies m in one transaction.
+func (s *Store) migrateOne(ctx context.Context, m migration) error {
+	if m.fkOff {
+		// The writer is one connection (Open): the pragmas hold for the
+		// transaction below, which cannot change foreign_keys itself. With
+		// both, renaming a table leaves the references to it by name, and
+		// dropping it cascades to nothing.
+		if _, err := s.w.ExecContext(ctx, `PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON`); err != nil {
+			return err
+		}
+		defer s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA legacy_alter_table = OFF; PRAGMA foreign_keys = ON`)
+	}
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		if m.fkOff {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_foreign_key_check`).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("%d rows break a foreign key", n)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, s.now().UnixMilli())
+		return err
+	})
 }
 
 // Postgres reports whether the store is on PostgreSQL.
@@ -338,7 +378,7 @@ func (s *Store) UnfinishedOutgoing(ctx context.Context) ([]string, error) {
 	var ids []string
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		if err := rows.Scan(idText{&id}); err != nil {
 			return nil, fmt.Errorf("listing unfinished messages: %w", err)
 		}
 		ids = append(ids, id)
@@ -354,7 +394,7 @@ func (s *Store) UnfinishedOutgoing(ctx context.Context) ([]string, error) {
 // its real send later.
 func (s *Store) QueuedOutgoing(ctx context.Context, after, upTo int64, limit int) ([]string, int64, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.message_id FROM conversation c
-		JOIN outgoing_message o ON o.message_id = c.message_id
+		JOIN outgoing_message o ON o.message_id = `+textSQL(s.pg, "c.message_id")+`
 		WHERE c.direction = 'OUTGOING' AND c.finished = 0 AND c.id > ? AND c.id <= ? AND o.state = 'QUEUED'
 		ORDER BY c.id LIMIT ?`, after, upTo, limit)
 	if err != nil {
@@ -365,7 +405,7 @@ func (s *Store) QueuedOutgoing(ctx context.Context, after, upTo int64, limit int
 	var last int64
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&last, &id); err != nil {
+		if err := rows.Scan(&last, idText{&id}); err != nil {
 			return nil, 0, fmt.Errorf("listing queued messages: %w", err)
 		}
 		ids = append(ids, id)

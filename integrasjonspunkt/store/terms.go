@@ -140,3 +140,48 @@ func statusIs(w *where, ts *terms, alias, v string) {
 	}
 	w.add(alias+"status_code IS NULL AND "+alias+"status = ?", v)
 }
+
+// A conversation's sender and receiver (migration 0007): bit partySender or
+// partyReceiver of the parties column set means the column is empty and the
+// text is orgPrefix and the identifier beside it.
+const (
+	orgPrefix     = "0192:"
+	partySender   = 1
+	partyReceiver = 2
+)
+
+// partyCol is the SQL of the sender or receiver text.
+func partyCol(bit int, col, identifier string) string {
+	return fmt.Sprintf("CASE WHEN parties & %d = %d THEN '%s' || %s ELSE %s END", bit, bit, orgPrefix, identifier, col)
+}
+
+var (
+	senderCol   = partyCol(partySender, "sender", "sender_identifier")
+	receiverCol = partyCol(partyReceiver, "receiver", "receiver_identifier")
+)
+
+// parties is the parties column of c and its sender and receiver texts.
+func parties(c *Conversation) (flags any, sender, receiver string) {
+	f := 0
+	sender, receiver = c.Sender, c.Receiver
+	if c.SenderIdentifier != "" && sender == orgPrefix+c.SenderIdentifier {
+		f, sender = f|partySender, ""
+	}
+	if c.ReceiverIdentifier != "" && receiver == orgPrefix+c.ReceiverIdentifier {
+		f, receiver = f|partyReceiver, ""
+	}
+	if f == 0 {
+		return nil, sender, receiver
+	}
+	return f, sender, receiver
+}
+
+// convStatusIs adds the condition that a conversation's latest status is v.
+// Rows written before migration 0007 hold it as text, with no code.
+func convStatusIs(w *where, ts *terms, v string) {
+	if code, _ := statusCode(ts, v); code != nil {
+		w.add("(status_code = ? OR (status_code IS NULL AND status = ?))", code, v)
+		return
+	}
+	w.add("status_code IS NULL AND status = ?", v)
+}

@@ -160,7 +160,7 @@ func Generate(ctx context.Context, s *store.Store, o Options) (*Result, error) {
 	if o.Events != nil {
 		keepEvents = *o.Events
 	}
-	g := &gen{o: o, recv: receivers(o.Receivers), prefix: uuid.New().ID(), keepEvents: keepEvents}
+	g := &gen{o: o, recv: receivers(o.Receivers), prefix: uuid.New().ID(), keepEvents: keepEvents, id: s.IDValue}
 	if keepEvents {
 		b := o.Builder
 		if b == nil {
@@ -236,6 +236,7 @@ type gen struct {
 	builder          *events.Builder
 	convID, statusID int64
 	codes            map[string]int64 // the term ids of the coded texts (store migration 0006)
+	id               func(string) any // a message or conversation id as the conversation table holds it
 }
 
 // termCodes gives the texts the daemon stores as codes their terms, as the
@@ -277,10 +278,10 @@ func (g *gen) chunk(ctx context.Context, tx *sql.Tx, lo, hi int) error {
 	if g.o.State == Queued {
 		steps = steps[:1]
 	}
-	conv := newInsert(`INSERT INTO conversation (id, message_id, conversation_id, direction, sender, sender_identifier,
+	conv := newInsert(`INSERT INTO conversation (id, message_id, conversation_id, direction, parties, sender, sender_identifier,
 		receiver, receiver_identifier, process_identifier, process_code, document_identifier, document_code,
-		message_reference, message_title, service_identifier, client, client_code, status, finished, pollable, expiry,
-		created_at, last_update) VALUES `, 23, n)
+		message_reference, message_title, service_identifier, client, client_code, status, status_code, finished, pollable, expiry,
+		created_at, last_update) VALUES `, 25, n)
 	stat := newInsert(`INSERT INTO message_status (id, conv_id, status, status_code, last_update) VALUES `, 5, n*len(steps))
 	var ev, out, att *insert
 	if g.keepEvents {
@@ -302,8 +303,10 @@ func (g *gen) chunk(ctx context.Context, tx *sql.Tx, lo, hi int) error {
 		if g.o.State == Delivered {
 			finished = 1
 		}
-		conv.row(g.convID, id, id, "OUTGOING", "0192:"+g.o.Sender, g.o.Sender, "0192:"+recv, recv, "", g.codes[process],
-			"", g.codes[docStd], id, "", service, "", g.codes[client], steps[len(steps)-1], finished, 0, expiry.UnixMilli(),
+		// Sender and receiver as the store writes them: derived from the
+		// identifiers (parties, migration 0007).
+		conv.row(g.convID, g.id(id), g.id(id), "OUTGOING", 3, "", g.o.Sender, "", recv, "", g.codes[process],
+			"", g.codes[docStd], id, "", service, "", g.codes[client], "", g.codes[steps[len(steps)-1]], finished, 0, expiry.UnixMilli(),
 			created.UnixMilli(), last.UnixMilli())
 		for k, st := range steps {
 			g.statusID++

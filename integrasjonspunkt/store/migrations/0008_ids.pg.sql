@@ -1,0 +1,3 @@
+-- PostgreSQL keeps the message and conversation ids as text: 0008_ids.sql
+-- is SQLite's alone (store/ids.go).
+SELECT 1;
