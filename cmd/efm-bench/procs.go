@@ -281,6 +281,27 @@ func (d *daemon) counter(ctx context.Context, status string) (float64, error) {
 	return sum, s.Err()
 }
 
+// gauge reads one unlabelled metric from /manage/prometheus.
+func (d *daemon) gauge(ctx context.Context, name string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", d.base+"/manage/prometheus", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	s := bufio.NewScanner(res.Body)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
+			return strconv.ParseFloat(f[1], 64)
+		}
+	}
+	if err := s.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no metric %s", name)
+}
+
 // waitCount waits until at least n outgoing messages reached status and
 // returns when the count first reached n.
 func (d *daemon) waitCount(status string, n int, within time.Duration) (time.Time, error) {
