@@ -39,7 +39,8 @@ type prepared struct {
 
 func newUUID() string { return uuid.New().String() }
 
-// prepare runs E2's steps 1–6 (local-api.md §5.1) without writing anything.
+// prepare runs E2's steps 1–6 (local-api.md §5.1) without writing anything,
+// up to the semantic checks of §15.2, which check runs.
 func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string) (*prepared, error) {
 	now := s.cfg.Now()
 	s.normaliseSender(doc)
@@ -425,7 +426,9 @@ func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) 
 
 func (s *Service) persistError(err error, doc *sbd.Document) error {
 	if errors.Is(err, store.ErrDuplicate) {
-		// Only PostgreSQL: another daemon's transaction inserted it meanwhile.
+		// A key persist's check leaves to the insert (a status message
+		// whose id an outgoing conversation has), or on PostgreSQL another
+		// daemon's insert since.
 		return alreadyExists(doc)
 	}
 	return err
