@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"sync"
+	"syscall"
 )
 
 // cpuProfile starts a CPU profile of the whole run into the file named by
@@ -11,6 +14,11 @@ import (
 // child process, so a profile of the test binary would show the simulators
 // and not the daemon. The returned function writes the profile out; without
 // the variable it does nothing.
+//
+// The profile is also written when the stop signal arrives: a benchmark
+// stops the daemon with SIGTERM and kills it if the drain outlasts its grace
+// period (a paused channel holds sends for minutes), which would leave the
+// file empty. The drain itself is then not in the profile.
 func cpuProfile() (stop func(), err error) {
 	path := os.Getenv("EFM_CPUPROFILE")
 	if path == "" {
@@ -24,5 +32,14 @@ func cpuProfile() (stop func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("EFM_CPUPROFILE: %w", err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	var once sync.Once
+	stop = func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		signal.Stop(sigs)
+		stop()
+	}()
+	return stop, nil
 }

@@ -120,6 +120,19 @@ func TestConformance(t *testing.T) {
 		requireError(t, d.postJSON("/api/messages/out", s), 400, "no.difi.meldingsutveksling.exceptions.MessageAlreadyExistsException")
 	})
 
+	t.Run("C06_duplicate_before_later_checks", func(t *testing.T) {
+		// The id is checked in the write transaction when all else passes;
+		// a message refused for a later reason still hears of the duplicate
+		// first, as §15.2 orders them: here E5 without its arkivmelding.xml.
+		s := arkivSBD(dpoOrg)
+		_, id := d.create(s)
+		s.docID()["instanceIdentifier"] = id
+		requireError(t, d.multipart(s, part{"Vedlegg", "v.pdf", "application/pdf", []byte("%PDF")}), 400,
+			"no.difi.meldingsutveksling.exceptions.MessageAlreadyExistsException")
+		requireError(t, d.multipart(arkivSBD(dpoOrg), part{"Vedlegg", "v.pdf", "application/pdf", []byte("%PDF")}), 400,
+			"no.difi.meldingsutveksling.exceptions.MissingArkivmeldingException")
+	})
+
 	t.Run("C07_unknown_type_brev", func(t *testing.T) {
 		s := newSBD("brev", "urn:no:difi:arkivmelding:xsd::brev", archiveProc, "0192:"+dpoOrg, map[string]any{})
 		m := requireError(t, d.postJSON("/api/messages/out", s), 400, "jakarta.validation.ConstraintViolationException")

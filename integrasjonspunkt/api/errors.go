@@ -114,6 +114,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client went away; nothing left to tell it
 }
 
+// writeRawJSON is writeJSON for a value already encoded, compact and with
+// HTML escaped as json.Marshal does: the same bytes, without encoding twice.
+func writeRawJSON(w http.ResponseWriter, status int, b json.RawMessage) {
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n')) // the client went away; nothing left to tell it
+}
+
 // fieldPath strips container element markers ("[0]") from a property path.
 func fieldPath(p string) string {
 	var b []byte

@@ -132,11 +132,12 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return message.FromDecode(err)
 	}
-	if err := s.d.Messages.Create(r.Context(), doc, client(r)); err != nil {
+	body, err := s.d.Messages.Create(r.Context(), doc, client(r))
+	if err != nil {
 		return err
 	}
 	s.log.InfoContext(r.Context(), "message created", logattr.MessageID(doc.MessageID()), logattr.Client(client(r)))
-	writeJSON(w, http.StatusOK, doc)
+	writeRawJSON(w, http.StatusOK, body)
 	return nil
 }
 
@@ -197,12 +198,13 @@ func (s *Server) multipartSend(w http.ResponseWriter, r *http.Request) error {
 		s.d.Messages.Discard(staged...)
 		return err
 	}
-	if err := s.d.Messages.CreateAndSend(r.Context(), doc, staged, client(r)); err != nil {
+	body, err := s.d.Messages.CreateAndSend(r.Context(), doc, staged, client(r))
+	if err != nil {
 		s.d.Messages.Discard(staged...)
 		return err
 	}
 	s.log.InfoContext(r.Context(), "message created and queued", logattr.MessageID(doc.MessageID()), logattr.Client(client(r)))
-	writeJSON(w, http.StatusOK, doc)
+	writeRawJSON(w, http.StatusOK, body)
 	return nil
 }
 

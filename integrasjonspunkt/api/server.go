@@ -93,6 +93,8 @@ type Server struct {
 	csrf *http.CrossOriginProtection
 	// requests counts answered API calls for efm_api_requests_total.
 	requests requestCounts
+	// roomy is the last free-space reading well above the minimum (disk.go).
+	roomy atomic.Pointer[diskReading]
 }
 
 // New builds the server and its routes.

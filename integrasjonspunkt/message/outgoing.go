@@ -39,7 +39,8 @@ type prepared struct {
 
 func newUUID() string { return uuid.New().String() }
 
-// prepare runs E2's steps 1–6 (local-api.md §5.1) without writing anything.
+// prepare runs E2's steps 1–6 (local-api.md §5.1) without writing anything,
+// up to the semantic checks of §15.2, which check runs.
 func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string) (*prepared, error) {
 	now := s.cfg.Now()
 	s.normaliseSender(doc)
@@ -67,59 +68,64 @@ func (s *Service) prepare(ctx context.Context, doc *sbd.Document, client string)
 	p.service = svc
 	s.applyDefaults(doc, svc, capab, now)
 	p.expiry, _ = sbd.ParseTime(doc.ExpectedResponse())
+	return p, nil
+}
 
-	// Semantic checks in the order of local-api.md §15.2.
-	if err := s.checkDuplicate(ctx, doc); err != nil {
-		return nil, err
-	}
+// check runs the semantic checks of local-api.md §15.2 that follow the
+// duplicate check, in their order. The duplicate check itself runs in the
+// write transaction (persist); a caller refusing the message for one of
+// these reasons calls duplicateFirst, so a duplicate still wins as it does
+// in §15.2's order.
+func (s *Service) check(ctx context.Context, p *prepared) error {
+	doc, svc := p.doc, p.service
 	if err := s.certificate(); err != nil {
-		return nil, bad(NameInvalidCertificate, "The integration point's certificate cannot be used: %v", err)
+		return bad(NameInvalidCertificate, "The integration point's certificate cannot be used: %v", err)
 	}
 	if !s.cfg.Lenient {
 		if vs := sbd.ValidateBusiness(doc); len(vs) > 0 {
-			return nil, Violation(vs)
+			return Violation(vs)
 		}
 	}
 	if rel := doc.String("relatedToMessageId"); rel != "" && !sbd.IsUUID(rel) {
-		return nil, bad(NameNotUUID, "relatedToMessageId '%s' is not a UUID", rel)
+		return bad(NameNotUUID, "relatedToMessageId '%s' is not a UUID", rel)
 	}
 	if svc == "UNKNOWN" || !s.cfg.Enabled(svc) {
-		return nil, bad(NameServiceNotEnabled, "Service %s is not enabled", svc)
+		return bad(NameServiceNotEnabled, "Service %s is not enabled", svc)
 	}
 	if s.cfg.ChannelProblem != nil {
 		if err := s.cfg.ChannelProblem(svc); err != nil {
-			return nil, bad(NameServiceNotEnabled, "Service %s is enabled but not configured: %v", svc, err)
+			return bad(NameServiceNotEnabled, "Service %s is enabled but not configured: %v", svc, err)
 		}
 	}
 	if doc.Type == sbd.TypePrint {
 		if err := checkPrintAddresses(doc); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if di := doc.DocID(); !sbd.StandardFits(di.Standard, di.Type) {
-		return nil, bad(NameTypeDoesNotFitDocumentType, "Message type '%s' does not fit document type '%s'", di.Type, di.Standard)
+		return bad(NameTypeDoesNotFitDocumentType, "Message type '%s' does not fit document type '%s'", di.Type, di.Standard)
 	}
 	if svc == "DPO" && s.cfg.MessageChannel != "" {
 		if mc := doc.Scope(sbd.ScopeMessageChannel); mc != nil && mc.Identifier != s.cfg.MessageChannel {
-			return nil, bad(NameMessageChannelInvalid, "Message channel '%s' differs from the configured '%s'", mc.Identifier, s.cfg.MessageChannel)
+			return bad(NameMessageChannelInvalid, "Message channel '%s' differs from the configured '%s'", mc.Identifier, s.cfg.MessageChannel)
 		}
 	}
 	if svc == "DPF" {
 		if err := s.checkForsendelseType(ctx, doc, p.sender); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if svc == "DPF" && s.cfg.SvarUtCredentials != nil {
 		if part, ok := p.sender.Part(); ok && !s.cfg.SvarUtCredentials(part.String()) {
-			return nil, bad(NameMissingSvarUtCredentials, "No SvarUt account is configured for organisation %s", part)
+			return bad(NameMissingSvarUtCredentials, "No SvarUt account is configured for organisation %s", part)
 		}
 	}
 	if svc == "DPH" {
 		if err := s.checkNHNParties(p); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // checkForsendelseType is §15.2 step 9: a named dpf.forsendelseType must be
@@ -367,31 +373,44 @@ func checkPrintAddresses(doc *sbd.Document) error {
 	return check("retur", rm)
 }
 
-func (s *Service) checkDuplicate(ctx context.Context, doc *sbd.Document) error {
-	// A read, not a write transaction: a race past it ends at the unique
-	// keys of the insert (persistError). A status message may share its id
-	// with the conversation it reports on (§12.10).
-	id := doc.MessageID()
-	taken, err := s.st.MessageIDTaken(ctx, id, doc.Type == sbd.TypeStatus)
-	if err != nil {
-		return err
+// duplicateFirst is err, a refusal of a check that follows the duplicate
+// check in §15.2's order, unless the message id is taken: then that is the
+// answer. Only a refused message pays for this read; an accepted one is
+// checked in its write transaction (persist).
+func (s *Service) duplicateFirst(ctx context.Context, doc *sbd.Document, err error) error {
+	taken, rerr := s.st.MessageIDTaken(ctx, doc.MessageID(), onlyOutgoing(doc))
+	if rerr != nil {
+		return rerr
 	}
 	if taken {
-		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", id)
+		return alreadyExists(doc)
 	}
-	return nil
+	return err
+}
+
+// onlyOutgoing says whether only the outgoing store counts for the duplicate
+// check: a status message may share its id with the conversation it reports
+// on (§12.10).
+func onlyOutgoing(doc *sbd.Document) bool { return doc.Type == sbd.TypeStatus }
+
+func alreadyExists(doc *sbd.Document) *Error {
+	return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", doc.MessageID())
 }
 
 // Create is E2: validate, normalise and store a new outgoing message with
-// status OPPRETTET. doc is updated in place and is the answer's body.
-func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) error {
+// status OPPRETTET. doc is updated in place; the returned JSON is doc as
+// stored, the answer's body.
+func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) (json.RawMessage, error) {
 	p, err := s.prepare(ctx, doc, client)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if err := s.check(ctx, p); err != nil {
+		return nil, s.duplicateFirst(ctx, doc, err)
 	}
 	body, err := p.marshal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var evs []StatusEvent
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
@@ -399,26 +418,39 @@ func (s *Service) Create(ctx context.Context, doc *sbd.Document, client string) 
 		return err
 	})
 	if err != nil {
-		return s.persistError(err, doc)
+		return nil, s.persistError(err, doc)
 	}
 	s.after(evs, nil)
-	return nil
+	return body, nil
 }
 
 func (s *Service) persistError(err error, doc *sbd.Document) error {
 	if errors.Is(err, store.ErrDuplicate) {
-		// Two creates of one messageId raced past the read check.
-		return bad(NameMessageAlreadyExists, "Message with messageId=%s already exists", doc.MessageID())
+		// A key persist's check leaves to the insert (a status message
+		// whose id an outgoing conversation has), or on PostgreSQL another
+		// daemon's insert since.
+		return alreadyExists(doc)
 	}
 	return err
 }
 
 // marshal is the SBD as persist stores it, made before the write: whatever
 // runs inside Update runs on the store's one writer, one message at a time.
-func (p *prepared) marshal() ([]byte, error) { return json.Marshal(p.doc) }
+// It is the answer's body too: the document's JSON is compact and escapes
+// HTML already, so encoding it again would give the same bytes.
+func (p *prepared) marshal() (json.RawMessage, error) { return p.doc.MarshalJSON() }
 
 func (s *Service) persist(tx *store.Tx, p *prepared, body []byte, state string) ([]StatusEvent, error) {
 	doc := p.doc
+	// The duplicate check of §15.2, here and not before: the writer reads
+	// it from its page cache, and nothing can take the id in between.
+	taken, err := tx.MessageIDTaken(doc.MessageID(), onlyOutgoing(doc))
+	if err != nil {
+		return nil, err
+	}
+	if taken {
+		return nil, alreadyExists(doc)
+	}
 	now := s.cfg.Now()
 	senderID, receiverID := "", ""
 	if p.sender.Kind() != ident.KindUnknown {
@@ -588,12 +620,53 @@ func (s *Service) readAll(a store.Attachment, max int64) ([]byte, error) {
 
 // CreateAndSend is E5 after its parts are staged: E2, E3 for each file in
 // part order, E4 and queueing, all or nothing (local-api.md §5.4, D6). On
-// error nothing is persisted; the caller discards the staged files.
-func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []*Staged, client string) error {
+// error nothing is persisted; the caller discards the staged files. The
+// returned JSON is doc as stored, the answer's body.
+func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []*Staged, client string) (json.RawMessage, error) {
 	p, err := s.prepare(ctx, doc, client)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkFiles(ctx, p, files); err != nil {
+		return nil, s.duplicateFirst(ctx, doc, err)
+	}
+	body, err := p.marshal()
+	if err != nil {
+		return nil, err
+	}
+	var evs []StatusEvent
+	err = s.st.Update(ctx, func(tx *store.Tx) error {
+		evs, err = s.persist(tx, p, body, store.StateQueued)
+		if err != nil {
+			return err
+		}
+		// A new message: its files are numbered in part order, with no
+		// look at the store.
+		for i, f := range files {
+			if err := s.attachNo(tx, doc, doc.MessageID(), f, i+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.persistError(err, doc)
+	}
+	s.after(evs, nil)
+	if err := s.enqueue(ctx, doc.MessageID(), p.service, doc.Type); err != nil {
+		// Committed: the start-up re-enqueue picks it up if this failed.
+		s.log.Warn("enqueueing message", logattr.MessageID(doc.MessageID()), logattr.Err(err))
+	}
+	return body, nil
+}
+
+// checkFiles is E5's checks after the duplicate check: E2's, then E3's for
+// each file in part order, then E4's.
+func (s *Service) checkFiles(ctx context.Context, p *prepared, files []*Staged) error {
+	if err := s.check(ctx, p); err != nil {
 		return err
 	}
+	doc := p.doc
 	limit := s.sizeLimit(p.service)
 	var atts []store.Attachment
 	var total int64
@@ -617,37 +690,7 @@ func (s *Service) CreateAndSend(ctx context.Context, doc *sbd.Document, files []
 		}
 		atts = append(atts, store.Attachment{Filename: f.Filename, Size: f.Size, Primary: main != "" && f.Filename == main, File: f.File, Data: f.Inline})
 	}
-	if err := s.checkSend(doc, p.service, atts, xml); err != nil {
-		return err
-	}
-	body, err := p.marshal()
-	if err != nil {
-		return err
-	}
-	var evs []StatusEvent
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		evs, err = s.persist(tx, p, body, store.StateQueued)
-		if err != nil {
-			return err
-		}
-		// A new message: its files are numbered in part order, with no
-		// look at the store.
-		for i, f := range files {
-			if err := s.attachNo(tx, doc, doc.MessageID(), f, i+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return s.persistError(err, doc)
-	}
-	s.after(evs, nil)
-	if err := s.enqueue(ctx, doc.MessageID(), p.service, doc.Type); err != nil {
-		// Committed: the start-up re-enqueue picks it up if this failed.
-		s.log.Warn("enqueueing message", logattr.MessageID(doc.MessageID()), logattr.Err(err))
-	}
-	return nil
+	return s.checkSend(doc, p.service, atts, xml)
 }
 
 // GetOutgoing returns a message of the outgoing store as its SBD JSON.

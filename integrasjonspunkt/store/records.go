@@ -312,13 +312,27 @@ func (t *Tx) Conversation(messageID, direction string) (*Conversation, error) {
 // unless onlyOutgoing, on any conversation: the duplicate check of E2.
 func (s *Store) MessageIDTaken(ctx context.Context, messageID string, onlyOutgoing bool) (bool, error) {
 	var taken bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outgoing_message WHERE message_id = ?1)
-		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?3))`, messageID, onlyOutgoing, idArg(s.pg, messageID)).Scan(&taken)
-	if err != nil {
+	if err := s.r.QueryRowContext(ctx, messageIDTaken, messageID, onlyOutgoing, idArg(s.pg, messageID)).Scan(&taken); err != nil {
 		return false, fmt.Errorf("checking message id: %w", err)
 	}
 	return taken, nil
 }
+
+// MessageIDTaken is the store's MessageIDTaken inside the transaction that
+// then inserts the message: no race past it, and on SQLite it reads through
+// the writer's warm page cache instead of starting a read transaction.
+func (t *Tx) MessageIDTaken(messageID string, onlyOutgoing bool) (bool, error) {
+	var taken bool
+	if err := t.queryRow(messageIDTaken, messageID, onlyOutgoing, idArg(t.pg, messageID)).Scan(&taken); err != nil {
+		return false, fmt.Errorf("checking message id: %w", err)
+	}
+	return taken, nil
+}
+
+// messageIDTaken takes the id twice: as outgoing_message stores it, and
+// as the conversation table does (idArg).
+const messageIDTaken = `SELECT EXISTS (SELECT 1 FROM outgoing_message WHERE message_id = ?1)
+		OR (NOT ?2 AND EXISTS (SELECT 1 FROM conversation WHERE message_id = ?3))`
 
 // ConversationExists reports whether any conversation has the message id.
 func (s *Store) ConversationExists(ctx context.Context, messageID string) (bool, error) {
