@@ -125,6 +125,20 @@ func TestRecords_EveryQuery(t *testing.T) {
 		taken, err = s.MessageIDTaken(ctx, "m0", false)
 		require.NoError(t, err)
 		assert.True(t, taken)
+		// A UUID is stored as 16 bytes in the conversation table (0008): both
+		// checks must find it there.
+		const sent = "5f0c0b4e-8f2a-4c39-9d55-2f7d1c3b8a61"
+		require.NoError(t, s.Update(ctx, func(tx *Tx) error {
+			if err := tx.InsertConversation(&Conversation{MessageID: sent, ConversationID: sent, Direction: "OUTGOING", Status: "LEVERT", LastUpdate: t0}); err != nil {
+				return err
+			}
+			taken, err := tx.MessageIDTaken(sent, false)
+			assert.True(t, taken, "the transaction's check missed a UUID conversation")
+			return err
+		}))
+		taken, err = s.MessageIDTaken(ctx, sent, false)
+		require.NoError(t, err)
+		assert.True(t, taken, "the check missed a UUID conversation")
 		require.NoError(t, s.Update(ctx, func(tx *Tx) error {
 			files, err := tx.DeleteOutgoing("o1")
 			assert.Equal(t, []string{"f-o1a.pdf", "f-o1b.xml"}, files)
