@@ -479,19 +479,26 @@ func (s *Service) persist(tx *store.Tx, p *prepared, body []byte, state string) 
 	return evs, err
 }
 
+// unsent reads a message of the outgoing store. One already handed to its
+// channel is no longer there: sent says so, and a repeated upload or send
+// of it is a no-op (D6).
+func (s *Service) unsent(ctx context.Context, messageID string) (o *store.Outgoing, sent bool, err error) {
+	o, err = s.st.GetOutgoing(ctx, messageID)
+	if errors.Is(err, store.ErrNotFound) {
+		if c, err := s.st.ConversationByMessageID(ctx, messageID, Outgoing); err == nil &&
+			slices.ContainsFunc(c.Statuses, func(st store.Status) bool { return st.Status == "SENDT" }) {
+			return nil, true, nil
+		}
+		return nil, false, messageNotFound(messageID)
+	}
+	return o, false, err
+}
+
 // Send is E4: check the message is complete and queue it. A repeated send of
 // a queued message is a no-op (local-api.md §5.3, D6).
 func (s *Service) Send(ctx context.Context, messageID string) error {
-	o, err := s.st.GetOutgoing(ctx, messageID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Already handed to its channel: a repeated send is still a no-op (D6).
-		if c, err := s.st.ConversationByMessageID(ctx, messageID, Outgoing); err == nil &&
-			slices.ContainsFunc(c.Statuses, func(st store.Status) bool { return st.Status == "SENDT" }) {
-			return nil
-		}
-		return messageNotFound(messageID)
-	}
-	if err != nil {
+	o, sent, err := s.unsent(ctx, messageID)
+	if sent || err != nil {
 		return err
 	}
 	if o.State == store.StateQueued {

@@ -107,16 +107,8 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 // UploadFile is E3: stream one attachment of a created message to disk,
 // encrypted, within the channel's size limit (local-api.md §5.2).
 func (s *Service) UploadFile(ctx context.Context, messageID string, u Upload, body io.Reader) error {
-	o, err := s.st.GetOutgoing(ctx, messageID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Already handed to its channel: a repeated send is still a no-op (D6).
-		if c, err := s.st.ConversationByMessageID(ctx, messageID, Outgoing); err == nil &&
-			slices.ContainsFunc(c.Statuses, func(st store.Status) bool { return st.Status == "SENDT" }) {
-			return nil
-		}
-		return messageNotFound(messageID)
-	}
-	if err != nil {
+	o, sent, err := s.unsent(ctx, messageID)
+	if sent || err != nil {
 		return err
 	}
 	if o.State == store.StateQueued {
