@@ -255,51 +255,46 @@ func runDaemon(bin, conf string, port int, data, logPath string) (*daemon, error
 	return nil, fmt.Errorf("daemon did not become ready:\n%s", p.tail())
 }
 
+// sum adds up the samples on /manage/prometheus whose series line match
+// accepts; found says whether any did.
+func (d *daemon) sum(ctx context.Context, match func(series string) bool) (sum float64, found bool, err error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", d.base+"/manage/prometheus", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer res.Body.Close()
+	s := bufio.NewScanner(res.Body)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || !match(strings.Join(f[:len(f)-1], " ")) {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		sum, found = sum+v, true
+	}
+	return sum, found, s.Err()
+}
+
 // counter reads one efm_messages_total series (outgoing, the status) from
 // /manage/prometheus: a cheap way to count messages at a status without
 // asking the store for pages.
 func (d *daemon) counter(ctx context.Context, status string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", d.base+"/manage/prometheus", nil)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	var sum float64
-	s := bufio.NewScanner(res.Body)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		if !strings.HasPrefix(line, "efm_messages_total{") || !strings.Contains(line, `direction="OUTGOING"`) ||
-			!strings.Contains(line, `status="`+status+`"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		sum += v
-	}
-	return sum, s.Err()
+	n, _, err := d.sum(ctx, func(series string) bool {
+		return strings.HasPrefix(series, "efm_messages_total{") && strings.Contains(series, `direction="OUTGOING"`) &&
+			strings.Contains(series, `status="`+status+`"`)
+	})
+	return n, err
 }
 
 // gauge reads one unlabelled metric from /manage/prometheus.
 func (d *daemon) gauge(ctx context.Context, name string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", d.base+"/manage/prometheus", nil)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
+	v, found, err := d.sum(ctx, func(series string) bool { return series == name })
+	if err == nil && !found {
+		err = fmt.Errorf("no metric %s", name)
 	}
-	defer res.Body.Close()
-	s := bufio.NewScanner(res.Body)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		if f := strings.Fields(s.Text()); len(f) == 2 && f[0] == name {
-			return strconv.ParseFloat(f[1], 64)
-		}
-	}
-	if err := s.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no metric %s", name)
+	return v, err
 }
 
 // waitCount waits until at least n outgoing messages reached status and
