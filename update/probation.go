@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -212,17 +211,14 @@ func (u *Updater) StoreRestored(ctx context.Context, detail string) error {
 	if err != nil {
 		return err
 	}
-	s.LastError = strings.TrimSpace(s.LastError + "; " + detail)
-	s.LastError = strings.TrimPrefix(s.LastError, "; ")
+	if s.LastError != "" {
+		s.LastError += "; "
+	}
+	s.LastError += detail
 	if err := writeState(u.statePath, s); err != nil {
 		return err
 	}
-	if u.cfg.Mail.enabled() {
-		e := Event{Type: EventRolledBack, At: u.cfg.Now(), From: s.From, To: s.To, Reason: s.Reason, Detail: detail}
-		if err := sendMail(u.cfg.Mail, e, ""); err != nil {
-			u.log.WarnContext(ctx, "update notice not mailed", slog.Any("error", err))
-		}
-	}
+	u.mail(ctx, Event{Type: EventRolledBack, At: u.cfg.Now(), From: s.From, To: s.To, Reason: s.Reason, Detail: detail})
 	return nil
 }
 

@@ -559,6 +559,12 @@ func (u *Updater) emit(ctx context.Context, e Event) {
 	if u.cfg.OnEvent != nil {
 		u.cfg.OnEvent(e)
 	}
+	u.mail(ctx, e)
+}
+
+// mail sends e's notice in the background when mail is configured;
+// flushMail waits for it before the process exits.
+func (u *Updater) mail(ctx context.Context, e Event) {
 	if !u.cfg.Mail.enabled() || subject(e, "") == "" {
 		return
 	}
