@@ -79,29 +79,10 @@ func smoke(t *testing.T, image string) {
 
 	data := t.TempDir()
 	require.NoError(t, os.Chown(data, uid, uid), "the volume belongs to the image's user")
-	port := apitest.FreePort(t)
-	ctr := fmt.Sprintf("iptest-%d", time.Now().UnixNano())
-	args := append(append(append(base, "run", "-d", "--name", ctr, "--network", "host"), limits...),
-		"-v", data+":"+dataDir, "-e", fmt.Sprintf("SERVER_PORT=%d", port),
-		image, "run", "--sandbox", "--config", "/etc/integrasjonspunkt/integrasjonspunkt-local.properties", "--data", dataDir)
-	out, err := exec.Command(podman, args...).CombinedOutput()
-	require.NoError(t, err, "podman run: %s", out)
-	t.Cleanup(func() { _ = exec.Command(podman, "rm", "-f", ctr).Run() })
-	logs := func() string {
-		b, _ := exec.Command(podman, "logs", ctr).CombinedOutput()
-		return string(b)
-	}
+	ctr, api, logs := startContainer(t, podman, base, limits, data, image)
 
-	api := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(2 * time.Minute)
-	for apitest.HealthStatus(api) != "UP" {
-		if time.Now().After(deadline) {
-			t.Fatalf("not UP within 2 minutes:\n%s", logs())
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
 	id := apitest.SendReadmeMessage(t, api)
-	deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	for !apitest.HasStatus(api, id, "LEVERT") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no LEVERT within a minute: %v\n%s", apitest.Statuses(api, id), logs())
@@ -109,7 +90,7 @@ func smoke(t *testing.T, image string) {
 		time.Sleep(250 * time.Millisecond)
 	}
 
-	out, err = exec.Command(podman, append(base, "healthcheck", "run", ctr)...).CombinedOutput()
+	out, err := exec.Command(podman, append(base, "healthcheck", "run", ctr)...).CombinedOutput()
 	assert.NoError(t, err, "health check: %s", out)
 	out, err = exec.Command(podman, "top", ctr, "user", "args").CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -124,6 +105,44 @@ func smoke(t *testing.T, image string) {
 	fi, err := os.Stat(filepath.Join(data, "store.db"))
 	require.NoError(t, err, "the store is on the volume")
 	assert.NotZero(t, fi.Size())
+}
+
+// startContainer runs the image's daemon with its sandbox on a free port
+// and waits until it is UP. The port is free when picked but not held, and
+// the other test packages run meanwhile: when the daemon loses the port to
+// one of them, it starts again on another.
+func startContainer(t *testing.T, podman string, base, limits []string, data, image string) (ctr, api string, logs func() string) {
+	for attempt := 1; ; attempt++ {
+		port := apitest.FreePort(t)
+		ctr = fmt.Sprintf("iptest-%d", time.Now().UnixNano())
+		args := append(append(append(base, "run", "-d", "--name", ctr, "--network", "host"), limits...),
+			"-v", data+":"+dataDir, "-e", fmt.Sprintf("SERVER_PORT=%d", port),
+			image, "run", "--sandbox", "--config", "/etc/integrasjonspunkt/integrasjonspunkt-local.properties", "--data", dataDir)
+		out, err := exec.Command(podman, args...).CombinedOutput()
+		require.NoError(t, err, "podman run: %s", out)
+		name := ctr
+		t.Cleanup(func() { _ = exec.Command(podman, "rm", "-f", name).Run() })
+		logs = func() string {
+			b, _ := exec.Command(podman, "logs", name).CombinedOutput()
+			return string(b)
+		}
+		api = fmt.Sprintf("http://127.0.0.1:%d", port)
+		deadline := time.Now().Add(2 * time.Minute)
+		for apitest.HealthStatus(api) != "UP" {
+			if l := logs(); strings.Contains(l, "address already in use") && attempt < 3 {
+				t.Logf("port %d taken before the daemon bound it; starting again", port)
+				_ = exec.Command(podman, "rm", "-f", name).Run()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not UP within 2 minutes:\n%s", logs())
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		if apitest.HealthStatus(api) == "UP" {
+			return ctr, api, logs
+		}
+	}
 }
 
 func buildDaemon(t *testing.T) string {
