@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/efm-go/efm/integrasjonspunkt/events"
@@ -59,9 +60,12 @@ type Store struct {
 	terms  terms   // the coded columns' terms (terms.go)
 
 	// The background checkpointer of SQLite's WAL (checkpoint.go).
-	ckpt     *sql.DB
-	ckptStop chan struct{}
-	ckptDone chan struct{}
+	ckpt         *sql.DB
+	ckptStop     chan struct{}
+	ckptDone     chan struct{}
+	walFull      atomic.Bool // the WAL is past walRestartAt pages: the writer restarts it
+	walRestartAt int
+	ckptEvery    time.Duration
 
 	// The group commit of Update (records.go).
 	batchOnce   sync.Once
@@ -80,6 +84,10 @@ type Config struct {
 	Postgres string
 
 	upTo int // tests: migrate only up to this version (0: all)
+
+	// tests: the checkpointer's period and WAL length (0: the defaults)
+	ckptEvery    time.Duration
+	walRestartAt int
 }
 
 // Open opens (creating if needed) and migrates the database.
@@ -150,7 +158,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.startCheckpointer(ctx, "file:"+cfg.Path+"?"+dsn.Encode()); err != nil {
+	if err := s.startCheckpointer(ctx, "file:"+cfg.Path+"?"+dsn.Encode(), cfg); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -163,6 +163,7 @@ func (s *Store) batcher() {
 			}
 		}
 		s.runBatch(batch)
+		s.restartWAL()
 	}
 }
 
