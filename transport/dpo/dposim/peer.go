@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/efm-go/efm/transport"
@@ -13,31 +14,29 @@ import (
 
 // peerReceiveLocked plays the receiving integration point of a peer org: it
 // takes the transfer (download + confirm), and unless the message is itself
-// a status or receipt, answers on the schedule.
-func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File) {
+// a status or receipt, answers on the schedule. f is the transfer's file as
+// publishLocked read it, and rd the handle it read it through: the peer
+// opens the package from the same reading instead of parsing the file again,
+// and takes a reference to rd, which outlives the purge below.
+func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File, rd *sharedReader) {
 	h := f.Header
-	var rd readerAt
+	open := true
 	switch h.Type {
 	case transport.TypeStatus, transport.TypeArkivmeldingKvittering, transport.TypeEinnsynKvittering:
+		open = false
 	default:
-		// The peer's own handle: it outlives the purge below.
-		var err error
-		if rd, err = t.file.open(); err != nil {
-			s.peerErrors[h.MessageID] = "reading the transfer: " + err.Error()
-			return
-		}
+		rd.hold()
 	}
 	s.setRecipientLocked(t, r, dpo.RecipientDownloadConfirmed)
 	s.allConfirmedLocked(t)
-	if rd == nil {
+	if !open {
 		return
 	}
-	size := t.size
 	// Opening a package is slow (RSA, AES); do it off the lock, then
 	// schedule the answers.
 	s.timers.After(0, func() {
-		defer rd.Close()
-		if err := s.peerOpen(r.org, rd, size); err != nil {
+		defer rd.release()
+		if err := s.peerOpen(r.org, f); err != nil {
 			s.mu.Lock()
 			s.peerErrors[h.MessageID] = err.Error()
 			s.mu.Unlock()
@@ -51,13 +50,9 @@ func (s *Sim) peerReceiveLocked(t *transfer, r *recipient, f *dpo.File) {
 
 // peerOpen streams the package to Options.Open: a 1 GiB package is never
 // held in memory.
-func (s *Sim) peerOpen(org string, rd io.ReaderAt, size int64) error {
+func (s *Sim) peerOpen(org string, f *dpo.File) error {
 	if s.opts.Open == nil {
 		return nil
-	}
-	f, err := dpo.ParseFile(rd, size)
-	if err != nil {
-		return fmt.Errorf("reading the transfer: %w", err)
 	}
 	if !f.HasPayload() {
 		return s.opts.Open(transport.OrgNumber(org), f.SBD, nil)
@@ -75,6 +70,27 @@ func (s *Sim) peerOpen(org string, rd io.ReaderAt, size int64) error {
 		return fmt.Errorf("reading asic.zip: %w", err)
 	}
 	return nil
+}
+
+// sharedReader is a blob's handle read by publishLocked and the peers that
+// open its package after it returned; the last to release it closes it.
+type sharedReader struct {
+	readerAt
+	refs atomic.Int32
+}
+
+func newSharedReader(rd readerAt) *sharedReader {
+	r := &sharedReader{readerAt: rd}
+	r.refs.Store(1)
+	return r
+}
+
+func (r *sharedReader) hold() { r.refs.Add(1) }
+
+func (r *sharedReader) release() {
+	if r.refs.Add(-1) == 0 {
+		r.Close()
+	}
 }
 
 func (s *Sim) peerAnswerLocked(t *transfer, r *recipient, f *dpo.File) {
@@ -102,10 +118,10 @@ func (s *Sim) peerAnswerLocked(t *transfer, r *recipient, f *dpo.File) {
 		})
 	}
 	answer("MOTTATT", time.Duration(s.sched.Mottatt), func() ([]byte, error) {
-		return transport.StatusReply(sbd, "MOTTATT", s.opts.Now())
+		return transport.StatusReplyTo(sbd, h, "MOTTATT", s.opts.Now())
 	})
 	answer("LEVERT", time.Duration(s.sched.Levert), func() ([]byte, error) {
-		return transport.StatusReply(sbd, "LEVERT", s.opts.Now())
+		return transport.StatusReplyTo(sbd, h, "LEVERT", s.opts.Now())
 	})
 	kt := s.sched.KvitteringType
 	if kt == "" {

@@ -323,11 +323,12 @@ func (s *Sim) publishLocked(t *transfer) {
 			w[t] = true
 		}
 	}
-	rd, err := t.file.open()
+	fh, err := t.file.open()
 	if err != nil {
 		return
 	}
-	defer rd.Close()
+	rd := newSharedReader(fh)
+	defer rd.release()
 	f, err := dpo.ParseFile(rd, t.size)
 	if err != nil {
 		return // an unreadable file is still published; receivers discard it
@@ -340,7 +341,7 @@ func (s *Sim) publishLocked(t *transfer) {
 	}
 	for _, r := range t.recipients {
 		if s.peers[transport.OrgNumber(r.org)] {
-			s.peerReceiveLocked(t, r, f)
+			s.peerReceiveLocked(t, r, f, rd)
 		}
 	}
 }
