@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/efm-go/efm/internal/simfault"
 	"github.com/efm-go/efm/transport"
 	"github.com/efm-go/efm/transport/dpo"
 	"github.com/google/uuid"
@@ -100,7 +101,9 @@ func (s *Sim) peerAnswerLocked(t *transfer, r *recipient, f *dpo.File) {
 	ref := h.MessageChannel
 	peer, to := r.org, t.sender
 	sbd := f.SBD
-	answer := func(what string, delay time.Duration, build func() ([]byte, error)) {
+	// known is what the broker's bookkeeping reads from an answer, when
+	// the peer knows it without reading the answer back.
+	answer := func(what string, delay time.Duration, known *transport.Header, build func() ([]byte, error)) {
 		if s.dropped(what) {
 			return
 		}
@@ -114,21 +117,24 @@ func (s *Sim) peerAnswerLocked(t *transfer, r *recipient, f *dpo.File) {
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			_, _ = s.originateLocked(peer, to, ref, raw, nil)
+			_, _ = s.originateLocked(peer, to, ref, raw, nil, known)
 		})
 	}
-	answer("MOTTATT", time.Duration(s.sched.Mottatt), func() ([]byte, error) {
-		return transport.StatusReplyTo(sbd, h, "MOTTATT", s.opts.Now())
-	})
-	answer("LEVERT", time.Duration(s.sched.Levert), func() ([]byte, error) {
-		return transport.StatusReplyTo(sbd, h, "LEVERT", s.opts.Now())
-	})
+	for _, st := range []struct {
+		status string
+		delay  simfault.Duration
+	}{{"MOTTATT", s.sched.Mottatt}, {"LEVERT", s.sched.Levert}} {
+		known := &transport.Header{MessageID: h.MessageID, ConversationID: h.ConversationID, Type: transport.TypeStatus, Status: st.status}
+		answer(st.status, time.Duration(st.delay), known, func() ([]byte, error) {
+			return transport.StatusReplyTo(sbd, h, st.status, s.opts.Now())
+		})
+	}
 	kt := s.sched.KvitteringType
 	if kt == "" {
 		kt = "OK"
 	}
 	if h.Type == "arkivmelding" && kt != "none" {
-		answer("kvittering", time.Duration(s.sched.Kvittering), func() ([]byte, error) {
+		answer("kvittering", time.Duration(s.sched.Kvittering), nil, func() ([]byte, error) {
 			return transport.ArkivmeldingReceipt(sbd, kt, s.opts.Now())
 		})
 	}
@@ -153,7 +159,8 @@ func (s *Sim) allConfirmedLocked(t *transfer) {
 // originateLocked creates, uploads and publishes a transfer from sender to
 // recipient (both "0192:<orgnr>"), as a peer's integration point would
 // through the broker API. A peer's own files skip the virus scan delay.
-func (s *Sim) originateLocked(sender, recipient, ref string, sbd, asic []byte) (*transfer, error) {
+// known, when not nil, is the header of sbd as the caller built it.
+func (s *Sim) originateLocked(sender, recipient, ref string, sbd, asic []byte, known *transport.Header) (*transfer, error) {
 	var buf bytes.Buffer
 	if err := dpo.WriteFile(&buf, sbd, asic); err != nil {
 		return nil, fmt.Errorf("writing broker file: %w", err)
@@ -164,7 +171,7 @@ func (s *Sim) originateLocked(sender, recipient, ref string, sbd, asic []byte) (
 	t := s.newTransferLocked(dpo.InitializeRequest{FileName: dpo.FileName, ResourceID: s.opts.ResourceID,
 		SendersFileTransferReference: ref, Sender: sender, Recipients: []string{recipient}})
 	t.file, t.checksum = memBlob(buf.Bytes())
-	t.size = t.file.size
+	t.size, t.known = t.file.size, known
 	s.setStatusLocked(t, dpo.StatusUploadProcessing)
 	s.publishLocked(t)
 	return t, nil
