@@ -29,6 +29,11 @@
 // taken from the queue once and put back by the channel gate without an
 // attempt. The daemon has no switch to pause its pipeline, and none is added
 // for a benchmark.
+//
+// The children inherit efm-bench's environment: EFM_CPUPROFILE=FILE profiles
+// the daemon and EFM_SANDBOX_CPUPROFILE=FILE the sandbox, each written when
+// efm-bench stops it (one row at a time: every daemon started writes the
+// same file).
 package main
 
 import (

@@ -20,6 +20,7 @@ import (
 	"github.com/efm-go/efm/integrasjonspunkt/api"
 	"github.com/efm-go/efm/integrasjonspunkt/config"
 	"github.com/efm-go/efm/integrasjonspunkt/events"
+	"github.com/efm-go/efm/internal/cpuprofile"
 	"github.com/efm-go/efm/internal/logattr"
 	"github.com/efm-go/efm/internal/logfile"
 	"github.com/efm-go/efm/internal/sandbox"
@@ -43,7 +44,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	stopProfile, err := cpuProfile()
+	stopProfile, err := cpuprofile.Start("EFM_CPUPROFILE")
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -184,8 +185,10 @@ func (sb *Sandbox) startChannels(alt *altinnsim.Sim, log *slog.Logger) error {
 // openAs opens a package the way a peer's integration point does: decrypt
 // with the peer's key from the test PKI, verify the container's signature
 // and digests against the test CA, and check the eFormidling manifest names
-// the peer. The container is spooled to a temporary file, as a receiving
-// daemon spools it: a 1 GiB package is never held in memory.
+// the peer. A container over peerMemory bytes is spooled to a temporary
+// file, as a receiving daemon spools it: a 1 GiB package is never held in
+// memory. A smaller one stays in memory: a file created, written, read and
+// removed for every message cost more than the zip and XML work of opening it.
 func (sb *Sandbox) openAs(org string, _ []byte, pkg io.Reader) error {
 	if pkg == nil {
 		return nil
@@ -194,16 +197,13 @@ func (sb *Sandbox) openAs(org string, _ []byte, pkg io.Reader) error {
 	if id == nil {
 		return fmt.Errorf("no test certificate for %s", org)
 	}
-	plain, err := os.CreateTemp("", "efm-sandbox-peer-*.asice")
-	if err != nil {
-		return fmt.Errorf("spooling the container: %w", err)
-	}
-	defer func() { plain.Close(); os.Remove(plain.Name()) }()
+	plain := &spool{limit: peerMemory}
+	defer plain.close()
 	info, err := cms.Decrypt(plain, pkg, id.Key, cms.DecryptOptions{Cert: id.Cert, FirstRecipient: true, MaxSize: 2 << 30})
 	if err != nil {
 		return fmt.Errorf("decrypting: %w", err)
 	}
-	c, err := asic.Open(plain, info.Size, asic.ReadOptions{Roots: sb.PKI.Pool()})
+	c, err := asic.Open(plain.readerAt(), info.Size, asic.ReadOptions{Roots: sb.PKI.Pool()})
 	if err != nil {
 		return fmt.Errorf("verifying container: %w", err)
 	}
@@ -211,4 +211,53 @@ func (sb *Sandbox) openAs(org string, _ []byte, pkg io.Reader) error {
 		return errors.New("manifest does not name the receiver")
 	}
 	return nil
+}
+
+// peerMemory is the largest decrypted container a simulated peer keeps in
+// memory (the broker simulator's own limit for an upload).
+const peerMemory = 4 << 20
+
+// spool holds what is written in memory up to limit bytes and moves it to
+// a temporary file when it grows past that.
+type spool struct {
+	limit int
+	buf   []byte
+	f     *os.File
+	err   error
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.f == nil && len(s.buf)+len(p) <= s.limit {
+		s.buf = append(s.buf, p...)
+		return len(p), nil
+	}
+	if s.f == nil {
+		if s.f, s.err = os.CreateTemp("", "efm-sandbox-peer-*.asice"); s.err != nil {
+			return 0, s.err
+		}
+		if _, s.err = s.f.Write(s.buf); s.err != nil {
+			return 0, s.err
+		}
+		s.buf = nil
+	}
+	n, err := s.f.Write(p)
+	s.err = err
+	return n, err
+}
+
+func (s *spool) readerAt() io.ReaderAt {
+	if s.f != nil {
+		return s.f
+	}
+	return bytes.NewReader(s.buf)
+}
+
+func (s *spool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+	}
 }

@@ -66,7 +66,7 @@ func (s *Sim) Send(req SendRequest) (string, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := s.originateLocked(norm(req.Sender), norm(req.Recipient), req.Reference, req.SBD, asic)
+	t, err := s.originateLocked(norm(req.Sender), norm(req.Recipient), req.Reference, req.SBD, asic, nil)
 	if err != nil {
 		return "", err
 	}
