@@ -3,6 +3,7 @@ package integrasjonspunkt
 import (
 	"context"
 	"runtime"
+	"runtime/metrics"
 	"time"
 
 	"github.com/efm-go/efm/addressing"
@@ -68,11 +69,24 @@ func metricsOf(started time.Time, dataDir string, st *store.Store, q *queue.Queu
 				api.Sample{Name: "process_resident_memory_bytes", Help: "resident set size", Value: float64(rss)},
 				api.Sample{Name: "process_open_fds", Help: "open file descriptors, sockets included", Value: float64(fds)})
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		s = append(s, api.Sample{Name: "go_memstats_heap_inuse_bytes", Help: "heap in use", Value: float64(ms.HeapInuse)})
+		s = append(s, api.Sample{Name: "go_memstats_heap_inuse_bytes", Help: "heap in use", Value: float64(heapInuse())})
 		return s
 	}
+}
+
+// heapInuse is MemStats.HeapInuse read through runtime/metrics: the heap's
+// object bytes and the unused bytes of its spans add up to it, and reading
+// them does not stop the world as ReadMemStats does on every scrape.
+func heapInuse() uint64 {
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	metrics.Read(ms)
+	var n uint64
+	for _, m := range ms {
+		if m.Value.Kind() == metrics.KindUint64 {
+			n += m.Value.Uint64()
+		}
+	}
+	return n
 }
 
 // resolverMetrics are the addressing counters when a resolver runs.

@@ -2,6 +2,7 @@ package integrasjonspunkt
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,4 +24,23 @@ func TestUpdateMetrics_CountChecksByReason(t *testing.T) {
 		Help:   got[len(got)-1].Help,
 		Labels: map[string]string{"result": "failed", "reason": "clock_behind"}})
 	assert.Len(t, withUpdateMetrics(base, nil)(context.Background()), 1, "no updater, no update metrics")
+}
+
+// TestHeapInuse_IsMemStats: the metric read without stopping the world is
+// the one ReadMemStats reports, read at the same moment.
+func TestHeapInuse_IsMemStats(t *testing.T) {
+	var ms runtime.MemStats
+	for range 5 {
+		runtime.ReadMemStats(&ms)
+		if got := heapInuse(); got == ms.HeapInuse {
+			return
+		}
+	}
+	// An allocation between the two reads may move the span counts; the
+	// figures must still be of one kind.
+	got := heapInuse()
+	runtime.ReadMemStats(&ms)
+	if diff := int64(got) - int64(ms.HeapInuse); diff > 1<<20 || diff < -(1<<20) {
+		t.Fatalf("heapInuse %d, MemStats.HeapInuse %d", got, ms.HeapInuse)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,53 @@ type Received struct {
 	// than two: every receipt paid a second write on the store's one writer
 	// for a SENDT that is nearly always there already (issue 18).
 	Sent string
+}
+
+// ReceiveStatuses hands several incoming messages to the core as Receive
+// would, the status messages among them in one transaction: a channel's
+// page of receipts costs one write on the store's one writer, not one each
+// (issue 18). It returns one error per message, nil for each recorded or
+// ignored. When the shared transaction fails, each status message is tried
+// on its own, so one that cannot be recorded holds up no other.
+func (s *Service) ReceiveStatuses(ctx context.Context, ins []Received) []error {
+	errs := make([]error, len(ins))
+	var statuses []int
+	for i, in := range ins {
+		if in.Document.Type != sbd.TypeStatus {
+			errs[i] = s.Receive(ctx, in)
+			continue
+		}
+		statuses = append(statuses, i)
+	}
+	if len(statuses) == 0 {
+		return errs
+	}
+	// By message, so that the receipts of one conversation share its read
+	// and its summary write; stable, so each message's keep their order.
+	slices.SortStableFunc(statuses, func(a, b int) int {
+		return strings.Compare(ins[a].Document.MessageID(), ins[b].Document.MessageID())
+	})
+	var chs []Change
+	for _, i := range statuses {
+		in := ins[i]
+		if in.Sent != "" {
+			chs = append(chs, Change{MessageID: in.Sent, Status: "SENDT"})
+		}
+		chs = append(chs, Change{MessageID: in.Document.MessageID(), Status: in.Document.String("status")})
+	}
+	unknown, err := s.applyStatuses(ctx, chs)
+	if err != nil {
+		for _, i := range statuses {
+			errs[i] = s.Receive(ctx, ins[i])
+		}
+		return errs
+	}
+	for _, i := range statuses {
+		if id := ins[i].Document.MessageID(); unknown[id] {
+			s.log.Info("status message for an unknown message ignored", logattr.MessageID(id))
+		}
+	}
+	return errs
 }
 
 // ErrDuplicate means an incoming message with that id is already known; the

@@ -90,3 +90,34 @@ func TestReceive_DuplicateArchiveReceiptStillProvesTheSend(t *testing.T) {
 	_, err := c.st.GetOutgoing(ctx, second)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// TestReceiveStatuses_APageInOneTransaction: a page of status messages,
+// two messages' receipts interleaved, LEVERT ahead of MOTTATT for one, and
+// one for an unknown message, is recorded as the receipts one by one would
+// be: each history in order, a webhook per status, nothing refused.
+func TestReceiveStatuses_APageInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	c := newCore(t)
+	const a, b, unknown = "8c2f8165-7d9e-4f90-9d3c-2e4f5a6b7c81", "8c2f8165-7d9e-4f90-9d3c-2e4f5a6b7c82", "8c2f8165-7d9e-4f90-9d3c-2e4f5a6b7c83"
+	c.outgoingWithFile(t, a, "DPO")
+	fileB := c.outgoingWithFile(t, b, "DPO")
+	require.NoError(t, c.SetStatus(ctx, Change{MessageID: a, Status: "SENDT"}))
+	c.got = nil
+	st := func(id, status string) Received {
+		return Received{Document: receiptDoc(t, "status", id, fmt.Sprintf(`{"status": %q}`, status)), Service: "DPO", Sent: id}
+	}
+	errs := c.ReceiveStatuses(ctx, []Received{st(a, "MOTTATT"), st(b, "LEVERT"), st(unknown, "MOTTATT"), st(a, "LEVERT"), st(b, "MOTTATT")})
+	assert.Equal(t, []error{nil, nil, nil, nil, nil}, errs)
+	_, got := c.history(t, a)
+	assert.Equal(t, []string{"SENDT", "MOTTATT", "LEVERT"}, got)
+	conv, got := c.history(t, b)
+	assert.Equal(t, []string{"SENDT", "MOTTATT", "LEVERT"}, got, "LEVERT first brings the steps before it; the late MOTTATT is a repeat")
+	assert.Equal(t, "LEVERT", conv.Status, "the conversation's summary is written")
+	assert.True(t, conv.Finished)
+	assert.False(t, c.fileExists(fileB), "SENDT still takes the payload")
+	var hooks []string
+	for _, ev := range c.got {
+		hooks = append(hooks, ev.MessageID[len(ev.MessageID)-1:]+ev.Status)
+	}
+	assert.Equal(t, []string{"1MOTTATT", "1LEVERT", "2SENDT", "2MOTTATT", "2LEVERT"}, hooks)
+}

@@ -197,46 +197,70 @@ func (s *Service) SetStatus(ctx context.Context, ch Change) error {
 // unknown message is skipped; ErrUnknownMessage is returned, after the
 // others are committed, when the last change's message is unknown.
 func (s *Service) setStatuses(ctx context.Context, chs []Change) error {
+	unknown, err := s.applyStatuses(ctx, chs)
+	if err != nil {
+		return err
+	}
+	if last := chs[len(chs)-1]; unknown[last.MessageID] {
+		return fmt.Errorf("recording status %s: %w %s", last.Status, ErrUnknownMessage, last.MessageID)
+	}
+	return nil
+}
+
+// applyStatuses records chs in order in one transaction and returns the
+// message ids it skipped because no conversation has them. Changes to one
+// conversation in a row share one read and one summary write.
+func (s *Service) applyStatuses(ctx context.Context, chs []Change) (map[string]bool, error) {
 	var evs []StatusEvent
 	var files []string
-	unknown := ""
+	var unknown map[string]bool
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		evs, files, unknown = nil, nil, ""
+		evs, files, unknown = nil, nil, nil
 		var c *store.Conversation
+		var before store.Written
+		flush := func() error {
+			if c == nil || c.Written() == before {
+				return nil
+			}
+			return tx.UpdateConversation(c)
+		}
 		for _, ch := range chs {
 			if ch.Direction == "" {
 				ch.Direction = Outgoing
 			}
-			// record keeps c up to date, so a second change to the same
-			// conversation needs no second read.
+			// recordStatus keeps c up to date, so a second change to the
+			// same conversation needs no second read.
 			if c == nil || c.MessageID != ch.MessageID || c.Direction != ch.Direction {
+				if err := flush(); err != nil {
+					return fmt.Errorf("recording status %s: %w", ch.Status, err)
+				}
 				var err error
 				c, err = tx.Conversation(ch.MessageID, ch.Direction)
 				if errors.Is(err, store.ErrNotFound) {
-					c, unknown = nil, ch.MessageID
+					if unknown == nil {
+						unknown = map[string]bool{}
+					}
+					c, unknown[ch.MessageID] = nil, true
 					continue
 				}
 				if err != nil {
 					return fmt.Errorf("recording status %s: %w", ch.Status, err)
 				}
+				before = c.Written()
 			}
-			unknown = ""
-			ev, fs, err := s.record(tx, c, ch)
+			ev, fs, err := s.recordStatus(tx, c, ch)
 			if err != nil {
 				return fmt.Errorf("recording status %s: %w", ch.Status, err)
 			}
 			evs, files = append(evs, ev...), append(files, fs...)
 		}
-		return nil
+		return flush()
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.after(evs, files)
-	if unknown != "" {
-		return fmt.Errorf("recording status %s: %w %s", chs[len(chs)-1].Status, ErrUnknownMessage, unknown)
-	}
-	return nil
+	return unknown, nil
 }
 
 // after runs what follows a commit: file removal and webhook events.
@@ -261,6 +285,24 @@ var finalStatuses = []string{"LEVERT", "LEST", "FEIL", "LEVETID_UTLOPT", "INNKOM
 // status-queue entry, in the caller's transaction. It returns the webhook
 // events to send and the payload files to remove once committed.
 func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]StatusEvent, []string, error) {
+	// A conversation inserted just before its first status (E2, E5)
+	// usually has nothing left to change: one statement less on the writer.
+	before := c.Written()
+	evs, files, err := s.recordStatus(tx, c, ch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Written() != before {
+		if err := tx.UpdateConversation(c); err != nil {
+			return nil, nil, err
+		}
+	}
+	return evs, files, nil
+}
+
+// recordStatus is record without the conversation's summary, which the
+// caller writes once it has recorded every change it has for c.
+func (s *Service) recordStatus(tx *store.Tx, c *store.Conversation, ch Change) ([]StatusEvent, []string, error) {
 	now := s.cfg.Now()
 	at := ch.At
 	if at.IsZero() {
@@ -282,7 +324,6 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 	}
 	var evs []StatusEvent
 	var files []string
-	before := c.Written()
 	steps := []store.Status{{Status: ch.Status, Description: ch.Description, RawReceipt: ch.RawReceipt, LastUpdate: at}}
 	if order := progress[c.ServiceIdentifier]; c.Direction == Outgoing && slices.Contains(order, ch.Status) {
 		// Receipts travel apart and arrive in any order (DPO's MOTTATT,
@@ -324,13 +365,6 @@ func (s *Service) record(tx *store.Tx, c *store.Conversation, ch Change) ([]Stat
 		}
 		evs = append(evs, StatusEvent{MessageID: c.MessageID, ConversationID: c.ConversationID, Direction: c.Direction,
 			Service: c.ServiceIdentifier, Status: st.Status, Description: st.Description, At: now})
-	}
-	// A conversation inserted just before its first status (E2, E5)
-	// usually has nothing left to change: one statement less on the writer.
-	if c.Written() != before {
-		if err := tx.UpdateConversation(c); err != nil {
-			return nil, nil, err
-		}
 	}
 	// The payload goes when the channel took the message for good (SENDT),
 	// or it failed, and at the latest with any final status: a receipt

@@ -76,6 +76,17 @@ type Inbox interface {
 	Fetch(ctx context.Context, deliver func(ctx context.Context, d Delivery) error) error
 }
 
+// BatchInbox is an Inbox that may hold the deliveries without a package
+// (statuses and receipts, most of the traffic) and hand them to deliverAll
+// a page at a time, which answers one error per delivery: the core then
+// records a page of receipts in one transaction (issue 18). Each is
+// confirmed or left as one handed to deliver would be; those with a package
+// still go to deliver.
+type BatchInbox interface {
+	FetchBatched(ctx context.Context, deliver func(context.Context, Delivery) error,
+		deliverAll func(context.Context, []Delivery) []error) error
+}
+
 // Status is a status a Tracker observed.
 type Status struct {
 	Status string // LEVERT, LEST, ANNET

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -85,32 +86,60 @@ func (d DPO) Send(ctx context.Context, out Outgoing) (string, error) {
 // at a time: each is an independent message, and the receipts of one
 // message carry no order the core depends on.
 func (d DPO) Fetch(ctx context.Context, deliver func(context.Context, Delivery) error) error {
+	return d.FetchBatched(ctx, deliver, func(ctx context.Context, ds []Delivery) []error {
+		errs := make([]error, len(ds))
+		for i, del := range ds {
+			errs[i] = deliver(ctx, del)
+		}
+		return errs
+	})
+}
+
+// FetchBatched implements BatchInbox: the transfers of a page without a
+// package are held until the page is downloaded, handed to deliverAll
+// together, and confirmed after.
+func (d DPO) FetchBatched(ctx context.Context, deliver func(context.Context, Delivery) error,
+	deliverAll func(context.Context, []Delivery) []error) error {
 	// One system user's failure (say, a reportee whose system user is not
 	// approved yet) must not keep the others' messages waiting.
-	errs := []error{d.fetch(ctx, d.Client, deliver)}
+	errs := []error{d.fetch(ctx, d.Client, deliver, deliverAll)}
 	for _, r := range d.Reportees {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := d.fetch(ctx, r.Client, deliver); err != nil {
+		if err := d.fetch(ctx, r.Client, deliver, deliverAll); err != nil {
 			errs = append(errs, fmt.Errorf("reportee %s: %w", r.Org, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (d DPO) fetch(ctx context.Context, c *dpo.Client, deliver func(context.Context, Delivery) error) error {
+// held is a downloaded transfer without a package, waiting for its page.
+type held struct {
+	id  string
+	sbd []byte
+}
+
+func (d DPO) fetch(ctx context.Context, c *dpo.Client, deliver func(context.Context, Delivery) error,
+	deliverAll func(context.Context, []Delivery) []error) error {
 	for {
 		pending, err := c.Pending(ctx)
 		if err != nil {
 			return fmt.Errorf("listing dpo transfers: %w", err)
 		}
+		var mu sync.Mutex
+		var page []held
+		hold := func(h held) { mu.Lock(); page = append(page, h); mu.Unlock() }
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(fetchConcurrency)
 		for _, ov := range pending {
-			g.Go(func() error { return d.one(gctx, c, ov.FileTransferID, deliver) })
+			g.Go(func() error { return d.one(gctx, c, ov.FileTransferID, deliver, hold) })
 		}
-		if err := g.Wait(); err != nil {
+		err = g.Wait()
+		// What was downloaded is delivered even when another transfer
+		// failed: the work is done, and confirming it spares the next run.
+		err = errors.Join(err, d.deliverHeld(ctx, c, page, deliverAll))
+		if err != nil {
 			return err
 		}
 		if len(pending) < dpoPage {
@@ -125,7 +154,9 @@ const dpoPage = 100
 // fetchConcurrency bounds the downloads of one inbox run.
 const fetchConcurrency = 8
 
-func (d DPO) one(ctx context.Context, c *dpo.Client, id string, deliver func(context.Context, Delivery) error) error {
+// one downloads a transfer and delivers and confirms it, or holds it for
+// its page when it has no package.
+func (d DPO) one(ctx context.Context, c *dpo.Client, id string, deliver func(context.Context, Delivery) error, hold func(held)) error {
 	f, err := c.Download(ctx, id)
 	if errors.Is(err, transport.ErrMalformed) {
 		d.log().Warn("unreadable dpo transfer discarded", logattr.Err(err))
@@ -135,20 +166,48 @@ func (d DPO) one(ctx context.Context, c *dpo.Client, id string, deliver func(con
 		return fmt.Errorf("downloading dpo transfer: %w", err)
 	}
 	defer f.Close()
-	del := Delivery{SBD: f.SBD}
-	if f.HasPayload() {
-		rc, err := f.OpenPayload()
-		if err != nil {
-			return fmt.Errorf("opening dpo payload: %w", err)
-		}
-		defer rc.Close()
-		del.Package = rc
+	if !f.HasPayload() {
+		hold(held{id: id, sbd: f.SBD})
+		return nil
 	}
-	err = deliver(ctx, del)
-	if err != nil && !errors.Is(err, transport.ErrMalformed) {
+	rc, err := f.OpenPayload()
+	if err != nil {
+		return fmt.Errorf("opening dpo payload: %w", err)
+	}
+	defer rc.Close()
+	if err := deliver(ctx, Delivery{SBD: f.SBD, Package: rc}); err != nil && !errors.Is(err, transport.ErrMalformed) {
 		return err
 	}
 	return c.Confirm(ctx, id)
+}
+
+// deliverHeld hands a page's held transfers over together and confirms
+// each that was delivered or is malformed; the others stay at the broker.
+func (d DPO) deliverHeld(ctx context.Context, c *dpo.Client, page []held, deliverAll func(context.Context, []Delivery) []error) error {
+	if len(page) == 0 {
+		return nil
+	}
+	ds := make([]Delivery, len(page))
+	for i, h := range page {
+		ds[i] = Delivery{SBD: h.sbd}
+	}
+	errs := deliverAll(ctx, ds)
+	var g errgroup.Group
+	g.SetLimit(fetchConcurrency)
+	for i, h := range page {
+		if errs[i] != nil && !errors.Is(errs[i], transport.ErrMalformed) {
+			continue
+		}
+		g.Go(func() error { return c.Confirm(ctx, h.id) })
+	}
+	var failed []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, transport.ErrMalformed) {
+			failed = append(failed, err)
+			break // one says why; the rest are retried with it
+		}
+	}
+	return errors.Join(append(failed, g.Wait())...)
 }
 
 func (d DPO) log() *slog.Logger {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/efm-go/efm/integrasjonspunkt/events"
 	"github.com/efm-go/efm/integrasjonspunkt/message"
@@ -21,13 +23,27 @@ import (
 // fetch drains one channel's inbox once.
 func (p *Pipeline) fetch(ctx context.Context, service string, reg Registration) {
 	var got atomic.Int64 // an inbox may deliver from several goroutines
-	err := reg.Inbox.Fetch(ctx, func(ctx context.Context, d Delivery) error {
+	deliver := func(ctx context.Context, d Delivery) error {
 		err := p.receive(ctx, service, reg, d)
 		if err == nil {
 			got.Add(1)
 		}
 		return err
-	})
+	}
+	var err error
+	if bi, ok := reg.Inbox.(BatchInbox); ok {
+		err = bi.FetchBatched(ctx, deliver, func(ctx context.Context, ds []Delivery) []error {
+			errs := p.receiveAll(ctx, service, reg, ds)
+			for _, err := range errs {
+				if err == nil {
+					got.Add(1)
+				}
+			}
+			return errs
+		})
+	} else {
+		err = reg.Inbox.Fetch(ctx, deliver)
+	}
 	p.states.observe(ctx, service, err, p.cfg.Now())
 	if got.Load() > 0 {
 		// Each stored message owes its sender a MOTTATT: send it now rather
@@ -46,15 +62,81 @@ func (p *Pipeline) fetch(ctx context.Context, service string, reg Registration) 
 // error wrapping transport.ErrMalformed discards the delivery (channels.md
 // §2.4 step 5); any other error leaves it at the service for the next run.
 func (p *Pipeline) receive(ctx context.Context, service string, reg Registration, d Delivery) error {
+	in, err := p.received(service, d)
+	if err != nil {
+		return err
+	}
+	return p.receiveDecoded(ctx, reg, in, d.Package)
+}
+
+// receiveDecoded is receive once the SBD is read.
+func (p *Pipeline) receiveDecoded(ctx context.Context, reg Registration, in message.Received, pkg io.Reader) error {
+	if pkg != nil {
+		f, err := os.CreateTemp(p.spool, "in-*.asice")
+		if err != nil {
+			return fmt.Errorf("spooling incoming package: %w", err)
+		}
+		defer func() { f.Close(); os.Remove(f.Name()) }()
+		limit := reg.Packaging.SizeLimit
+		if limit <= 0 {
+			limit = 1 << 30
+		}
+		// The limit is the documents'; the container around them is larger.
+		limit += asic.ContainerOverhead
+		if err := p.cfg.Unpacker.Unpack(ctx, pkg, f, limit); err != nil {
+			if errors.Is(err, ErrPackage) {
+				return p.refuse(ctx, in, err)
+			}
+			return err
+		}
+		in.Package = f
+	}
+	return p.stored(in, p.cfg.Messages.Receive(ctx, in))
+}
+
+// receiveAll is receive for deliveries without a package: the status
+// messages among them go to the core together, the rest one by one, a few
+// at a time, as the inbox would have handed them over.
+func (p *Pipeline) receiveAll(ctx context.Context, service string, reg Registration, ds []Delivery) []error {
+	errs := make([]error, len(ds))
+	var statuses []message.Received
+	var at []int
+	var g errgroup.Group
+	g.SetLimit(fetchConcurrency)
+	for i, d := range ds {
+		in, err := p.received(service, d)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if d.Package == nil && in.Document.Type == sbd.TypeStatus {
+			statuses, at = append(statuses, in), append(at, i)
+			continue
+		}
+		g.Go(func() error {
+			errs[i] = p.receiveDecoded(ctx, reg, in, d.Package)
+			return nil
+		})
+	}
+	g.Wait()
+	for k, err := range p.cfg.Messages.ReceiveStatuses(ctx, statuses) {
+		errs[at[k]] = p.stored(statuses[k], err)
+	}
+	return errs
+}
+
+// received reads a delivery's SBD into what the core takes; an error wraps
+// transport.ErrMalformed.
+func (p *Pipeline) received(service string, d Delivery) (message.Received, error) {
 	doc, err := sbd.Decode(d.SBD)
 	if err != nil {
 		p.log.Warn("incoming message unreadable, discarded", logattr.Service(service), logattr.Err(err))
-		return fmt.Errorf("%w: %w", transport.ErrMalformed, err)
+		return message.Received{}, fmt.Errorf("%w: %w", transport.ErrMalformed, err)
 	}
 	id := doc.MessageID()
 	if !sbd.IsUUID(id) || !sbd.IsUUID(doc.ConversationID()) {
 		p.log.Warn("incoming message without uuid ids, discarded", logattr.Service(service))
-		return fmt.Errorf("%w: message or conversation id not a uuid", transport.ErrMalformed)
+		return message.Received{}, fmt.Errorf("%w: message or conversation id not a uuid", transport.ErrMalformed)
 	}
 	// A receipt proves the transfer went through even when our upload's
 	// answer was lost and the retry is still waiting: the core records SENDT
@@ -71,35 +153,21 @@ func (p *Pipeline) receive(ctx context.Context, service string, reg Registration
 	if !sbd.IsUUID(in.Sent) {
 		in.Sent = ""
 	}
-	if d.Package != nil {
-		f, err := os.CreateTemp(p.spool, "in-*.asice")
-		if err != nil {
-			return fmt.Errorf("spooling incoming package: %w", err)
-		}
-		defer func() { f.Close(); os.Remove(f.Name()) }()
-		limit := reg.Packaging.SizeLimit
-		if limit <= 0 {
-			limit = 1 << 30
-		}
-		// The limit is the documents'; the container around them is larger.
-		limit += asic.ContainerOverhead
-		if err := p.cfg.Unpacker.Unpack(ctx, d.Package, f, limit); err != nil {
-			if errors.Is(err, ErrPackage) {
-				return p.refuse(ctx, in, err)
-			}
-			return err
-		}
-		in.Package = f
-	}
-	err = p.cfg.Messages.Receive(ctx, in)
+	return in, nil
+}
+
+// stored is what the core's answer to an incoming message means for the
+// channel: a duplicate is done with.
+func (p *Pipeline) stored(in message.Received, err error) error {
+	id := in.Document.MessageID()
 	if errors.Is(err, message.ErrDuplicate) {
-		p.log.Info("incoming message already received, discarded", logattr.MessageID(id), logattr.Service(service))
+		p.log.Info("incoming message already received, discarded", logattr.MessageID(id), logattr.Service(in.Service))
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("storing incoming message: %w", err)
 	}
-	p.log.Debug("message received", logattr.MessageID(id), logattr.Service(service))
+	p.log.Debug("message received", logattr.MessageID(id), logattr.Service(in.Service))
 	return nil
 }
 
