@@ -121,3 +121,21 @@ func TestReceiveStatuses_APageInOneTransaction(t *testing.T) {
 	}
 	assert.Equal(t, []string{"1MOTTATT", "1LEVERT", "2SENDT", "2MOTTATT", "2LEVERT"}, hooks)
 }
+
+// TestSetStatuses_KnownInTheOtherDirection: an id unknown as incoming and
+// known as outgoing, changed in that order, is known: the look-up that
+// counts is the id's last.
+func TestSetStatuses_KnownInTheOtherDirection(t *testing.T) {
+	ctx := context.Background()
+	c := newCore(t)
+	const id = "8c2f8165-7d9e-4f90-9d3c-2e4f5a6b7c84"
+	c.outgoingWithFile(t, id, "DPO")
+	require.NoError(t, c.setStatuses(ctx, []Change{
+		{MessageID: id, Direction: Incoming, Status: "INNKOMMENDE_LEVERT"},
+		{MessageID: id, Status: "SENDT"},
+	}))
+	_, got := c.history(t, id)
+	assert.Equal(t, []string{"SENDT"}, got)
+	err := c.setStatuses(ctx, []Change{{MessageID: id, Status: "MOTTATT"}, {MessageID: id, Direction: Incoming, Status: "INNKOMMENDE_LEVERT"}})
+	assert.ErrorIs(t, err, ErrUnknownMessage, "the last change's message is unknown in its direction")
+}

@@ -246,6 +246,9 @@ func (s *Service) applyStatuses(ctx context.Context, chs []Change) (map[string]b
 				if err != nil {
 					return fmt.Errorf("recording status %s: %w", ch.Status, err)
 				}
+				// Unknown is what the id's last look-up found: the same id
+				// may be known in the other direction (a message to itself).
+				delete(unknown, ch.MessageID)
 				before = c.Written()
 			}
 			ev, fs, err := s.recordStatus(tx, c, ch)
