@@ -81,3 +81,15 @@ func BenchmarkPackSmall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpen verifies a small signed container as a receiver does:
+// signature, chain, and the digest of every document.
+func BenchmarkOpen(b *testing.B) {
+	data := writeContainer(b, CAdES, signer())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := open(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -345,7 +345,9 @@ func checkDigest(f *zip.File, d signedDigest, limit int64) (int64, error) {
 	}
 	defer rc.Close()
 	h := d.hash.New()
-	n, err := io.Copy(h, io.LimitReader(rc, limit+1))
+	buf := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(h, io.LimitReader(rc, limit+1), *buf)
+	copyBufs.Put(buf)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %q: %v", ErrInvalidContainer, f.Name, err)
 	}

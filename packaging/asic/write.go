@@ -44,7 +44,7 @@ func pooledCompressor(out io.Writer) (io.WriteCloser, error) {
 }
 
 // copyBufs spare a container's every document the 32 KiB buffer io.Copy
-// would allocate for it.
+// would allocate for it, packed or checked.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 type entryDigest struct {
